@@ -1,0 +1,57 @@
+//! Backbones: images in, named feature outputs out.
+
+use std::collections::BTreeMap;
+
+use tch::{nn, Tensor};
+
+use crate::guard::Guarded;
+use crate::Result;
+
+/// Name of the pooled feature vector every backbone should offer.
+pub const POOLED: &str = "pooled";
+
+/// One output a backbone offers, e.g. `pooled` with 512 channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureSpec {
+    /// Output name (`pooled`, `cls`, `tokens`, `trunk`, ...).
+    pub name: String,
+    /// Channel dimension of the output.
+    pub dim: i64,
+}
+
+/// Named outputs of one forward pass.
+pub type Features = BTreeMap<String, Tensor>;
+
+/// A feature extractor.
+pub trait Backbone {
+    /// The outputs [`Backbone::forward`] returns.
+    fn outputs(&self) -> Vec<FeatureSpec>;
+    /// Runs the images `[N, C, H, W]`; `train` selects training behaviour
+    /// (dropout, batch-norm statistics).
+    fn forward(&self, images: &Tensor, train: bool) -> Result<Features>;
+}
+
+/// What a backbone constructor receives.
+pub struct BackboneContext<'a> {
+    /// Where to create the parameters.
+    pub vs: nn::Path<'a>,
+    /// Channels of the input images.
+    pub in_channels: i64,
+}
+
+impl<B: Backbone> Backbone for Guarded<B> {
+    fn outputs(&self) -> Vec<FeatureSpec> {
+        self.run(|b| Ok(b.outputs())).unwrap_or_default()
+    }
+    fn forward(&self, images: &Tensor, train: bool) -> Result<Features> {
+        self.run(|b| b.forward(images, train))
+    }
+}
+
+/// Looks up output `name` in `features`, with an error listing what exists.
+pub fn feature<'f>(features: &'f Features, name: &str) -> Result<&'f Tensor> {
+    features.get(name).ok_or_else(|| {
+        let have: Vec<&str> = features.keys().map(String::as_str).collect();
+        crate::Error::msg(format!("backbone has no output `{name}` (it offers: {})", have.join(", ")))
+    })
+}

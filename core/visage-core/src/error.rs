@@ -1,0 +1,83 @@
+//! The error type every component returns.
+//!
+//! Errors cross the plugin boundary, so they hold only std types and
+//! libtorch's own error.
+
+use std::fmt;
+
+/// Result alias used throughout Visage.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong inside a component or at the plugin boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A component's parameters did not deserialise into its typed form.
+    #[error("{0}")]
+    Params(#[from] ParamsError),
+    /// Code inside a component panicked; the panic was caught on its side of
+    /// the plugin boundary.
+    #[error("{component} panicked: {message}")]
+    Panic {
+        /// `kind name`, e.g. `backbone example_convnet`.
+        component: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+    /// Two plugins register the same component name.
+    #[error("{kind} `{name}` is registered twice: by plugin `{first}` and by plugin `{second}`")]
+    Duplicate {
+        /// The component kind.
+        kind: crate::Kind,
+        /// The component name both plugins use.
+        name: String,
+        /// The plugin that registered it first.
+        first: String,
+        /// The plugin that tried to register it again.
+        second: String,
+    },
+    /// A feature, protocol or option that is not implemented.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Anything else, as a sentence.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl Error {
+    /// An error from a formatted sentence.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Error::Message(message.to_string())
+    }
+}
+
+/// Parameters that do not fit a component's parameter type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamsError {
+    /// Key path inside the component's `params`, e.g. `["layers", "0"]`.
+    pub path: Vec<String>,
+    /// serde's message, e.g. "unknown field `widht`, expected one of `width`, `depth`".
+    pub message: String,
+}
+
+impl fmt::Display for ParamsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "invalid parameters: {}", self.message)
+        } else {
+            write!(f, "invalid parameters at `{}`: {}", self.path.join("."), self.message)
+        }
+    }
+}
+
+impl std::error::Error for ParamsError {}

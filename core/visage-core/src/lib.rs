@@ -1,0 +1,47 @@
+//! # visage-core
+//!
+//! The plugin API of Visage: the component kinds a plugin can register
+//! (backbones, methods, tasks, datasets, augmentations, metrics, optimisers,
+//! schedulers), the [`Registry`] they go into, and the versioned
+//! [`plugin::PluginDeclaration`] every plugin exports.
+//!
+//! A plugin is a `cdylib` crate:
+//!
+//! ```ignore
+//! use visage_core::{declare_plugin, Registry, Result, NoParams};
+//!
+//! fn register(registry: &mut Registry) -> Result<()> {
+//!     registry.backbone("tiny", |p: TinyParams, ctx| Tiny::new(&ctx.vs, ctx.in_channels, &p))?;
+//!     Ok(())
+//! }
+//!
+//! declare_plugin!(name: "tiny", register: register);
+//! ```
+//!
+//! See `plugins/example` for a complete one.
+
+#![warn(missing_docs)]
+
+pub mod builtin;
+pub mod components;
+pub mod error;
+pub mod fs;
+pub mod guard;
+pub mod params;
+pub mod plugin;
+pub mod registry;
+pub mod rng;
+pub mod sample;
+mod version;
+
+pub use components::{augmentation, backbone, dataset, method, metric, optimizer, scheduler, task, Kind};
+pub use error::{Error, ParamsError, Result};
+pub use params::{NoParams, Params};
+pub use registry::{ComponentInfo, Registry};
+pub use sample::{Batch, Sample};
+pub use version::{CORE_VERSION, PLUGIN_API_VERSION, RUSTC_VERSION, TCH_VERSION, TORCH_VERSION};
+
+/// Re-exported so that plugins use exactly the host's tch.
+pub use tch;
+/// Re-exported so that plugins log through the host's subscriber.
+pub use tracing;

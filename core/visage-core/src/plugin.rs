@@ -1,0 +1,196 @@
+//! The versioned declaration every plugin exports, and [`declare_plugin!`].
+//!
+//! A plugin is a `cdylib` that exports one static named `VISAGE_PLUGIN` of
+//! type [`PluginDeclaration`]. The host reads it before calling anything in
+//! the library and refuses the plugin unless every version matches its own:
+//! trait objects cross the boundary, which is only sound when both sides were
+//! built by the same rustc against the same visage-core, tch and libtorch.
+
+use std::ffi::{c_char, CStr};
+
+use crate::{Registry, Result};
+
+/// First bytes of every declaration, so that a stray symbol of the same name
+/// is not mistaken for one.
+pub const MAGIC: [u8; 8] = *b"VISAGE\0\x01";
+
+/// Signature of a plugin's registration entry point.
+///
+/// Only called after every version in the declaration matched the host's.
+pub type RegisterFn = fn(&mut Registry, &tracing::Dispatch) -> Result<()>;
+
+/// A NUL-terminated static string that can live in a `#[repr(C)]` static.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct StaticCStr(*const c_char);
+
+// SAFETY: points at immutable static data.
+unsafe impl Sync for StaticCStr {}
+unsafe impl Send for StaticCStr {}
+
+impl StaticCStr {
+    /// Wraps a `&'static str` that ends with `\0` (checked at compile time
+    /// when used in a static).
+    pub const fn new(s: &'static str) -> Self {
+        let bytes = s.as_bytes();
+        assert!(!bytes.is_empty() && bytes[bytes.len() - 1] == 0, "StaticCStr needs a trailing NUL");
+        StaticCStr(bytes.as_ptr().cast())
+    }
+
+    /// The text, lossily decoded.
+    ///
+    /// # Safety
+    /// The pointer must come from [`StaticCStr::new`] in a library that is
+    /// still loaded.
+    pub unsafe fn read(&self) -> String {
+        if self.0.is_null() {
+            return String::new();
+        }
+        CStr::from_ptr(self.0).to_string_lossy().into_owned()
+    }
+}
+
+/// The declaration a plugin exports as `VISAGE_PLUGIN`.
+///
+/// The fields up to and including `version` keep this layout in every
+/// future API version, so that a host can always read and report them.
+#[repr(C)]
+pub struct PluginDeclaration {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`crate::PLUGIN_API_VERSION`] the plugin was built with.
+    pub api_version: u32,
+    /// visage-core version.
+    pub core_version: StaticCStr,
+    /// `rustc --version`.
+    pub rustc_version: StaticCStr,
+    /// tch crate version.
+    pub tch_version: StaticCStr,
+    /// libtorch version.
+    pub torch_version: StaticCStr,
+    /// The plugin's name.
+    pub name: StaticCStr,
+    /// The plugin crate's version.
+    pub version: StaticCStr,
+    /// Registers the plugin's components. Never called on a mismatch.
+    pub register: RegisterFn,
+}
+
+/// The versions of a declaration, read into owned strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredVersions {
+    /// Plugin API version.
+    pub api_version: u32,
+    /// visage-core version.
+    pub core_version: String,
+    /// rustc version.
+    pub rustc_version: String,
+    /// tch version.
+    pub tch_version: String,
+    /// libtorch version.
+    pub torch_version: String,
+}
+
+impl DeclaredVersions {
+    /// The versions this copy of visage-core was built with.
+    pub fn current() -> Self {
+        DeclaredVersions {
+            api_version: crate::PLUGIN_API_VERSION,
+            core_version: crate::CORE_VERSION.into(),
+            rustc_version: crate::RUSTC_VERSION.into(),
+            tch_version: crate::TCH_VERSION.into(),
+            torch_version: crate::TORCH_VERSION.into(),
+        }
+    }
+
+    /// Each `(field, host value, plugin value)` that differs.
+    pub fn mismatches(&self, plugin: &DeclaredVersions) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        if self.api_version != plugin.api_version {
+            out.push(("plugin API version", self.api_version.to_string(), plugin.api_version.to_string()));
+        }
+        let pairs = [
+            ("visage-core version", &self.core_version, &plugin.core_version),
+            ("rustc version", &self.rustc_version, &plugin.rustc_version),
+            ("tch version", &self.tch_version, &plugin.tch_version),
+            ("torch version", &self.torch_version, &plugin.torch_version),
+        ];
+        for (field, host, theirs) in pairs {
+            if host != theirs {
+                out.push((field, host.clone(), theirs.clone()));
+            }
+        }
+        out
+    }
+}
+
+impl PluginDeclaration {
+    /// A declaration carrying this crate's versions; used by [`declare_plugin!`].
+    pub const fn new(name: &'static str, version: &'static str, register: RegisterFn) -> Self {
+        PluginDeclaration {
+            magic: MAGIC,
+            api_version: crate::PLUGIN_API_VERSION,
+            core_version: StaticCStr::new(concat!(env!("CARGO_PKG_VERSION"), "\0")),
+            rustc_version: StaticCStr::new(concat!(env!("VISAGE_RUSTC_VERSION"), "\0")),
+            tch_version: StaticCStr::new("0.24.0\0"),
+            torch_version: StaticCStr::new(concat!(env!("VISAGE_TORCH_VERSION"), "\0")),
+            name: StaticCStr::new(name),
+            version: StaticCStr::new(version),
+            register,
+        }
+    }
+
+    /// Reads the versions.
+    ///
+    /// # Safety
+    /// `self` must be a declaration in a loaded library with a valid magic.
+    pub unsafe fn versions(&self) -> DeclaredVersions {
+        DeclaredVersions {
+            api_version: self.api_version,
+            core_version: self.core_version.read(),
+            rustc_version: self.rustc_version.read(),
+            tch_version: self.tch_version.read(),
+            torch_version: self.torch_version.read(),
+        }
+    }
+}
+
+/// Runs a plugin's registration on the plugin's side of the boundary: installs
+/// the host's tracing dispatcher into the plugin's own copy of `tracing`, then
+/// calls `register`, turning a panic into an error.
+#[doc(hidden)]
+pub fn enter(
+    registry: &mut Registry,
+    dispatch: &tracing::Dispatch,
+    register: fn(&mut Registry) -> Result<()>,
+) -> Result<()> {
+    // The plugin's statics are its own; the first call wins, later ones are no-ops.
+    let _ = tracing::dispatcher::set_global_default(dispatch.clone());
+    crate::guard::call("plugin registration", || register(registry))
+}
+
+/// Declares a plugin: its name and the function that registers its
+/// components.
+///
+/// ```ignore
+/// use visage_core::{declare_plugin, Registry, Result};
+///
+/// fn register(registry: &mut Registry) -> Result<()> {
+///     registry.metric("my_accuracy", |_: visage_core::NoParams, _| Ok(MyAccuracy))
+/// }
+///
+/// declare_plugin!(name: "my_plugin", register: register);
+/// ```
+#[macro_export]
+macro_rules! declare_plugin {
+    (name: $name:literal, register: $register:path $(,)?) => {
+        #[no_mangle]
+        #[doc(hidden)]
+        pub static VISAGE_PLUGIN: $crate::plugin::PluginDeclaration =
+            $crate::plugin::PluginDeclaration::new(
+                concat!($name, "\0"),
+                concat!(env!("CARGO_PKG_VERSION"), "\0"),
+                |registry, dispatch| $crate::plugin::enter(registry, dispatch, $register),
+            );
+    };
+}

@@ -1,0 +1,193 @@
+//! The typed form of an experiment file.
+//!
+//! Component parameters are typed by the plugin that owns the component:
+//! here they are plain JSON values, checked against the plugin's type by
+//! [`super::validate`].
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use visage_core::task::Protocol;
+use visage_core::Kind;
+
+/// One experiment: a backbone, optionally pre-trained by a method, then
+/// evaluated on downstream tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name of the experiment; runs go to `<output_dir>/<name>/<timestamp>`.
+    pub name: String,
+    /// Free text describing the experiment.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Experiment files this one builds on, relative to this file. Later
+    /// files and this file override earlier ones.
+    /// (Read from each file by the loader; kept here so that it is in the schema.)
+    #[serde(default, skip_serializing)]
+    #[schemars(with = "Extends")]
+    #[allow(dead_code)]
+    pub extends: serde_json::Value,
+    /// Seed of everything random: initialisation, data order, augmentation.
+    #[serde(default)]
+    pub seed: u64,
+    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    #[schemars(regex(pattern = r"^(auto|cpu|cuda(:[0-9]+)?)$"))]
+    pub device: String,
+    /// Extra folders to load plugins from, relative to the file that sets them.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where run directories are created, relative to the working directory.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+    /// The backbone under study.
+    pub backbone: Component,
+    /// Self-supervised pre-training; omit to evaluate the initial backbone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain: Option<Pretrain>,
+    /// Downstream evaluations, run in order after pre-training.
+    #[serde(default)]
+    pub evaluations: Vec<Evaluation>,
+}
+
+/// `extends:` takes one path or a list of paths.
+#[allow(dead_code)]
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Extends {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+fn default_output_dir() -> PathBuf {
+    "runs".into()
+}
+
+/// A registered component and its parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// Registered name (see `runner plugins`).
+    pub name: String,
+    /// Parameters, typed by the component.
+    #[serde(default = "empty_params")]
+    pub params: serde_json::Value,
+}
+
+fn empty_params() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+impl Component {
+    /// A component with default parameters.
+    pub fn named(name: &str) -> Self {
+        Component { name: name.into(), params: empty_params() }
+    }
+}
+
+/// Self-supervised pre-training.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pretrain {
+    /// The self-supervised method.
+    pub method: Component,
+    /// Unlabelled training data (its train split is read).
+    pub dataset: Component,
+    /// Applied in order to every sample.
+    #[serde(default)]
+    pub augmentations: Vec<Component>,
+    /// Optimisation steps.
+    pub steps: u64,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// The optimiser (`sgd`, `adam`, `adamw`, or a plugin's).
+    pub optimizer: Component,
+    /// The learning-rate schedule.
+    #[serde(default = "default_scheduler")]
+    pub scheduler: Component,
+    /// Log a line every this many steps when the output is not a terminal.
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+}
+
+fn default_scheduler() -> Component {
+    Component::named("constant")
+}
+
+fn default_log_every() -> u64 {
+    10
+}
+
+/// One downstream evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    /// The task.
+    pub task: Component,
+    /// How the backbone is used.
+    pub protocol: Protocol,
+    /// Labelled data: its train split trains the head, its test split is scored.
+    pub dataset: Component,
+    /// The backbone output the task reads.
+    #[serde(default = "default_feature")]
+    pub feature: String,
+    /// Metrics to report.
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<Component>,
+    /// Also evaluate the randomly initialised backbone, as a baseline.
+    #[serde(default = "yes")]
+    pub random_init: bool,
+}
+
+fn default_feature() -> String {
+    visage_core::backbone::POOLED.into()
+}
+
+fn default_metrics() -> Vec<Component> {
+    vec![Component::named("accuracy")]
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where the experiment names a component: key path and kind.
+pub struct ComponentSite<'a> {
+    /// Key path, e.g. `["pretrain", "augmentations", "1"]`.
+    pub path: Vec<String>,
+    /// What kind of component must be registered under the name.
+    pub kind: Kind,
+    /// The component.
+    pub component: &'a mut Component,
+}
+
+impl Experiment {
+    /// Every component the experiment names, with its key path and kind.
+    pub fn components_mut(&mut self) -> Vec<ComponentSite<'_>> {
+        let p = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut out = vec![ComponentSite { path: p(&["backbone"]), kind: Kind::Backbone, component: &mut self.backbone }];
+        if let Some(pre) = &mut self.pretrain {
+            out.push(ComponentSite { path: p(&["pretrain", "method"]), kind: Kind::Method, component: &mut pre.method });
+            out.push(ComponentSite { path: p(&["pretrain", "dataset"]), kind: Kind::Dataset, component: &mut pre.dataset });
+            for (i, a) in pre.augmentations.iter_mut().enumerate() {
+                out.push(ComponentSite { path: p(&["pretrain", "augmentations", &i.to_string()]), kind: Kind::Augmentation, component: a });
+            }
+            out.push(ComponentSite { path: p(&["pretrain", "optimizer"]), kind: Kind::Optimizer, component: &mut pre.optimizer });
+            out.push(ComponentSite { path: p(&["pretrain", "scheduler"]), kind: Kind::Scheduler, component: &mut pre.scheduler });
+        }
+        for (i, e) in self.evaluations.iter_mut().enumerate() {
+            let i = i.to_string();
+            out.push(ComponentSite { path: p(&["evaluations", &i, "task"]), kind: Kind::Task, component: &mut e.task });
+            out.push(ComponentSite { path: p(&["evaluations", &i, "dataset"]), kind: Kind::Dataset, component: &mut e.dataset });
+            for (j, m) in e.metrics.iter_mut().enumerate() {
+                out.push(ComponentSite { path: p(&["evaluations", &i, "metrics", &j.to_string()]), kind: Kind::Metric, component: m });
+            }
+        }
+        out
+    }
+}

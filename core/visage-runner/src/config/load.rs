@@ -1,0 +1,341 @@
+//! Layering: built-in defaults < `extends` files < the file < `VISAGE_*`
+//! environment < `--set key=value`, later wins, merged by figment. Each value
+//! keeps its origin, so errors and `--origins` can name the file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Component as PathPart, Path, PathBuf};
+
+use figment::providers::{Env, Format, Yaml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+
+use super::diagnostic::{did_you_mean, unknown_and_expected, ConfigError, Diagnostic, Place};
+use super::experiment::Experiment;
+use super::locate::Locations;
+
+/// `VISAGE_*` variables that configure the tools, not the experiment.
+pub const RESERVED_ENV: &[&str] = &["plugin_path", "venv", "no_build"];
+
+/// One experiment file taking part in a resolution.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path, as the user gave it or as reached through `extends`.
+    pub path: PathBuf,
+    /// Positions of its keys.
+    pub locations: Locations,
+}
+
+/// The merged layers, able to say where any key came from.
+pub struct Layers {
+    figment: Figment,
+    merged: Value,
+    files: Vec<SourceFile>,
+}
+
+/// Reads `path` and everything it extends, then the environment and `sets`.
+pub fn layers(path: &Path, sets: &[String]) -> Result<Layers, ConfigError> {
+    let mut files = Vec::new();
+    collect_extends(path, &mut vec![], None, &mut files)?;
+    let mut figment = Figment::new();
+    for file in &files {
+        figment = figment.merge(Yaml::file_exact(&file.path));
+    }
+    figment = figment.merge(
+        Env::prefixed("VISAGE_").split("__").filter(|k| !RESERVED_ENV.iter().any(|r| k == *r)),
+    );
+    for arg in sets {
+        let merged = merged_value(&figment)?;
+        figment = figment.merge(SetArg::parse(arg, &merged)?);
+    }
+    let merged = merged_value(&figment)?;
+    Ok(Layers { figment, merged, files })
+}
+
+fn merged_value(figment: &Figment) -> Result<Value, ConfigError> {
+    figment.find_value("").map_err(|e| ConfigError::Invalid(Diagnostic {
+        place: Place::Default,
+        key: e.path.join("."),
+        message: e.kind.to_string(),
+        suggestion: None,
+    }))
+}
+
+/// Depth-first: bases before the file that extends them, each file once.
+fn collect_extends(
+    path: &Path,
+    stack: &mut Vec<PathBuf>,
+    included_at: Option<Place>,
+    out: &mut Vec<SourceFile>,
+) -> Result<(), ConfigError> {
+    let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(start) = stack.iter().position(|p| *p == identity) {
+        let mut chain: Vec<PathBuf> = stack[start..].to_vec();
+        chain.push(identity);
+        return Err(ConfigError::Cycle { chain: chain.iter().map(|p| relative_to_cwd(p)).collect() });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| match &included_at {
+        Some(at) if source.kind() == std::io::ErrorKind::NotFound => {
+            ConfigError::MissingExtends { at: at.clone(), target: path.to_path_buf() }
+        }
+        _ => ConfigError::Read { file: path.to_path_buf(), source },
+    })?;
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| syntax_error(path, &e))?;
+    let locations = Locations::of(&text);
+    if !parsed.is_mapping() {
+        return Err(ConfigError::Invalid(Diagnostic {
+            place: Place::File { file: path.to_path_buf(), position: locations.exact(&[]) },
+            key: String::new(),
+            message: "an experiment file must be a mapping of keys to values".into(),
+            suggestion: None,
+        }));
+    }
+    stack.push(identity.clone());
+    for (i, base) in extends_of(path, &parsed, &locations)?.into_iter().enumerate() {
+        let key = if matches!(parsed.get("extends"), Some(serde_yaml::Value::Sequence(_))) {
+            vec!["extends".to_string(), i.to_string()]
+        } else {
+            vec!["extends".to_string()]
+        };
+        let at = Place::File { file: path.to_path_buf(), position: locations.find(&key) };
+        let target = normalize(&path.parent().unwrap_or(Path::new("")).join(base));
+        collect_extends(&target, stack, Some(at), out)?;
+    }
+    stack.pop();
+    let seen = out.iter().any(|f| std::fs::canonicalize(&f.path).ok().as_ref() == Some(&identity));
+    if !seen {
+        out.push(SourceFile { path: path.to_path_buf(), locations });
+    }
+    Ok(())
+}
+
+fn extends_of(path: &Path, parsed: &serde_yaml::Value, locations: &Locations) -> Result<Vec<String>, ConfigError> {
+    let bad = |message: &str| {
+        ConfigError::Invalid(Diagnostic {
+            place: Place::File { file: path.to_path_buf(), position: locations.find(&["extends".to_string()]) },
+            key: "extends".into(),
+            message: message.into(),
+            suggestion: None,
+        })
+    };
+    match parsed.get("extends") {
+        None | Some(serde_yaml::Value::Null) => Ok(vec![]),
+        Some(serde_yaml::Value::String(s)) => Ok(vec![s.clone()]),
+        Some(serde_yaml::Value::Sequence(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(String::from).ok_or_else(|| bad("expected a path or a list of paths")))
+            .collect(),
+        Some(_) => Err(bad("expected a path or a list of paths")),
+    }
+}
+
+fn syntax_error(path: &Path, e: &serde_yaml::Error) -> ConfigError {
+    let position = e.location().map(|l| super::locate::Position { line: l.line(), column: l.column() });
+    let message = e.to_string();
+    let message = match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    };
+    ConfigError::Syntax { at: Place::File { file: path.to_path_buf(), position }, message }
+}
+
+/// Removes `.` and folds `a/..` without touching the file system, so that
+/// messages show `experiments/base.yaml`, not `experiments/sub/../base.yaml`.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<PathPart> = vec![];
+    for part in path.components() {
+        match part {
+            PathPart::CurDir => {}
+            PathPart::ParentDir if matches!(out.last(), Some(PathPart::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// A `--set a.b.c=value` argument as a figment provider. The value is read as
+/// YAML (`3`, `true`, `[a, b]`, `{x: 1}`). A numeric segment indexes into a
+/// list that lower layers define; the list is then replaced as a whole.
+struct SetArg {
+    arg: String,
+    data: Dict,
+}
+
+impl SetArg {
+    fn parse(arg: &str, merged: &Value) -> Result<Self, ConfigError> {
+        let bad = |message: String| ConfigError::BadSet { arg: arg.into(), message };
+        let (key, raw) = arg.split_once('=').ok_or_else(|| bad("expected key.path=value".into()))?;
+        let path: Vec<&str> = key.split('.').collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(bad(format!("`{key}` is not a dotted key path")));
+        }
+        let value: serde_yaml::Value = serde_yaml::from_str(raw).map_err(|e| bad(format!("the value is not YAML: {e}")))?;
+        let value = Value::serialize(value).map_err(|e| bad(e.to_string()))?;
+        // Replace from the first list on the path, so that indices address its items.
+        let mut node = Some(merged);
+        for (depth, segment) in path.iter().enumerate() {
+            let next = node.and_then(|n| n.as_dict()).and_then(|d| d.get(*segment));
+            if let Some(Value::Array(_, items)) = next {
+                let mut items = items.clone();
+                set_in_array(&mut items, &path[depth + 1..], value).map_err(bad)?;
+                let list = Value::from(items);
+                return Ok(SetArg { arg: arg.into(), data: nest(&path[..=depth], list) });
+            }
+            node = next;
+        }
+        Ok(SetArg { arg: arg.into(), data: nest(&path, value) })
+    }
+}
+
+fn set_in_array(items: &mut [Value], rest: &[&str], value: Value) -> Result<(), String> {
+    let (first, rest) = rest.split_first().ok_or("a list can only be replaced whole: give its items in YAML, e.g. [a, b]")?;
+    let index: usize = first.parse().map_err(|_| format!("`{first}` indexes a list and must be a number"))?;
+    let len = items.len();
+    let slot = items.get_mut(index).ok_or_else(|| format!("index {index} is out of range: the list has {len} items"))?;
+    set_in_value(slot, rest, value)
+}
+
+fn set_in_value(slot: &mut Value, rest: &[&str], value: Value) -> Result<(), String> {
+    let Some((first, tail)) = rest.split_first() else {
+        *slot = value;
+        return Ok(());
+    };
+    match slot {
+        Value::Array(_, items) => set_in_array(items, rest, value),
+        Value::Dict(_, dict) => {
+            let child = dict.entry(first.to_string()).or_insert_with(|| Value::from(Dict::new()));
+            set_in_value(child, tail, value)
+        }
+        _ => {
+            *slot = Value::from(nest(rest, value));
+            Ok(())
+        }
+    }
+}
+
+fn nest(path: &[&str], value: Value) -> Dict {
+    let mut value = value;
+    for segment in path.iter().skip(1).rev() {
+        let mut d = Dict::new();
+        d.insert(segment.to_string(), value);
+        value = Value::from(d);
+    }
+    let mut root = Dict::new();
+    root.insert(path[0].to_string(), value);
+    root
+}
+
+impl Provider for SetArg {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("--set {}", self.arg))
+    }
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.data.clone()))
+    }
+}
+
+impl Layers {
+    /// The files that took part, bases first.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    /// The merged configuration as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.merged).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The value at `path`, if some layer set it.
+    fn find(&self, path: &[String]) -> Option<&Value> {
+        let mut node = &self.merged;
+        for segment in path {
+            node = match node {
+                Value::Dict(_, d) => d.get(segment)?,
+                Value::Array(_, items) => items.get(segment.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// Where the value at exactly `path` came from; `None` if no layer set it.
+    pub fn origin(&self, path: &[String]) -> Option<Place> {
+        let value = self.find(path)?;
+        Some(self.place_of(value, path))
+    }
+
+    /// Where `path`, or its nearest ancestor that some layer set, came from.
+    pub fn nearest_origin(&self, path: &[String]) -> Place {
+        (0..=path.len())
+            .rev()
+            .find_map(|n| self.origin(&path[..n]).filter(|p| n > 0 || *p != Place::Default))
+            .unwrap_or_else(|| self.files.last().map(|f| Place::File { file: f.path.clone(), position: None }).unwrap_or(Place::Default))
+    }
+
+    fn place_of(&self, value: &Value, path: &[String]) -> Place {
+        let Some(meta) = self.figment.get_metadata(value.tag()) else {
+            return Place::Default;
+        };
+        if let Some(Source::File(file)) = &meta.source {
+            let wanted = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+            for f in self.files.iter().rev() {
+                if std::fs::canonicalize(&f.path).ok().as_ref() == Some(&wanted) {
+                    return Place::File { file: f.path.clone(), position: f.locations.find(path) };
+                }
+            }
+            return Place::File { file: file.clone(), position: None };
+        }
+        if let Some(arg) = meta.name.strip_prefix("--set ") {
+            return Place::Set(arg.to_string());
+        }
+        if meta.name.contains("environment") {
+            return Place::Env(format!("VISAGE_{}", path.join("__").to_uppercase()));
+        }
+        Place::Default
+    }
+
+    /// A diagnostic for `path` from a message, with a did-you-mean when the
+    /// message is serde's "unknown field/variant" one.
+    pub fn diagnose(&self, path: &[String], message: String) -> Diagnostic {
+        let suggestion = unknown_and_expected(&message)
+            .and_then(|(unknown, expected)| did_you_mean(&unknown, expected.iter().map(String::as_str)));
+        Diagnostic { place: self.nearest_origin(path), key: path.join("."), message, suggestion }
+    }
+
+    /// Deserialises the merged layers into the typed experiment.
+    pub fn experiment(&self) -> Result<Experiment, ConfigError> {
+        let json = self.to_json();
+        visage_core::params::from_value::<Experiment>(json)
+            .map_err(|e| ConfigError::Invalid(self.diagnose(&e.path, e.message)))
+    }
+
+    /// Every leaf of `resolved` (the typed experiment, re-serialised) with its
+    /// origin: the layer that set it, or `default`.
+    pub fn origins_of(&self, resolved: &serde_json::Value) -> BTreeMap<String, (serde_json::Value, Place)> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![(Vec::<String>::new(), resolved)];
+        while let Some((path, value)) = stack.pop() {
+            match value {
+                serde_json::Value::Object(m) if !m.is_empty() => {
+                    stack.extend(m.iter().map(|(k, v)| ([path.clone(), vec![k.clone()]].concat(), v)))
+                }
+                serde_json::Value::Array(a) if !a.is_empty() => {
+                    stack.extend(a.iter().enumerate().map(|(i, v)| ([path.clone(), vec![i.to_string()]].concat(), v)))
+                }
+                leaf => {
+                    let place = self.origin(&path).unwrap_or(Place::Default);
+                    out.insert(path.join("."), (leaf.clone(), place));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,151 @@
+//! Experiments as typed, layered configuration.
+//!
+//! [`Resolved::load`] merges the layers and deserialises the typed
+//! [`Experiment`]; [`Resolved::check_components`] then checks every named
+//! component against the registry and its parameters against the plugin's
+//! type. Nothing is built; every error names the file, line and key.
+
+pub mod diagnostic;
+pub mod experiment;
+pub mod load;
+pub mod locate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use visage_core::{Kind, Registry};
+
+pub use diagnostic::{ConfigError, Place};
+pub use experiment::{Component, Evaluation, Experiment, Pretrain};
+use load::Layers;
+
+/// A loaded experiment and the layers it came from.
+pub struct Resolved {
+    /// The typed experiment.
+    pub experiment: Experiment,
+    layers: Layers,
+}
+
+impl Resolved {
+    /// Reads `path`, its `extends`, the `VISAGE_*` environment and `sets`.
+    pub fn load(path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
+        let layers = load::layers(path, sets)?;
+        let experiment = layers.experiment()?;
+        let resolved = Resolved { experiment, layers };
+        resolved.check_device()?;
+        Ok(resolved)
+    }
+
+    fn check_device(&self) -> Result<(), ConfigError> {
+        parse_device(&self.experiment.device).map(|_| ()).map_err(|message| {
+            ConfigError::Invalid(self.layers.diagnose(&["device".to_string()], message))
+        })
+    }
+
+    /// Checks that every component exists with valid parameters, and fills
+    /// in the parameters' defaults.
+    pub fn check_components(&mut self, registry: &Registry) -> Result<(), ConfigError> {
+        let mut experiment = self.experiment.clone();
+        for site in experiment.components_mut() {
+            let name_path = [site.path.clone(), vec!["name".into()]].concat();
+            let Some(info) = registry.info(site.kind, &site.component.name) else {
+                let names = registry.names(site.kind);
+                let mut d = self.layers.diagnose(
+                    &name_path,
+                    format!("unknown {} `{}`; registered: {}", site.kind, site.component.name, list_or_none(&names)),
+                );
+                d.suggestion = diagnostic::did_you_mean(&site.component.name, names.iter().copied());
+                return Err(ConfigError::Invalid(d));
+            };
+            let params_path = [site.path.clone(), vec!["params".into()]].concat();
+            let normalized = info.normalize(&site.component.params.to_string()).map_err(|e| {
+                let path = [params_path.clone(), e.path.clone()].concat();
+                ConfigError::Invalid(self.layers.diagnose(&path, format!("{} (parameters of {} `{}`)", e.message, site.kind, site.component.name)))
+            })?;
+            site.component.params = serde_json::from_str(&normalized).unwrap_or_default();
+        }
+        for (i, evaluation) in experiment.evaluations.iter().enumerate() {
+            let info = registry.info(Kind::Task, &evaluation.task.name).expect("checked above");
+            if !info.protocols.contains(&evaluation.protocol) {
+                let implemented: Vec<&str> = info.protocols.iter().map(|p| p.as_str()).collect();
+                let path = vec!["evaluations".into(), i.to_string(), "protocol".into()];
+                let message = format!(
+                    "task `{}` does not implement the {} protocol (it implements: {})",
+                    evaluation.task.name,
+                    evaluation.protocol.as_str(),
+                    list_or_none(&implemented)
+                );
+                return Err(ConfigError::Invalid(self.layers.diagnose(&path, message)));
+            }
+        }
+        self.experiment = experiment;
+        Ok(())
+    }
+
+    /// The resolved experiment as YAML: complete, with no `extends`, so that
+    /// it can be run again as it is.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(&self.experiment).unwrap_or_default()
+    }
+
+    /// Every resolved value with the layer it came from.
+    pub fn origins(&self) -> BTreeMap<String, (serde_json::Value, Place)> {
+        let json = serde_json::to_value(&self.experiment).unwrap_or_default();
+        self.layers.origins_of(&json)
+    }
+
+    /// `key: value  # origin` lines, one per resolved value.
+    pub fn origins_listing(&self) -> String {
+        let origins = self.origins();
+        let width = origins.iter().map(|(k, (v, _))| k.len() + v.to_string().len()).max().unwrap_or(0) + 2;
+        origins
+            .iter()
+            .map(|(k, (v, place))| {
+                let text = format!("{k}: {v}");
+                format!("{text:width$}# {place}\n")
+            })
+            .collect()
+    }
+
+    /// The experiment's `plugin_dirs`, each relative to the file that set it.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        self.experiment
+            .plugin_dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| match self.layers.origin(&["plugin_dirs".into(), i.to_string()]) {
+                Some(Place::File { file, .. }) if dir.is_relative() => {
+                    load::normalize(&file.parent().unwrap_or(Path::new("")).join(dir))
+                }
+                _ => dir.clone(),
+            })
+            .collect()
+    }
+
+    /// The files that took part, bases first.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.layers.files().iter().map(|f| f.path.clone()).collect()
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(text: &str) -> Result<tch::Device, String> {
+    let expected = "expected `auto`, `cpu`, `cuda` or `cuda:N`";
+    match text {
+        "auto" => Ok(tch::Device::cuda_if_available()),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        _ => match text.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(tch::Device::Cuda(n)),
+            _ => Err(format!("unknown device `{text}`; {expected}")),
+        },
+    }
+}

@@ -1,0 +1,186 @@
+//! The plugin host: finds plugin libraries, checks their declarations and
+//! lets them register their components.
+//!
+//! Plugins are found by their `VISAGE_PLUGIN` declaration, not by file name,
+//! in: the folder of the runner binary, the experiment's `plugin_dirs`, and
+//! the folders of `VISAGE_PLUGIN_PATH` (separated by `:`). Libraries are
+//! never unloaded: the registry holds code and vtables that live in them.
+
+use std::path::{Path, PathBuf};
+
+use libloading::Library;
+use visage_core::plugin::{DeclaredVersions, PluginDeclaration, MAGIC};
+use visage_core::Registry;
+
+/// A loaded plugin.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginRecord {
+    /// Its declared name.
+    pub name: String,
+    /// Its crate version.
+    pub version: String,
+    /// The library file, or `built into the runner`.
+    pub path: PathBuf,
+}
+
+/// Errors while loading plugins.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// dlopen failed.
+    #[error("{}: cannot load the plugin library: {message}", path.display())]
+    Open {
+        /// The library.
+        path: PathBuf,
+        /// The dynamic loader's message.
+        message: String,
+    },
+    /// The declaration's versions differ from the host's.
+    #[error("{}: plugin `{name}` was built for a different host and was not loaded:\n{}\n  rebuild it against this visage-core with the same toolchain (./runner rebuilds the workspace's plugins)",
+        path.display(), mismatches.iter().map(|(what, host, plugin)| format!("  {what}: host {host}, plugin {plugin}")).collect::<Vec<_>>().join("\n"))]
+    Incompatible {
+        /// The library.
+        path: PathBuf,
+        /// The plugin's declared name.
+        name: String,
+        /// `(what, host value, plugin value)`.
+        mismatches: Vec<(&'static str, String, String)>,
+    },
+    /// Two libraries declare the same plugin name.
+    #[error("plugin `{name}` is declared twice: by {} and by {}", first.display(), second.display())]
+    SameName {
+        /// The name.
+        name: String,
+        /// The first library.
+        first: PathBuf,
+        /// The second library.
+        second: PathBuf,
+    },
+    /// Registration returned an error (a panic included).
+    #[error("{}: plugin `{name}` failed to register its components: {message}", path.display())]
+    Register {
+        /// The library.
+        path: PathBuf,
+        /// The plugin.
+        name: String,
+        /// What went wrong, with plugin paths for duplicate names.
+        message: String,
+    },
+    /// A plugin folder cannot be listed.
+    #[error("{}: cannot read the plugin folder: {source}", dir.display())]
+    Dir {
+        /// The folder.
+        dir: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The registry with every plugin's components, and the plugins themselves.
+pub struct Host {
+    /// All registered components.
+    pub registry: Registry,
+    /// The plugins, in load order (`builtin` first).
+    pub plugins: Vec<PluginRecord>,
+}
+
+/// The default plugin folders: beside the runner binary, then
+/// `VISAGE_PLUGIN_PATH`.
+pub fn default_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![];
+    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        dirs.push(dir);
+    }
+    if let Some(path) = std::env::var_os("VISAGE_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs
+}
+
+impl Host {
+    /// Registers the built-in components, then loads every plugin in `dirs`.
+    pub fn load(dirs: &[PathBuf]) -> Result<Host, HostError> {
+        let mut registry = Registry::new();
+        let builtin = PathBuf::from("built into the runner");
+        visage_core::builtin::register(&mut registry).map_err(|e| HostError::Register {
+            path: builtin.clone(),
+            name: visage_core::builtin::PLUGIN.into(),
+            message: e.to_string(),
+        })?;
+        let mut host = Host {
+            registry,
+            plugins: vec![PluginRecord { name: visage_core::builtin::PLUGIN.into(), version: visage_core::CORE_VERSION.into(), path: builtin }],
+        };
+        let mut seen = vec![];
+        for dir in dirs {
+            for path in libraries_in(dir)? {
+                let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                if seen.contains(&canonical) {
+                    continue;
+                }
+                seen.push(canonical);
+                host.load_library(&path)?;
+            }
+        }
+        Ok(host)
+    }
+
+    fn load_library(&mut self, path: &Path) -> Result<(), HostError> {
+        // SAFETY: loading runs the library's initialisers; plugin folders are trusted code.
+        let library = unsafe { Library::new(path) }.map_err(|e| HostError::Open { path: path.into(), message: e.to_string() })?;
+        // SAFETY: the symbol, when present, is a `PluginDeclaration` static; the magic is checked before use.
+        let declaration: &'static PluginDeclaration = unsafe {
+            match library.get::<*const PluginDeclaration>(b"VISAGE_PLUGIN\0") {
+                Ok(symbol) => &**symbol,
+                Err(_) => {
+                    tracing::debug!(path = %path.display(), "not a Visage plugin (no VISAGE_PLUGIN symbol); skipped");
+                    return Ok(());
+                }
+            }
+        };
+        if declaration.magic != MAGIC {
+            tracing::warn!(path = %path.display(), "VISAGE_PLUGIN symbol without the Visage magic; skipped");
+            return Ok(());
+        }
+        // SAFETY: the magic matched; the leading fields have a frozen layout.
+        let (versions, name, version) = unsafe { (declaration.versions(), declaration.name.read(), declaration.version.read()) };
+        let mismatches = DeclaredVersions::current().mismatches(&versions);
+        if !mismatches.is_empty() {
+            return Err(HostError::Incompatible { path: path.into(), name, mismatches });
+        }
+        if let Some(first) = self.plugins.iter().find(|p| p.name == name) {
+            return Err(HostError::SameName { name, first: first.path.clone(), second: path.into() });
+        }
+        std::mem::forget(library); // never unloaded
+        self.registry.set_plugin(&name);
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        (declaration.register)(&mut self.registry, &dispatch).map_err(|e| HostError::Register {
+            path: path.into(),
+            name: name.clone(),
+            message: self.with_paths(e),
+        })?;
+        tracing::info!(plugin = %name, version = %version, path = %path.display(), "loaded plugin");
+        self.plugins.push(PluginRecord { name, version, path: path.into() });
+        Ok(())
+    }
+
+    /// Adds the library paths of both plugins to a duplicate-name error.
+    fn with_paths(&self, error: visage_core::Error) -> String {
+        match &error {
+            visage_core::Error::Duplicate { first, .. } => {
+                let at = self.plugins.iter().find(|p| &p.name == first).map(|p| p.path.display().to_string());
+                format!("{error} (the first is {})", at.unwrap_or_else(|| "unknown".into()))
+            }
+            _ => error.to_string(),
+        }
+    }
+}
+
+fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| HostError::Dir { dir: dir.into(), source })?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
+        .collect();
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,96 @@
+//! Logging: human-readable lines on the terminal, JSON lines in the run
+//! directory once it exists. The level comes from `--log` or `RUST_LOG`
+//! (default `info`). Plugins receive this dispatcher at registration, so their
+//! events land in the same places.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Where the JSON log goes: held in memory until the run directory exists
+/// (so that plugin loading is logged too), then a file.
+#[derive(Clone, Default)]
+pub struct JsonLog(Arc<Mutex<Sink>>);
+
+/// The JSON log's current destination.
+#[derive(Default)]
+pub enum Sink {
+    /// Before the run directory exists.
+    #[default]
+    Pending,
+    /// Lines held until then.
+    Buffer(Vec<u8>),
+    /// The log file.
+    File(File),
+}
+
+impl JsonLog {
+    /// Starts writing JSON lines to `path`, beginning with what was logged so
+    /// far (appending, so a resumed run keeps its earlier log).
+    pub fn open(&self, path: &Path) -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut sink = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Sink::Buffer(held) = &*sink {
+            file.write_all(held)?;
+        }
+        *sink = Sink::File(file);
+        Ok(())
+    }
+}
+
+/// A writer into the JSON log's current destination.
+pub struct JsonWriter(Arc<Mutex<Sink>>);
+
+impl Write for JsonWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut sink = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *sink {
+            Sink::File(file) => file.write(buf),
+            Sink::Buffer(held) => {
+                held.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Sink::Pending => {
+                *sink = Sink::Buffer(buf.to_vec());
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            Sink::File(file) => file.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for JsonLog {
+    type Writer = JsonWriter;
+    fn make_writer(&'a self) -> JsonWriter {
+        JsonWriter(self.0.clone())
+    }
+}
+
+/// Installs the global subscriber. `level` overrides `RUST_LOG`.
+pub fn init(level: Option<&str>) -> anyhow::Result<JsonLog> {
+    let filter = || match level {
+        Some(l) => EnvFilter::try_new(l),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    };
+    let json = JsonLog::default();
+    let terminal = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .compact()
+        .with_filter(filter()?);
+    let file = tracing_subscriber::fmt::layer().json().with_writer(json.clone()).with_filter(filter()?);
+    tracing_subscriber::registry().with(terminal).with(file).try_init()?;
+    Ok(json)
+}

@@ -1,0 +1,169 @@
+//! `runner`: reads a YAML experiment, loads the plugins it needs, builds the
+//! components they register, pre-trains, evaluates, and leaves a run
+//! directory that explains and repeats the run.
+
+mod config;
+mod evaluate;
+mod host;
+mod logging;
+mod pretrain;
+mod results;
+mod run;
+mod rundir;
+mod scaffold;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use config::Resolved;
+use host::Host;
+
+#[derive(Parser)]
+#[command(name = "runner", version, about = "Visage: self-supervised face representation experiments")]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Log level or filter (overrides RUST_LOG), e.g. `debug` or `visage=debug`.
+    #[arg(long, global = true)]
+    log: Option<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The experiment file.
+    #[arg(required = true)]
+    experiment: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    /// Run directory (default: <output_dir>/<name>/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct Overrides {
+    /// Override a value: `--set pretrain.steps=10` (repeatable; the value is YAML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve and check an experiment without building anything; print the resolved YAML.
+    Validate {
+        /// The experiment file.
+        experiment: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Print each value with the file and line (or env, --set, default) it came from.
+        #[arg(long)]
+        origins: bool,
+    },
+    /// Write the experiment JSON Schema, including every plugin's parameters.
+    Schema {
+        /// Output file.
+        #[arg(long, default_value = "schemas/experiment.schema.json")]
+        out: PathBuf,
+        /// Print to standard output instead.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// List plugins, their versions and components with parameter schemas.
+    Plugins,
+    /// Create a plugin crate with one working component of KIND.
+    NewPlugin {
+        /// snake_case name of the plugin and its component.
+        name: String,
+        /// Component kind: backbone, method, task, dataset, augmentation, metric, optimizer or scheduler.
+        #[arg(long)]
+        kind: visage_core::Kind,
+        /// Folder to create the crate in.
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let json_log = logging::init(cli.log.as_deref())?;
+    match cli.command {
+        None => {
+            let experiment = cli.run.experiment.context("an experiment file is required")?;
+            run_experiment(&experiment, &cli.run.overrides.sets, cli.run.out.as_deref(), &json_log)
+        }
+        Some(Command::Validate { experiment, overrides, origins }) => {
+            let (resolved, _host) = resolve(&experiment, &overrides.sets)?;
+            print!("{}", if origins { resolved.origins_listing() } else { resolved.to_yaml() });
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Schema { out, stdout }) => {
+            let host = Host::load(&host::default_dirs())?;
+            let text = schema::render(&host.registry);
+            if stdout {
+                print!("{text}");
+            } else {
+                visage_core::fs::write_atomic(&out, text.as_bytes())?;
+                tracing::info!(path = %out.display(), "wrote the experiment schema");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Plugins) => {
+            let host = Host::load(&host::default_dirs())?;
+            print!("{}", list_plugins(&host));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::NewPlugin { name, kind, dir }) => {
+            let path = scaffold::new_plugin(&name, kind, &dir)?;
+            println!("created {}: build with ./runner (or cargo build --release) and check with ./runner plugins", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the experiment, the plugins it asks for, and checks its components.
+fn resolve(experiment: &Path, sets: &[String]) -> anyhow::Result<(Resolved, Host)> {
+    let mut resolved = Resolved::load(experiment, sets)?;
+    let mut dirs = host::default_dirs();
+    dirs.extend(resolved.plugin_dirs());
+    let host = Host::load(&dirs)?;
+    resolved.check_components(&host.registry)?;
+    Ok((resolved, host))
+}
+
+fn run_experiment(experiment: &Path, sets: &[String], out: Option<&Path>, json_log: &logging::JsonLog) -> anyhow::Result<ExitCode> {
+    let (resolved, host) = resolve(experiment, sets)?;
+    let dir = rundir::RunDir::create(&resolved, out)?;
+    json_log.open(&dir.path.join("log.jsonl")).with_context(|| format!("{}: cannot open the log", dir.path.display()))?;
+    run::run(&resolved, &host, &dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_plugins(host: &Host) -> String {
+    let mut out = String::new();
+    for plugin in &host.plugins {
+        out += &format!("{} {} ({})\n", plugin.name, plugin.version, plugin.path.display());
+        for (kind, name, info) in host.registry.components().filter(|(_, _, i)| i.plugin == plugin.name) {
+            let protocols: Vec<&str> = info.protocols.iter().map(|p| p.as_str()).collect();
+            let protocols = if protocols.is_empty() { String::new() } else { format!(" [{}]", protocols.join(", ")) };
+            out += &format!("  {kind} {name}{protocols}\n    params: {}\n", info.params_schema());
+        }
+    }
+    out
+}

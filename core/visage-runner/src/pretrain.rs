@@ -1,0 +1,153 @@
+//! Self-supervised pre-training: a minimal loop over the method's losses.
+//! Exact resume, mixed precision and the threaded data pipeline come with the
+//! training engine.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use tch::{nn, Device};
+use visage_core::augmentation::Augmentation;
+use visage_core::backbone::Backbone;
+use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::method::MethodContext;
+use visage_core::optimizer::OptimizerContext;
+use visage_core::rng::Rng;
+use visage_core::{Batch, Registry};
+
+use crate::config::Pretrain;
+use crate::results::PretrainResult;
+
+/// Trains `backbone` (whose variables live in `vs`) with the method.
+pub fn pretrain(
+    registry: &Registry,
+    config: &Pretrain,
+    seed: u64,
+    vs: &nn::VarStore,
+    backbone: &dyn Backbone,
+    device: Device,
+) -> anyhow::Result<PretrainResult> {
+    let params = |c: &crate::config::Component| c.params.to_string();
+    let dataset = registry.build_dataset(&config.dataset.name, &params(&config.dataset), &DatasetContext { split: Split::Train, seed })?;
+    anyhow::ensure!(!dataset.is_empty(), "pretrain.dataset `{}` is empty", config.dataset.name);
+    let augmentations = config
+        .augmentations
+        .iter()
+        .map(|a| registry.build_augmentation(&a.name, &params(a)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let method_ctx = MethodContext { vs: vs.root() / "method", backbone_outputs: backbone.outputs() };
+    let mut method = registry.build_method(&config.method.name, &params(&config.method), &method_ctx)?;
+    let mut optimizer = registry.build_optimizer(&config.optimizer.name, &params(&config.optimizer), &OptimizerContext { vs })?;
+    let scheduler = registry.build_scheduler(&config.scheduler.name, &params(&config.scheduler))?;
+
+    let progress = Progress::new(config.steps, config.log_every);
+    let mut order = DataOrder::new(seed, dataset.len());
+    let (mut first, mut last) = (BTreeMap::new(), BTreeMap::new());
+    for step in 0..config.steps {
+        let batch = next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
+        let losses = method.training_step(backbone, &batch)?;
+        let total = losses.total()?;
+        let values: BTreeMap<String, f64> = losses.0.iter().map(|(n, t)| (n.clone(), t.double_value(&[]))).collect();
+        if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
+            anyhow::bail!("loss term `{name}` is {value} at step {step}; stopping");
+        }
+        optimizer.zero_grad()?;
+        total.backward();
+        optimizer.step(scheduler.factor(step, config.steps)?)?;
+        if step == 0 {
+            first = values.clone();
+        }
+        progress.step(step, &values);
+        last = values;
+    }
+    progress.finish();
+    Ok(PretrainResult { steps: config.steps, final_losses: last, first_losses: first })
+}
+
+/// Sample order: a fresh permutation per epoch, derived from (seed, epoch).
+struct DataOrder {
+    seed: u64,
+    epoch: u64,
+    position: usize,
+    permutation: Vec<usize>,
+}
+
+impl DataOrder {
+    fn new(seed: u64, len: usize) -> Self {
+        DataOrder { seed, epoch: 0, position: 0, permutation: Rng::new(&[seed, 0]).permutation(len) }
+    }
+
+    /// The next `(epoch, index)`.
+    fn next(&mut self) -> (u64, usize) {
+        if self.position == self.permutation.len() {
+            self.epoch += 1;
+            self.position = 0;
+            self.permutation = Rng::new(&[self.seed, self.epoch]).permutation(self.permutation.len());
+        }
+        self.position += 1;
+        (self.epoch, self.permutation[self.position - 1])
+    }
+}
+
+fn next_batch(
+    order: &mut DataOrder,
+    size: usize,
+    dataset: &dyn Dataset,
+    augmentations: &[Box<dyn Augmentation>],
+    seed: u64,
+) -> visage_core::Result<Batch> {
+    let mut samples = Vec::with_capacity(size);
+    for _ in 0..size {
+        let (epoch, index) = order.next();
+        let mut sample = dataset.get(index)?;
+        for (k, augmentation) in augmentations.iter().enumerate() {
+            let aug_seed = Rng::new(&[seed, epoch, index as u64, k as u64]).next_u64();
+            sample = augmentation.apply(sample, aug_seed)?;
+        }
+        samples.push(sample);
+    }
+    Batch::collate(samples)
+}
+
+/// A progress bar on a terminal, periodic log lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    log_every: u64,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: u64, log_every: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("pretrain {bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress { bar, total, log_every: log_every.max(1), started: std::time::Instant::now() }
+    }
+
+    fn step(&self, step: u64, losses: &BTreeMap<String, f64>) {
+        let text: Vec<String> = losses.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(text.join(" "));
+                bar.inc(1);
+            }
+            None if (step + 1) % self.log_every == 0 || step + 1 == self.total => {
+                let rate = (step + 1) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                tracing::info!(step = step + 1, total = self.total, steps_per_s = format!("{rate:.2}"), "pretrain {}", text.join(" "));
+            }
+            None => {}
+        }
+        tracing::debug!(step, ?losses, "step");
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `runner EXPERIMENT`: pre-train, evaluate, and leave a run directory.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tch::{nn, Device};
+use visage_core::backbone::{Backbone, BackboneContext};
+
+use crate::config::{parse_device, Resolved};
+use crate::host::Host;
+use crate::results::{EvaluationResult, Results, Status};
+use crate::rundir::RunDir;
+
+/// Channels of the images every dataset produces (RGB).
+const IN_CHANNELS: i64 = 3;
+
+/// Runs the experiment; `results.json` is written whether it completes or fails.
+pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir) -> anyhow::Result<Results> {
+    let device = device(&resolved.experiment.device)?;
+    dir.record_start(resolved, &host.plugins, device)?;
+    tracing::info!(run_dir = %dir.path.display(), ?device, "run started");
+    let started = Instant::now();
+    let mut results = Results {
+        experiment: resolved.experiment.name.clone(),
+        status: Status::Failed,
+        error: None,
+        evaluations: vec![],
+        pretrain: None,
+    };
+    let outcome = stages(resolved, host, device, &mut results);
+    match &outcome {
+        Ok(()) => results.status = Status::Completed,
+        Err(e) => results.error = Some(format!("{e:#}")),
+    }
+    dir.write("results.json", serde_json::to_string_pretty(&results)?.as_bytes())?;
+    print_summary(&results, &dir.path, started.elapsed().as_secs_f64());
+    outcome.map(|()| results)
+}
+
+fn device(spec: &str) -> anyhow::Result<Device> {
+    let device = parse_device(spec).map_err(anyhow::Error::msg)?;
+    if let Device::Cuda(n) = device {
+        let available = tch::Cuda::device_count() as usize;
+        anyhow::ensure!(n < available, "device `{spec}` asked for, but {available} CUDA device(s) are available");
+    }
+    Ok(device)
+}
+
+/// A backbone with freshly initialised weights: the same for the same seed.
+fn build_backbone(host: &Host, resolved: &Resolved, device: Device) -> anyhow::Result<(nn::VarStore, Box<dyn Backbone>)> {
+    let spec = &resolved.experiment.backbone;
+    tch::manual_seed(resolved.experiment.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let ctx = BackboneContext { vs: vs.root() / "backbone", in_channels: IN_CHANNELS };
+    let backbone = host.registry.build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
+    Ok((vs, backbone))
+}
+
+fn stages(resolved: &Resolved, host: &Host, device: Device, results: &mut Results) -> anyhow::Result<()> {
+    let experiment = &resolved.experiment;
+    let (vs, backbone) = build_backbone(host, resolved, device)?;
+    if let Some(pretrain) = &experiment.pretrain {
+        tracing::info!(method = %pretrain.method.name, steps = pretrain.steps, "pre-training");
+        let summary = crate::pretrain::pretrain(&host.registry, pretrain, experiment.seed, &vs, backbone.as_ref(), device)?;
+        results.pretrain = Some(summary);
+    }
+    for evaluation in &experiment.evaluations {
+        tracing::info!(task = %evaluation.task.name, protocol = evaluation.protocol.as_str(), "evaluating");
+        let metrics = crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), experiment.seed, device)?;
+        let random_init = if evaluation.random_init {
+            let (_vs, fresh) = build_backbone(host, resolved, device)?;
+            Some(crate::evaluate::evaluate(&host.registry, evaluation, fresh.as_ref(), experiment.seed, device)?)
+        } else {
+            None
+        };
+        results.evaluations.push(EvaluationResult {
+            task: evaluation.task.name.clone(),
+            protocol: evaluation.protocol,
+            dataset: evaluation.dataset.name.clone(),
+            metrics,
+            random_init,
+        });
+    }
+    Ok(())
+}
+
+fn print_summary(results: &Results, dir: &Path, seconds: f64) {
+    let status = match results.status {
+        Status::Completed => "completed",
+        Status::Failed => "FAILED",
+    };
+    println!("\n{} {status} in {seconds:.1} s", results.experiment);
+    if let Some(p) = &results.pretrain {
+        let losses: Vec<String> = p
+            .final_losses
+            .iter()
+            .map(|(k, v)| format!("{k} {:.4} -> {v:.4}", p.first_losses.get(k).copied().unwrap_or(f64::NAN)))
+            .collect();
+        println!("  pretrain: {} steps; {}", p.steps, losses.join(", "));
+    }
+    for e in &results.evaluations {
+        println!("  {} ({}, {}):", e.task, e.protocol.as_str(), e.dataset);
+        for (metric, value) in &e.metrics {
+            let baseline = e.random_init.as_ref().and_then(|r| r.get(metric)).map(|b| format!("   random init {b:.2}")).unwrap_or_default();
+            println!("    {metric:<16} {value:>8.2}{baseline}");
+        }
+    }
+    if let Some(error) = &results.error {
+        println!("  error: {error}");
+    }
+    println!("  run directory: {}", dir.display());
+}

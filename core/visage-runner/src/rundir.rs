@@ -1,0 +1,131 @@
+//! The run directory: everything needed to understand and repeat a run.
+//!
+//! ```text
+//! runs/<name>/<timestamp>/
+//!   config.yaml     the resolved experiment (runnable as it is)
+//!   origins.yaml    where every value came from (file:line, env, --set, default)
+//!   run.json        git revision, versions of core, rustc, tch, torch and plugins, seed, device, command
+//!   log.jsonl       the log as JSON lines
+//!   results.json    the outcome (written atomically at the end)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+use visage_core::fs::write_atomic;
+
+use crate::config::Resolved;
+use crate::host::PluginRecord;
+
+/// A created run directory.
+pub struct RunDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// What `run.json` records.
+#[derive(Serialize)]
+struct RunInfo<'a> {
+    experiment: &'a str,
+    started: String,
+    command: Vec<String>,
+    files: Vec<PathBuf>,
+    git: Git,
+    versions: Versions,
+    plugins: &'a [PluginRecord],
+    seed: u64,
+    device: String,
+}
+
+#[derive(Serialize)]
+struct Versions {
+    visage_core: &'static str,
+    plugin_api: u32,
+    rustc: &'static str,
+    tch: &'static str,
+    torch: &'static str,
+}
+
+#[derive(Serialize)]
+struct Git {
+    revision: Option<String>,
+    dirty: Option<bool>,
+}
+
+fn git(dir: &Path) -> Git {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let revision = run(&["rev-parse", "HEAD"]);
+    let dirty = revision.as_ref().and(run(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
+    Git { revision, dirty }
+}
+
+/// `2026-11-22T12-30-05` in UTC: sortable and safe in file names.
+pub fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]")).unwrap_or_default()
+}
+
+impl RunDir {
+    /// Creates the directory (`out`, or `<output_dir>/<name>/<timestamp>`).
+    pub fn create(resolved: &Resolved, out: Option<&Path>) -> anyhow::Result<RunDir> {
+        let path = match out {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let base = resolved.experiment.output_dir.join(&resolved.experiment.name);
+                let mut path = base.join(timestamp());
+                let mut n = 1;
+                while path.exists() {
+                    n += 1;
+                    path = base.join(format!("{}-{n}", timestamp()));
+                }
+                path
+            }
+        };
+        std::fs::create_dir_all(&path).map_err(|e| anyhow::anyhow!("{}: cannot create the run directory: {e}", path.display()))?;
+        Ok(RunDir { path })
+    }
+
+    /// Writes config.yaml, origins.yaml and run.json.
+    pub fn record_start(&self, resolved: &Resolved, plugins: &[PluginRecord], device: tch::Device) -> anyhow::Result<()> {
+        let header = "# Resolved by `runner`: every layer merged, every default filled in.\n";
+        self.write("config.yaml", format!("{header}{}", resolved.to_yaml()).as_bytes())?;
+        let origins: std::collections::BTreeMap<String, String> =
+            resolved.origins().into_iter().map(|(k, (_, place))| (k, place.to_string())).collect();
+        self.write("origins.yaml", serde_yaml::to_string(&origins)?.as_bytes())?;
+        let files = resolved.files();
+        let info = RunInfo {
+            experiment: &resolved.experiment.name,
+            started: timestamp(),
+            command: std::env::args().collect(),
+            git: git(files.last().and_then(|f| f.parent()).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))),
+            files,
+            versions: Versions {
+                visage_core: visage_core::CORE_VERSION,
+                plugin_api: visage_core::PLUGIN_API_VERSION,
+                rustc: visage_core::RUSTC_VERSION,
+                tch: visage_core::TCH_VERSION,
+                torch: visage_core::TORCH_VERSION,
+            },
+            plugins,
+            seed: resolved.experiment.seed,
+            device: format!("{device:?}"),
+        };
+        self.write("run.json", serde_json::to_string_pretty(&info)?.as_bytes())
+    }
+
+    /// Writes `name` in the run directory atomically.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.path.join(name), bytes)?;
+        Ok(())
+    }
+}

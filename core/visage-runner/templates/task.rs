@@ -1,0 +1,74 @@
+//! Visage plugin `{{name}}`: a downstream task. Registered as `{{name}}`.
+//!
+//! The protocol below classifies frozen features by their nearest class
+//! mean (computed on the train split) and scores the test split with the
+//! experiment's metrics, passing negative distances as logits.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use visage_core::backbone::feature;
+use visage_core::dataset::Dataset;
+use visage_core::task::{EvalContext, Metrics, Protocol, Task, TaskContext};
+use visage_core::tch::{Device, Tensor};
+use visage_core::{declare_plugin, Batch, Error, Registry, Result};
+
+/// Parameters, checked before anything is built.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Name of the class label.
+    #[serde(default = "default_label")]
+    pub label: String,
+}
+
+fn default_label() -> String {
+    "class".into()
+}
+
+/// The task.
+pub struct NearestMean(Params);
+
+impl NearestMean {
+    fn new(params: Params, _: &TaskContext) -> Result<Self> {
+        Ok(NearestMean(params))
+    }
+
+    fn features(&self, ctx: &EvalContext<'_>, data: &dyn Dataset) -> Result<(Tensor, Tensor)> {
+        let _no_grad = visage_core::tch::no_grad_guard();
+        let samples = (0..data.len()).map(|i| data.get(i)).collect::<Result<Vec<_>>>()?;
+        let batch = Batch::collate(samples)?.to_device(ctx.device);
+        let out = ctx.backbone.forward(&batch.images, false)?;
+        let x = feature(&out, ctx.feature)?.flatten(1, -1).to_device(Device::Cpu);
+        Ok((x, batch.label(&self.0.label)?.to_device(Device::Cpu)))
+    }
+}
+
+impl Task for NearestMean {
+    fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
+        let (train_x, train_y) = self.features(ctx, ctx.train)?;
+        let (test_x, test_y) = self.features(ctx, ctx.test)?;
+        let classes = train_y.max().int64_value(&[]) + 1;
+        let means: Vec<Tensor> = (0..classes)
+            .map(|c| {
+                let rows = train_x.index_select(0, &train_y.eq(c).nonzero().squeeze_dim(1));
+                if rows.size()[0] == 0 {
+                    Err(Error::msg(format!("class {c} has no training sample")))
+                } else {
+                    Ok(rows.mean_dim(0, false, rows.kind()))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let logits = -Tensor::cdist(&test_x, &Tensor::stack(&means, 0), 2.0, None);
+        let mut metrics = Metrics::new();
+        for (name, metric) in ctx.metrics {
+            metrics.insert(name.clone(), metric.compute(&logits, &test_y)?);
+        }
+        Ok(metrics)
+    }
+}
+
+fn register(registry: &mut Registry) -> Result<()> {
+    registry.task("{{name}}", &[Protocol::LinearProbe], NearestMean::new)
+}
+
+declare_plugin!(name: "{{name}}", register: register);
