@@ -18,9 +18,44 @@ pub const PLUGIN: &str = "builtin";
 /// Registers the built-in components.
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.set_plugin(PLUGIN);
-    registry.optimizer("sgd", |p: SgdParams, ctx| TchOptimizer::new(ctx, p.lr, nn::Sgd { momentum: p.momentum, dampening: 0.0, wd: p.weight_decay, nesterov: p.nesterov }))?;
-    registry.optimizer("adam", |p: AdamParams, ctx| TchOptimizer::new(ctx, p.lr, nn::Adam { beta1: p.betas[0], beta2: p.betas[1], wd: p.weight_decay, eps: p.eps, amsgrad: false }))?;
-    registry.optimizer("adamw", |p: AdamParams, ctx| TchOptimizer::new(ctx, p.lr, nn::AdamW { beta1: p.betas[0], beta2: p.betas[1], wd: p.weight_decay, eps: p.eps, amsgrad: false }))?;
+    registry.optimizer("sgd", |p: SgdParams, ctx| {
+        TchOptimizer::new(
+            ctx,
+            p.lr,
+            nn::Sgd {
+                momentum: p.momentum,
+                dampening: 0.0,
+                wd: p.weight_decay,
+                nesterov: p.nesterov,
+            },
+        )
+    })?;
+    registry.optimizer("adam", |p: AdamParams, ctx| {
+        TchOptimizer::new(
+            ctx,
+            p.lr,
+            nn::Adam {
+                beta1: p.betas[0],
+                beta2: p.betas[1],
+                wd: p.weight_decay,
+                eps: p.eps,
+                amsgrad: false,
+            },
+        )
+    })?;
+    registry.optimizer("adamw", |p: AdamParams, ctx| {
+        TchOptimizer::new(
+            ctx,
+            p.lr,
+            nn::AdamW {
+                beta1: p.betas[0],
+                beta2: p.betas[1],
+                wd: p.weight_decay,
+                eps: p.eps,
+                amsgrad: false,
+            },
+        )
+    })?;
     registry.scheduler("constant", |_: NoParams, _| Ok(Constant))?;
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
     registry.metric("accuracy", |_: NoParams, _| Ok(Accuracy))?;
@@ -80,7 +115,10 @@ impl TchOptimizer {
         if !(lr.is_finite() && lr > 0.0) {
             return Err(Error::msg(format!("lr must be a positive number, got {lr}")));
         }
-        Ok(TchOptimizer { inner: config.build(ctx.vs, lr)?, lr })
+        Ok(TchOptimizer {
+            inner: config.build(ctx.vs, lr)?,
+            lr,
+        })
     }
 }
 
@@ -136,9 +174,16 @@ impl Metric for Accuracy {
     fn compute(&self, outputs: &Tensor, targets: &Tensor) -> Result<f64> {
         let (n, dims) = (targets.size1()?, outputs.dim());
         if dims != 2 || outputs.size()[0] != n {
-            return Err(Error::msg(format!("accuracy expects logits [N, C] and targets [N], got {:?} and [{n}]", outputs.size())));
+            return Err(Error::msg(format!(
+                "accuracy expects logits [N, C] and targets [N], got {:?} and [{n}]",
+                outputs.size()
+            )));
         }
-        let correct = outputs.argmax(1, false).eq_tensor(targets).to_kind(tch::Kind::Double).sum(tch::Kind::Double);
+        let correct = outputs
+            .argmax(1, false)
+            .eq_tensor(targets)
+            .to_kind(tch::Kind::Double)
+            .sum(tch::Kind::Double);
         Ok(100.0 * correct.double_value(&[]) / n.max(1) as f64)
     }
 }
@@ -149,7 +194,10 @@ mod tests {
 
     #[test]
     fn cosine_warms_up_then_decays_to_the_final_factor() {
-        let s = CosineParams { warmup_steps: 4, final_factor: 0.1 };
+        let s = CosineParams {
+            warmup_steps: 4,
+            final_factor: 0.1,
+        };
         let f: Vec<f64> = (0..14).map(|i| s.factor(i, 14).unwrap()).collect();
         assert_eq!(&f[..4], &[0.25, 0.5, 0.75, 1.0]);
         assert!((f[4] - 1.0).abs() < 1e-12);
@@ -170,9 +218,16 @@ mod tests {
         let mut r = Registry::new();
         register(&mut r).unwrap();
         assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "sgd"]);
-        let err = r.info(crate::Kind::Optimizer, "sgd").unwrap().normalize(r#"{"lr": 0.1, "momentun": 0.9}"#).unwrap_err();
+        let err = r
+            .info(crate::Kind::Optimizer, "sgd")
+            .unwrap()
+            .normalize(r#"{"lr": 0.1, "momentun": 0.9}"#)
+            .unwrap_err();
         assert_eq!(err.path, vec!["momentun"]);
         let again = register(&mut r).unwrap_err().to_string();
-        assert_eq!(again, "optimizer `sgd` is registered twice: by plugin `builtin` and by plugin `builtin`");
+        assert_eq!(
+            again,
+            "optimizer `sgd` is registered twice: by plugin `builtin` and by plugin `builtin`"
+        );
     }
 }

@@ -41,7 +41,10 @@ pub struct Guarded<T> {
 impl<T> Guarded<T> {
     /// Wraps `inner`; `label` names it in errors (e.g. `backbone resnet18`).
     pub fn new(label: impl Into<String>, inner: T) -> Self {
-        Guarded { label: label.into(), inner }
+        Guarded {
+            label: label.into(),
+            inner,
+        }
     }
 
     /// Runs `f` on the inner component with panics contained.

@@ -23,8 +23,10 @@ pub struct NoParams {}
 
 /// Decodes JSON parameters into `P`, reporting the key path of the first error.
 pub fn decode<P: Params>(json: &str) -> Result<P, ParamsError> {
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| ParamsError { path: vec![], message: format!("not valid JSON: {e}") })?;
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| ParamsError {
+        path: vec![],
+        message: format!("not valid JSON: {e}"),
+    })?;
     from_value(value)
 }
 
@@ -42,14 +44,20 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Pa
                 serde_path_to_error::Segment::Unknown => None,
             })
             .collect();
-        ParamsError { path, message: err.inner().to_string() }
+        ParamsError {
+            path,
+            message: err.inner().to_string(),
+        }
     })
 }
 
 /// Decodes and re-encodes, so that defaults appear explicitly.
 pub fn normalize<P: Params>(json: &str) -> Result<String, ParamsError> {
     let typed: P = decode(json)?;
-    serde_json::to_string(&typed).map_err(|e| ParamsError { path: vec![], message: e.to_string() })
+    serde_json::to_string(&typed).map_err(|e| ParamsError {
+        path: vec![],
+        message: e.to_string(),
+    })
 }
 
 /// JSON Schema of `P` as text, with sub-schemas inlined so that it can be
@@ -89,7 +97,11 @@ mod tests {
         assert_eq!(err.message, "unknown field `strde`, expected `stride`");
         let err = decode::<Conv>(r#"{"width": "wide", "layers": []}"#).unwrap_err();
         assert_eq!(err.path, vec!["width"]);
-        assert!(err.message.starts_with("invalid type: string \"wide\", expected i64"), "{}", err.message);
+        assert!(
+            err.message.starts_with("invalid type: string \"wide\", expected i64"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -102,7 +114,10 @@ mod tests {
     fn schema_is_self_contained() {
         let s: serde_json::Value = serde_json::from_str(&schema::<Conv>()).unwrap();
         assert!(s.get("$defs").is_none(), "{s}");
-        assert_eq!(s["properties"]["layers"]["items"]["properties"]["stride"]["type"], "integer");
+        assert_eq!(
+            s["properties"]["layers"]["items"]["properties"]["stride"]["type"],
+            "integer"
+        );
         assert_eq!(s["additionalProperties"], false);
     }
 }

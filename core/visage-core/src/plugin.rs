@@ -33,7 +33,10 @@ impl StaticCStr {
     /// when used in a static).
     pub const fn new(s: &'static str) -> Self {
         let bytes = s.as_bytes();
-        assert!(!bytes.is_empty() && bytes[bytes.len() - 1] == 0, "StaticCStr needs a trailing NUL");
+        assert!(
+            !bytes.is_empty() && bytes[bytes.len() - 1] == 0,
+            "StaticCStr needs a trailing NUL"
+        );
         StaticCStr(bytes.as_ptr().cast())
     }
 
@@ -107,7 +110,11 @@ impl DeclaredVersions {
     pub fn mismatches(&self, plugin: &DeclaredVersions) -> Vec<(&'static str, String, String)> {
         let mut out = Vec::new();
         if self.api_version != plugin.api_version {
-            out.push(("plugin API version", self.api_version.to_string(), plugin.api_version.to_string()));
+            out.push((
+                "plugin API version",
+                self.api_version.to_string(),
+                plugin.api_version.to_string(),
+            ));
         }
         let pairs = [
             ("visage-core version", &self.core_version, &plugin.core_version),
@@ -164,8 +171,11 @@ pub fn enter(
     dispatch: &tracing::Dispatch,
     register: fn(&mut Registry) -> Result<()>,
 ) -> Result<()> {
-    // The plugin's statics are its own; the first call wins, later ones are no-ops.
+    // The plugin's statics are its own: set its global dispatcher (the first
+    // call wins), then recompute its max level and callsite interest, which
+    // otherwise stay at "off" in this copy of tracing-core.
     let _ = tracing::dispatcher::set_global_default(dispatch.clone());
+    tracing::callsite::rebuild_interest_cache();
     crate::guard::call("plugin registration", || register(registry))
 }
 
@@ -186,11 +196,10 @@ macro_rules! declare_plugin {
     (name: $name:literal, register: $register:path $(,)?) => {
         #[no_mangle]
         #[doc(hidden)]
-        pub static VISAGE_PLUGIN: $crate::plugin::PluginDeclaration =
-            $crate::plugin::PluginDeclaration::new(
-                concat!($name, "\0"),
-                concat!(env!("CARGO_PKG_VERSION"), "\0"),
-                |registry, dispatch| $crate::plugin::enter(registry, dispatch, $register),
-            );
+        pub static VISAGE_PLUGIN: $crate::plugin::PluginDeclaration = $crate::plugin::PluginDeclaration::new(
+            concat!($name, "\0"),
+            concat!(env!("CARGO_PKG_VERSION"), "\0"),
+            |registry, dispatch| $crate::plugin::enter(registry, dispatch, $register),
+        );
     };
 }

@@ -125,7 +125,10 @@ impl Registry {
         F: for<'a> Fn(P, &BackboneContext<'a>) -> Result<B> + 'static,
     {
         let label = self.claim::<P>(Kind::Backbone, name, vec![])?;
-        self.backbones.insert(name.to_string(), erase!(label, build, BackboneContext<'_>, dyn Backbone));
+        self.backbones.insert(
+            name.to_string(),
+            erase!(label, build, BackboneContext<'_>, dyn Backbone),
+        );
         Ok(())
     }
 
@@ -137,7 +140,8 @@ impl Registry {
         F: for<'a> Fn(P, &MethodContext<'a>) -> Result<M> + 'static,
     {
         let label = self.claim::<P>(Kind::Method, name, vec![])?;
-        self.methods.insert(name.to_string(), erase!(label, build, MethodContext<'_>, dyn Method));
+        self.methods
+            .insert(name.to_string(), erase!(label, build, MethodContext<'_>, dyn Method));
         Ok(())
     }
 
@@ -149,7 +153,8 @@ impl Registry {
         F: Fn(P, &TaskContext) -> Result<T> + 'static,
     {
         let label = self.claim::<P>(Kind::Task, name, protocols.to_vec())?;
-        self.tasks.insert(name.to_string(), erase!(label, build, TaskContext, dyn Task));
+        self.tasks
+            .insert(name.to_string(), erase!(label, build, TaskContext, dyn Task));
         Ok(())
     }
 
@@ -161,7 +166,8 @@ impl Registry {
         F: Fn(P, &DatasetContext) -> Result<D> + 'static,
     {
         let label = self.claim::<P>(Kind::Dataset, name, vec![])?;
-        self.datasets.insert(name.to_string(), erase!(label, build, DatasetContext, dyn Dataset));
+        self.datasets
+            .insert(name.to_string(), erase!(label, build, DatasetContext, dyn Dataset));
         Ok(())
     }
 
@@ -173,7 +179,8 @@ impl Registry {
         F: Fn(P, &()) -> Result<A> + 'static,
     {
         let label = self.claim::<P>(Kind::Augmentation, name, vec![])?;
-        self.augmentations.insert(name.to_string(), erase!(label, build, (), dyn Augmentation));
+        self.augmentations
+            .insert(name.to_string(), erase!(label, build, (), dyn Augmentation));
         Ok(())
     }
 
@@ -185,7 +192,8 @@ impl Registry {
         F: Fn(P, &()) -> Result<M> + 'static,
     {
         let label = self.claim::<P>(Kind::Metric, name, vec![])?;
-        self.metrics.insert(name.to_string(), erase!(label, build, (), dyn Metric));
+        self.metrics
+            .insert(name.to_string(), erase!(label, build, (), dyn Metric));
         Ok(())
     }
 
@@ -197,7 +205,10 @@ impl Registry {
         F: for<'a> Fn(P, &OptimizerContext<'a>) -> Result<O> + 'static,
     {
         let label = self.claim::<P>(Kind::Optimizer, name, vec![])?;
-        self.optimizers.insert(name.to_string(), erase!(label, build, OptimizerContext<'_>, dyn Optimizer));
+        self.optimizers.insert(
+            name.to_string(),
+            erase!(label, build, OptimizerContext<'_>, dyn Optimizer),
+        );
         Ok(())
     }
 
@@ -209,7 +220,8 @@ impl Registry {
         F: Fn(P, &()) -> Result<S> + 'static,
     {
         let label = self.claim::<P>(Kind::Scheduler, name, vec![])?;
-        self.schedulers.insert(name.to_string(), erase!(label, build, (), dyn Scheduler));
+        self.schedulers
+            .insert(name.to_string(), erase!(label, build, (), dyn Scheduler));
         Ok(())
     }
 
@@ -225,16 +237,25 @@ impl Registry {
 
     /// Names registered for `kind`, sorted.
     pub fn names(&self, kind: Kind) -> Vec<&str> {
-        self.components().filter(|(k, _, _)| *k == kind).map(|(_, n, _)| n).collect()
+        self.components()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, n, _)| n)
+            .collect()
     }
 
     fn missing(&self, kind: Kind, name: &str) -> Error {
-        Error::msg(format!("unknown {kind} `{name}` (registered: {})", self.names(kind).join(", ")))
+        Error::msg(format!(
+            "unknown {kind} `{name}` (registered: {})",
+            self.names(kind).join(", ")
+        ))
     }
 
     /// Builds backbone `name` from JSON `params`.
     pub fn build_backbone(&self, name: &str, params: &str, ctx: &BackboneContext<'_>) -> Result<Box<dyn Backbone>> {
-        let build = self.backbones.get(name).ok_or_else(|| self.missing(Kind::Backbone, name))?;
+        let build = self
+            .backbones
+            .get(name)
+            .ok_or_else(|| self.missing(Kind::Backbone, name))?;
         build(params, ctx)
     }
 
@@ -252,13 +273,19 @@ impl Registry {
 
     /// Builds dataset `name` from JSON `params`.
     pub fn build_dataset(&self, name: &str, params: &str, ctx: &DatasetContext) -> Result<Box<dyn Dataset>> {
-        let build = self.datasets.get(name).ok_or_else(|| self.missing(Kind::Dataset, name))?;
+        let build = self
+            .datasets
+            .get(name)
+            .ok_or_else(|| self.missing(Kind::Dataset, name))?;
         build(params, ctx)
     }
 
     /// Builds augmentation `name` from JSON `params`.
     pub fn build_augmentation(&self, name: &str, params: &str) -> Result<Box<dyn Augmentation>> {
-        let build = self.augmentations.get(name).ok_or_else(|| self.missing(Kind::Augmentation, name))?;
+        let build = self
+            .augmentations
+            .get(name)
+            .ok_or_else(|| self.missing(Kind::Augmentation, name))?;
         build(params, &())
     }
 
@@ -270,13 +297,19 @@ impl Registry {
 
     /// Builds optimiser `name` from JSON `params`.
     pub fn build_optimizer(&self, name: &str, params: &str, ctx: &OptimizerContext<'_>) -> Result<Box<dyn Optimizer>> {
-        let build = self.optimizers.get(name).ok_or_else(|| self.missing(Kind::Optimizer, name))?;
+        let build = self
+            .optimizers
+            .get(name)
+            .ok_or_else(|| self.missing(Kind::Optimizer, name))?;
         build(params, ctx)
     }
 
     /// Builds scheduler `name` from JSON `params`.
     pub fn build_scheduler(&self, name: &str, params: &str) -> Result<Box<dyn Scheduler>> {
-        let build = self.schedulers.get(name).ok_or_else(|| self.missing(Kind::Scheduler, name))?;
+        let build = self
+            .schedulers
+            .get(name)
+            .ok_or_else(|| self.missing(Kind::Scheduler, name))?;
         build(params, &())
     }
 }

@@ -68,7 +68,13 @@ mod tests {
         assert_ne!(p, (0..100).collect::<Vec<_>>());
         p.sort();
         assert_eq!(p, (0..100).collect::<Vec<_>>());
-        let mean: f64 = (0..10_000).map({ let mut r = Rng::new(&[4]); move |_| r.uniform() }).sum::<f64>() / 10_000.0;
+        let mean: f64 = (0..10_000)
+            .map({
+                let mut r = Rng::new(&[4]);
+                move |_| r.uniform()
+            })
+            .sum::<f64>()
+            / 10_000.0;
         assert!((mean - 0.5).abs() < 0.02, "{mean}");
     }
 }

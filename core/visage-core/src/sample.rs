@@ -18,7 +18,10 @@ pub struct Sample {
 impl Sample {
     /// A sample with no labels.
     pub fn new(image: Tensor) -> Self {
-        Sample { image, labels: BTreeMap::new() }
+        Sample {
+            image,
+            labels: BTreeMap::new(),
+        }
     }
 
     /// Adds a label.
@@ -41,7 +44,9 @@ impl Batch {
     /// Stacks samples. Every sample must carry the same label names and
     /// shapes.
     pub fn collate(samples: Vec<Sample>) -> Result<Batch> {
-        let first = samples.first().ok_or_else(|| Error::msg("cannot collate an empty batch"))?;
+        let first = samples
+            .first()
+            .ok_or_else(|| Error::msg("cannot collate an empty batch"))?;
         let names: Vec<String> = first.labels.keys().cloned().collect();
         let shape = first.image.size();
         let mut images = Vec::with_capacity(samples.len());
@@ -64,11 +69,16 @@ impl Batch {
         let mut stacked = BTreeMap::new();
         for (name, values) in labels {
             if values.len() != images.len() {
-                return Err(Error::msg(format!("label `{name}` is missing from some samples of the batch")));
+                return Err(Error::msg(format!(
+                    "label `{name}` is missing from some samples of the batch"
+                )));
             }
             stacked.insert(name, Tensor::f_stack(&values, 0)?);
         }
-        Ok(Batch { images: Tensor::f_stack(&images, 0)?, labels: stacked })
+        Ok(Batch {
+            images: Tensor::f_stack(&images, 0)?,
+            labels: stacked,
+        })
     }
 
     /// Number of samples.
@@ -93,7 +103,11 @@ impl Batch {
     pub fn to_device(&self, device: Device) -> Batch {
         Batch {
             images: self.images.to_device(device),
-            labels: self.labels.iter().map(|(k, v)| (k.clone(), v.to_device(device))).collect(),
+            labels: self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_device(device)))
+                .collect(),
         }
     }
 }
@@ -106,11 +120,17 @@ mod tests {
     #[test]
     fn collate_stacks_images_and_labels() {
         let samples = (0..3)
-            .map(|i| Sample::new(Tensor::full([3, 4, 4], i as f64, (Kind::Float, Device::Cpu))).with_label("class", Tensor::from(i as i64)))
+            .map(|i| {
+                Sample::new(Tensor::full([3, 4, 4], i as f64, (Kind::Float, Device::Cpu)))
+                    .with_label("class", Tensor::from(i as i64))
+            })
             .collect();
         let batch = Batch::collate(samples).unwrap();
         assert_eq!(batch.images.size(), vec![3, 3, 4, 4]);
-        assert_eq!(Vec::<i64>::try_from(batch.label("class").unwrap()).unwrap(), vec![0, 1, 2]);
+        assert_eq!(
+            Vec::<i64>::try_from(batch.label("class").unwrap()).unwrap(),
+            vec![0, 1, 2]
+        );
         assert!(batch.label("pose").unwrap_err().to_string().contains("it has: class"));
     }
 

@@ -87,7 +87,10 @@ pub struct Host {
 /// `VISAGE_PLUGIN_PATH`.
 pub fn default_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![];
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         dirs.push(dir);
     }
     if let Some(path) = std::env::var_os("VISAGE_PLUGIN_PATH") {
@@ -108,7 +111,11 @@ impl Host {
         })?;
         let mut host = Host {
             registry,
-            plugins: vec![PluginRecord { name: visage_core::builtin::PLUGIN.into(), version: visage_core::CORE_VERSION.into(), path: builtin }],
+            plugins: vec![PluginRecord {
+                name: visage_core::builtin::PLUGIN.into(),
+                version: visage_core::CORE_VERSION.into(),
+                path: builtin,
+            }],
         };
         let mut seen = vec![];
         for dir in dirs {
@@ -126,7 +133,10 @@ impl Host {
 
     fn load_library(&mut self, path: &Path) -> Result<(), HostError> {
         // SAFETY: loading runs the library's initialisers; plugin folders are trusted code.
-        let library = unsafe { Library::new(path) }.map_err(|e| HostError::Open { path: path.into(), message: e.to_string() })?;
+        let library = unsafe { Library::new(path) }.map_err(|e| HostError::Open {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         // SAFETY: the symbol, when present, is a `PluginDeclaration` static; the magic is checked before use.
         let declaration: &'static PluginDeclaration = unsafe {
             match library.get::<*const PluginDeclaration>(b"VISAGE_PLUGIN\0") {
@@ -142,13 +152,27 @@ impl Host {
             return Ok(());
         }
         // SAFETY: the magic matched; the leading fields have a frozen layout.
-        let (versions, name, version) = unsafe { (declaration.versions(), declaration.name.read(), declaration.version.read()) };
+        let (versions, name, version) = unsafe {
+            (
+                declaration.versions(),
+                declaration.name.read(),
+                declaration.version.read(),
+            )
+        };
         let mismatches = DeclaredVersions::current().mismatches(&versions);
         if !mismatches.is_empty() {
-            return Err(HostError::Incompatible { path: path.into(), name, mismatches });
+            return Err(HostError::Incompatible {
+                path: path.into(),
+                name,
+                mismatches,
+            });
         }
         if let Some(first) = self.plugins.iter().find(|p| p.name == name) {
-            return Err(HostError::SameName { name, first: first.path.clone(), second: path.into() });
+            return Err(HostError::SameName {
+                name,
+                first: first.path.clone(),
+                second: path.into(),
+            });
         }
         std::mem::forget(library); // never unloaded
         self.registry.set_plugin(&name);
@@ -159,7 +183,11 @@ impl Host {
             message: self.with_paths(e),
         })?;
         tracing::info!(plugin = %name, version = %version, path = %path.display(), "loaded plugin");
-        self.plugins.push(PluginRecord { name, version, path: path.into() });
+        self.plugins.push(PluginRecord {
+            name,
+            version,
+            path: path.into(),
+        });
         Ok(())
     }
 
@@ -167,7 +195,11 @@ impl Host {
     fn with_paths(&self, error: visage_core::Error) -> String {
         match &error {
             visage_core::Error::Duplicate { first, .. } => {
-                let at = self.plugins.iter().find(|p| &p.name == first).map(|p| p.path.display().to_string());
+                let at = self
+                    .plugins
+                    .iter()
+                    .find(|p| &p.name == first)
+                    .map(|p| p.path.display().to_string());
                 format!("{error} (the first is {})", at.unwrap_or_else(|| "unknown".into()))
             }
             _ => error.to_string(),
@@ -176,7 +208,10 @@ impl Host {
 }
 
 fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| HostError::Dir { dir: dir.into(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| HostError::Dir {
+        dir: dir.into(),
+        source,
+    })?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))

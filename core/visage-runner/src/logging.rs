@@ -77,20 +77,31 @@ impl<'a> MakeWriter<'a> for JsonLog {
     }
 }
 
-/// Installs the global subscriber. `level` overrides `RUST_LOG`.
+/// Installs the global subscriber. `level` overrides `RUST_LOG` for the
+/// terminal; the JSON log always records `info` and above, and more when the
+/// filter asks for `debug` or `trace`.
 pub fn init(level: Option<&str>) -> anyhow::Result<JsonLog> {
-    let filter = || match level {
-        Some(l) => EnvFilter::try_new(l),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    let spec = level
+        .map(String::from)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let file_spec = if spec.contains("debug") || spec.contains("trace") {
+        spec.clone()
+    } else {
+        "info".into()
     };
+    let filter = |spec: &str| EnvFilter::try_new(spec).map_err(|e| anyhow::anyhow!("--log/RUST_LOG `{spec}`: {e}"));
     let json = JsonLog::default();
     let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .compact()
-        .with_filter(filter()?);
-    let file = tracing_subscriber::fmt::layer().json().with_writer(json.clone()).with_filter(filter()?);
+        .with_filter(filter(&spec)?);
+    let file = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(json.clone())
+        .with_filter(filter(&file_spec)?);
     tracing_subscriber::registry().with(terminal).with(file).try_init()?;
     Ok(json)
 }

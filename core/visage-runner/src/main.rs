@@ -23,7 +23,11 @@ use config::Resolved;
 use host::Host;
 
 #[derive(Parser)]
-#[command(name = "runner", version, about = "Visage: self-supervised face representation experiments")]
+#[command(
+    name = "runner",
+    version,
+    about = "Visage: self-supervised face representation experiments"
+)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
     #[command(subcommand)]
@@ -108,9 +112,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let experiment = cli.run.experiment.context("an experiment file is required")?;
             run_experiment(&experiment, &cli.run.overrides.sets, cli.run.out.as_deref(), &json_log)
         }
-        Some(Command::Validate { experiment, overrides, origins }) => {
+        Some(Command::Validate {
+            experiment,
+            overrides,
+            origins,
+        }) => {
             let (resolved, _host) = resolve(&experiment, &overrides.sets)?;
-            print!("{}", if origins { resolved.origins_listing() } else { resolved.to_yaml() });
+            print!(
+                "{}",
+                if origins {
+                    resolved.origins_listing()
+                } else {
+                    resolved.to_yaml()
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Schema { out, stdout }) => {
@@ -131,7 +146,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::NewPlugin { name, kind, dir }) => {
             let path = scaffold::new_plugin(&name, kind, &dir)?;
-            println!("created {}: build with ./runner (or cargo build --release) and check with ./runner plugins", path.display());
+            println!(
+                "created {}: build with ./runner (or cargo build --release) and check with ./runner plugins",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -147,11 +165,19 @@ fn resolve(experiment: &Path, sets: &[String]) -> anyhow::Result<(Resolved, Host
     Ok((resolved, host))
 }
 
-fn run_experiment(experiment: &Path, sets: &[String], out: Option<&Path>, json_log: &logging::JsonLog) -> anyhow::Result<ExitCode> {
+fn run_experiment(
+    experiment: &Path,
+    sets: &[String],
+    out: Option<&Path>,
+    json_log: &logging::JsonLog,
+) -> anyhow::Result<ExitCode> {
     let (resolved, host) = resolve(experiment, sets)?;
+    let device = run::device(&resolved.experiment.device)?;
     let dir = rundir::RunDir::create(&resolved, out)?;
-    json_log.open(&dir.path.join("log.jsonl")).with_context(|| format!("{}: cannot open the log", dir.path.display()))?;
-    run::run(&resolved, &host, &dir)?;
+    json_log
+        .open(&dir.path.join("log.jsonl"))
+        .with_context(|| format!("{}: cannot open the log", dir.path.display()))?;
+    run::run(&resolved, &host, &dir, device)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -161,7 +187,11 @@ fn list_plugins(host: &Host) -> String {
         out += &format!("{} {} ({})\n", plugin.name, plugin.version, plugin.path.display());
         for (kind, name, info) in host.registry.components().filter(|(_, _, i)| i.plugin == plugin.name) {
             let protocols: Vec<&str> = info.protocols.iter().map(|p| p.as_str()).collect();
-            let protocols = if protocols.is_empty() { String::new() } else { format!(" [{}]", protocols.join(", ")) };
+            let protocols = if protocols.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", protocols.join(", "))
+            };
             out += &format!("  {kind} {name}{protocols}\n    params: {}\n", info.params_schema());
         }
     }

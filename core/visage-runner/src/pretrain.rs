@@ -27,23 +27,42 @@ pub fn pretrain(
     device: Device,
 ) -> anyhow::Result<PretrainResult> {
     let params = |c: &crate::config::Component| c.params.to_string();
-    let dataset = registry.build_dataset(&config.dataset.name, &params(&config.dataset), &DatasetContext { split: Split::Train, seed })?;
-    anyhow::ensure!(!dataset.is_empty(), "pretrain.dataset `{}` is empty", config.dataset.name);
+    let dataset = registry.build_dataset(
+        &config.dataset.name,
+        &params(&config.dataset),
+        &DatasetContext {
+            split: Split::Train,
+            seed,
+        },
+    )?;
+    anyhow::ensure!(
+        !dataset.is_empty(),
+        "pretrain.dataset `{}` is empty",
+        config.dataset.name
+    );
     let augmentations = config
         .augmentations
         .iter()
         .map(|a| registry.build_augmentation(&a.name, &params(a)))
         .collect::<Result<Vec<_>, _>>()?;
-    let method_ctx = MethodContext { vs: vs.root() / "method", backbone_outputs: backbone.outputs() };
+    let method_ctx = MethodContext {
+        vs: vs.root() / "method",
+        backbone_outputs: backbone.outputs(),
+    };
     let mut method = registry.build_method(&config.method.name, &params(&config.method), &method_ctx)?;
-    let mut optimizer = registry.build_optimizer(&config.optimizer.name, &params(&config.optimizer), &OptimizerContext { vs })?;
+    let mut optimizer = registry.build_optimizer(
+        &config.optimizer.name,
+        &params(&config.optimizer),
+        &OptimizerContext { vs },
+    )?;
     let scheduler = registry.build_scheduler(&config.scheduler.name, &params(&config.scheduler))?;
 
     let progress = Progress::new(config.steps, config.log_every);
     let mut order = DataOrder::new(seed, dataset.len());
     let (mut first, mut last) = (BTreeMap::new(), BTreeMap::new());
     for step in 0..config.steps {
-        let batch = next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
+        let batch =
+            next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
         let losses = method.training_step(backbone, &batch)?;
         let total = losses.total()?;
         let values: BTreeMap<String, f64> = losses.0.iter().map(|(n, t)| (n.clone(), t.double_value(&[]))).collect();
@@ -60,7 +79,11 @@ pub fn pretrain(
         last = values;
     }
     progress.finish();
-    Ok(PretrainResult { steps: config.steps, final_losses: last, first_losses: first })
+    Ok(PretrainResult {
+        steps: config.steps,
+        final_losses: last,
+        first_losses: first,
+    })
 }
 
 /// Sample order: a fresh permutation per epoch, derived from (seed, epoch).
@@ -73,7 +96,12 @@ struct DataOrder {
 
 impl DataOrder {
     fn new(seed: u64, len: usize) -> Self {
-        DataOrder { seed, epoch: 0, position: 0, permutation: Rng::new(&[seed, 0]).permutation(len) }
+        DataOrder {
+            seed,
+            epoch: 0,
+            position: 0,
+            permutation: Rng::new(&[seed, 0]).permutation(len),
+        }
     }
 
     /// The next `(epoch, index)`.
@@ -121,12 +149,19 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("pretrain {bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "pretrain {bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
         });
-        Progress { bar, total, log_every: log_every.max(1), started: std::time::Instant::now() }
+        Progress {
+            bar,
+            total,
+            log_every: log_every.max(1),
+            started: std::time::Instant::now(),
+        }
     }
 
     fn step(&self, step: u64, losses: &BTreeMap<String, f64>) {
@@ -138,7 +173,13 @@ impl Progress {
             }
             None if (step + 1) % self.log_every == 0 || step + 1 == self.total => {
                 let rate = (step + 1) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-                tracing::info!(step = step + 1, total = self.total, steps_per_s = format!("{rate:.2}"), "pretrain {}", text.join(" "));
+                tracing::info!(
+                    step = step + 1,
+                    total = self.total,
+                    steps_per_s = format!("{rate:.2}"),
+                    "pretrain {}",
+                    text.join(" ")
+                );
             }
             None => {}
         }

@@ -15,8 +15,7 @@ use crate::rundir::RunDir;
 const IN_CHANNELS: i64 = 3;
 
 /// Runs the experiment; `results.json` is written whether it completes or fails.
-pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir) -> anyhow::Result<Results> {
-    let device = device(&resolved.experiment.device)?;
+pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device) -> anyhow::Result<Results> {
     dir.record_start(resolved, &host.plugins, device)?;
     tracing::info!(run_dir = %dir.path.display(), ?device, "run started");
     let started = Instant::now();
@@ -37,22 +36,35 @@ pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir) -> anyhow::Result<Res
     outcome.map(|()| results)
 }
 
-fn device(spec: &str) -> anyhow::Result<Device> {
+/// The device `spec` names, checked against the devices this machine has.
+pub fn device(spec: &str) -> anyhow::Result<Device> {
     let device = parse_device(spec).map_err(anyhow::Error::msg)?;
     if let Device::Cuda(n) = device {
         let available = tch::Cuda::device_count() as usize;
-        anyhow::ensure!(n < available, "device `{spec}` asked for, but {available} CUDA device(s) are available");
+        anyhow::ensure!(
+            n < available,
+            "device `{spec}` asked for, but {available} CUDA device(s) are available"
+        );
     }
     Ok(device)
 }
 
 /// A backbone with freshly initialised weights: the same for the same seed.
-fn build_backbone(host: &Host, resolved: &Resolved, device: Device) -> anyhow::Result<(nn::VarStore, Box<dyn Backbone>)> {
+fn build_backbone(
+    host: &Host,
+    resolved: &Resolved,
+    device: Device,
+) -> anyhow::Result<(nn::VarStore, Box<dyn Backbone>)> {
     let spec = &resolved.experiment.backbone;
     tch::manual_seed(resolved.experiment.seed as i64);
     let vs = nn::VarStore::new(device);
-    let ctx = BackboneContext { vs: vs.root() / "backbone", in_channels: IN_CHANNELS };
-    let backbone = host.registry.build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
+    let ctx = BackboneContext {
+        vs: vs.root() / "backbone",
+        in_channels: IN_CHANNELS,
+    };
+    let backbone = host
+        .registry
+        .build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
     Ok((vs, backbone))
 }
 
@@ -61,15 +73,29 @@ fn stages(resolved: &Resolved, host: &Host, device: Device, results: &mut Result
     let (vs, backbone) = build_backbone(host, resolved, device)?;
     if let Some(pretrain) = &experiment.pretrain {
         tracing::info!(method = %pretrain.method.name, steps = pretrain.steps, "pre-training");
-        let summary = crate::pretrain::pretrain(&host.registry, pretrain, experiment.seed, &vs, backbone.as_ref(), device)?;
+        let summary = crate::pretrain::pretrain(
+            &host.registry,
+            pretrain,
+            experiment.seed,
+            &vs,
+            backbone.as_ref(),
+            device,
+        )?;
         results.pretrain = Some(summary);
     }
     for evaluation in &experiment.evaluations {
         tracing::info!(task = %evaluation.task.name, protocol = evaluation.protocol.as_str(), "evaluating");
-        let metrics = crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), experiment.seed, device)?;
+        let metrics =
+            crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), experiment.seed, device)?;
         let random_init = if evaluation.random_init {
             let (_vs, fresh) = build_backbone(host, resolved, device)?;
-            Some(crate::evaluate::evaluate(&host.registry, evaluation, fresh.as_ref(), experiment.seed, device)?)
+            Some(crate::evaluate::evaluate(
+                &host.registry,
+                evaluation,
+                fresh.as_ref(),
+                experiment.seed,
+                device,
+            )?)
         } else {
             None
         };
@@ -94,14 +120,24 @@ fn print_summary(results: &Results, dir: &Path, seconds: f64) {
         let losses: Vec<String> = p
             .final_losses
             .iter()
-            .map(|(k, v)| format!("{k} {:.4} -> {v:.4}", p.first_losses.get(k).copied().unwrap_or(f64::NAN)))
+            .map(|(k, v)| {
+                format!(
+                    "{k} {:.4} -> {v:.4}",
+                    p.first_losses.get(k).copied().unwrap_or(f64::NAN)
+                )
+            })
             .collect();
         println!("  pretrain: {} steps; {}", p.steps, losses.join(", "));
     }
     for e in &results.evaluations {
         println!("  {} ({}, {}):", e.task, e.protocol.as_str(), e.dataset);
         for (metric, value) in &e.metrics {
-            let baseline = e.random_init.as_ref().and_then(|r| r.get(metric)).map(|b| format!("   random init {b:.2}")).unwrap_or_default();
+            let baseline = e
+                .random_init
+                .as_ref()
+                .and_then(|r| r.get(metric))
+                .map(|b| format!("   random init {b:.2}"))
+                .unwrap_or_default();
             println!("    {metric:<16} {value:>8.2}{baseline}");
         }
     }

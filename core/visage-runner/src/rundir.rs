@@ -65,14 +65,20 @@ fn git(dir: &Path) -> Git {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let revision = run(&["rev-parse", "HEAD"]);
-    let dirty = revision.as_ref().and(run(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
+    let dirty = revision
+        .as_ref()
+        .and(run(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
     Git { revision, dirty }
 }
 
 /// `2026-11-22T12-30-05` in UTC: sortable and safe in file names.
 pub fn timestamp() -> String {
     let now = time::OffsetDateTime::now_utc();
-    now.format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]")).unwrap_or_default()
+    now.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]-[minute]-[second]"
+    ))
+    .unwrap_or_default()
 }
 
 impl RunDir {
@@ -91,23 +97,36 @@ impl RunDir {
                 path
             }
         };
-        std::fs::create_dir_all(&path).map_err(|e| anyhow::anyhow!("{}: cannot create the run directory: {e}", path.display()))?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the run directory: {e}", path.display()))?;
         Ok(RunDir { path })
     }
 
     /// Writes config.yaml, origins.yaml and run.json.
-    pub fn record_start(&self, resolved: &Resolved, plugins: &[PluginRecord], device: tch::Device) -> anyhow::Result<()> {
+    pub fn record_start(
+        &self,
+        resolved: &Resolved,
+        plugins: &[PluginRecord],
+        device: tch::Device,
+    ) -> anyhow::Result<()> {
         let header = "# Resolved by `runner`: every layer merged, every default filled in.\n";
         self.write("config.yaml", format!("{header}{}", resolved.to_yaml()).as_bytes())?;
-        let origins: std::collections::BTreeMap<String, String> =
-            resolved.origins().into_iter().map(|(k, (_, place))| (k, place.to_string())).collect();
+        let origins: std::collections::BTreeMap<String, String> = resolved
+            .origins()
+            .into_iter()
+            .map(|(k, (_, place))| (k, place.to_string()))
+            .collect();
         self.write("origins.yaml", serde_yaml::to_string(&origins)?.as_bytes())?;
         let files = resolved.files();
         let info = RunInfo {
             experiment: &resolved.experiment.name,
             started: timestamp(),
             command: std::env::args().collect(),
-            git: git(files.last().and_then(|f| f.parent()).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))),
+            git: git(files
+                .last()
+                .and_then(|f| f.parent())
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))),
             files,
             versions: Versions {
                 visage_core: visage_core::CORE_VERSION,

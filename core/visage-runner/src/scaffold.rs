@@ -29,7 +29,9 @@ fn workspace_root() -> PathBuf {
 /// Writes the crate `<dir>/<name>` and returns its path.
 pub fn new_plugin(name: &str, kind: Kind, dir: &Path) -> anyhow::Result<PathBuf> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid {
         bail!("plugin name `{name}` must be snake_case: a lower-case letter, then lower-case letters, digits or `_`");
     }
@@ -49,7 +51,11 @@ pub fn new_plugin(name: &str, kind: Kind, dir: &Path) -> anyhow::Result<PathBuf>
          Built with the workspace (`./runner` builds every crate under plugins/) and loaded by its declaration.\n\
          Check it with `./runner plugins`; use it in an experiment as `{{name: {name}, params: {{...}}}}`.\n"
     );
-    let files = [("Cargo.toml", fill(CARGO_TOML)), ("src/lib.rs", fill(source)), ("README.md", readme)];
+    let files = [
+        ("Cargo.toml", fill(CARGO_TOML)),
+        ("src/lib.rs", fill(source)),
+        ("README.md", readme),
+    ];
     for (file, text) in files {
         let path = crate_dir.join(file);
         visage_core::fs::write_atomic(&path, text.as_bytes())?;
@@ -61,7 +67,10 @@ pub fn new_plugin(name: &str, kind: Kind, dir: &Path) -> anyhow::Result<PathBuf>
 /// inside this workspace, absolute outside it.
 fn core_path(crate_dir: &Path) -> PathBuf {
     let core = workspace_root().join("core/visage-core");
-    let (Ok(root), Ok(parent)) = (std::fs::canonicalize(workspace_root()), std::fs::canonicalize(crate_dir.parent().unwrap_or(Path::new(".")))) else {
+    let (Ok(root), Ok(parent)) = (
+        std::fs::canonicalize(workspace_root()),
+        std::fs::canonicalize(crate_dir.parent().unwrap_or(Path::new("."))),
+    ) else {
         return core;
     };
     match parent.strip_prefix(&root) {

@@ -24,7 +24,7 @@ pub struct Sgd {
 
 impl Sgd {
     fn new(params: Params, ctx: &OptimizerContext<'_>) -> Result<Self> {
-        if !(params.lr > 0.0) {
+        if params.lr.is_nan() || params.lr <= 0.0 {
             return Err(Error::msg(format!("lr must be positive, got {}", params.lr)));
         }
         Ok(Sgd { variables: ctx.vs.trainable_variables(), lr: params.lr })

@@ -56,7 +56,7 @@ pub struct Noise(f64);
 impl Noise {
     /// Checks `std`.
     pub fn new(params: NoiseParams, _: &()) -> Result<Self> {
-        if !(params.std >= 0.0) {
+        if params.std.is_nan() || params.std < 0.0 {
             return Err(Error::msg(format!("std must be non-negative, got {}", params.std)));
         }
         Ok(Noise(params.std))
@@ -66,7 +66,9 @@ impl Noise {
 impl Augmentation for Noise {
     fn apply(&self, mut sample: Sample, seed: u64) -> Result<Sample> {
         let mut rng = Rng::new(&[seed]);
-        let values: Vec<f32> = (0..sample.image.numel()).map(|_| (self.0 * rng.normal()) as f32).collect();
+        let values: Vec<f32> = (0..sample.image.numel())
+            .map(|_| (self.0 * rng.normal()) as f32)
+            .collect();
         let noise = visage_core::tch::Tensor::from_slice(&values).view_as(&sample.image);
         sample.image = (sample.image + noise).clamp(0.0, 1.0);
         Ok(sample)

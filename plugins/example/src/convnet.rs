@@ -33,7 +33,12 @@ impl ConvNet {
         if params.width < 1 {
             return Err(Error::msg(format!("width must be at least 1, got {}", params.width)));
         }
-        let conv = nn::ConvConfig { stride: 2, padding: 1, bias: false, ..Default::default() };
+        let conv = nn::ConvConfig {
+            stride: 2,
+            padding: 1,
+            bias: false,
+            ..Default::default()
+        };
         let mut blocks = nn::seq_t();
         let mut channels = ctx.in_channels;
         for i in 0..3 {
@@ -51,12 +56,24 @@ impl ConvNet {
 
 impl Backbone for ConvNet {
     fn outputs(&self) -> Vec<FeatureSpec> {
-        vec![FeatureSpec { name: "trunk".into(), dim: self.dim }, FeatureSpec { name: POOLED.into(), dim: self.dim }]
+        vec![
+            FeatureSpec {
+                name: "trunk".into(),
+                dim: self.dim,
+            },
+            FeatureSpec {
+                name: POOLED.into(),
+                dim: self.dim,
+            },
+        ]
     }
 
     fn forward(&self, images: &Tensor, train: bool) -> Result<Features> {
         let trunk = self.blocks.forward_t(images, train);
         let pooled = trunk.mean_dim(&[2i64, 3][..], false, trunk.kind());
-        Ok(Features::from([("trunk".to_string(), trunk), (POOLED.to_string(), pooled)]))
+        Ok(Features::from([
+            ("trunk".to_string(), trunk),
+            (POOLED.to_string(), pooled),
+        ]))
     }
 }

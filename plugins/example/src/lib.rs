@@ -29,7 +29,11 @@ fn register(registry: &mut Registry) -> Result<()> {
     registry.method("example_rotation", rotation::Rotation::new)?;
     registry.augmentation("example_flip", augment::Flip::new)?;
     registry.augmentation("example_noise", augment::Noise::new)?;
-    registry.task("example_classification", &[Protocol::LinearProbe], probe::LinearProbe::new)?;
+    registry.task(
+        "example_classification",
+        &[Protocol::LinearProbe],
+        probe::LinearProbe::new,
+    )?;
     Ok(())
 }
 

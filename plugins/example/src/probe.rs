@@ -79,7 +79,13 @@ impl Task for LinearProbe {
         let std = train_x.std_dim(0, false, true) + 1e-6;
         let (train_x, test_x) = ((&train_x - &mean) / &std, (&test_x - &mean) / &std);
         let classes = train_y.max().int64_value(&[]).max(test_y.max().int64_value(&[])) + 1;
-        tracing::info!(train = train_x.size()[0], test = test_x.size()[0], dim = train_x.size()[1], classes, "linear probe on frozen features");
+        tracing::info!(
+            train = train_x.size()[0],
+            test = test_x.size()[0],
+            dim = train_x.size()[1],
+            classes,
+            "linear probe on frozen features"
+        );
 
         visage_core::tch::manual_seed(ctx.seed as i64);
         let vs = nn::VarStore::new(Device::Cpu);

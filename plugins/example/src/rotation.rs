@@ -31,11 +31,21 @@ pub struct Rotation {
 impl Rotation {
     /// Creates the rotation head under `ctx.vs`.
     pub fn new(params: RotationParams, ctx: &MethodContext<'_>) -> Result<Self> {
-        let spec = ctx.backbone_outputs.iter().find(|o| o.name == params.feature).ok_or_else(|| {
-            Error::msg(format!("the backbone has no output `{}` for the rotation head", params.feature))
-        })?;
+        let spec = ctx
+            .backbone_outputs
+            .iter()
+            .find(|o| o.name == params.feature)
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "the backbone has no output `{}` for the rotation head",
+                    params.feature
+                ))
+            })?;
         let head = nn::linear(&ctx.vs / "rotation_head", spec.dim, 4, Default::default());
-        Ok(Rotation { head, feature: params.feature })
+        Ok(Rotation {
+            head,
+            feature: params.feature,
+        })
     }
 }
 
@@ -44,7 +54,8 @@ impl Method for Rotation {
         let n = batch.len();
         let views: Vec<Tensor> = (0..4).map(|k| batch.images.rot90(k, [2, 3])).collect();
         let images = Tensor::cat(&views, 0);
-        let targets = Tensor::arange(4, (visage_core::tch::Kind::Int64, images.device())).repeat_interleave_self_int(n, 0, None);
+        let targets =
+            Tensor::arange(4, (visage_core::tch::Kind::Int64, images.device())).repeat_interleave_self_int(n, 0, None);
         let features = backbone.forward(&images, true)?;
         let logits = self.head.forward(feature(&features, &self.feature)?);
         let mut losses = Losses::default();

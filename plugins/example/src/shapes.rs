@@ -51,13 +51,20 @@ impl Shapes {
     /// Checks the parameters.
     pub fn new(params: ShapesParams, ctx: &DatasetContext) -> Result<Self> {
         if !(8..=512).contains(&params.resolution) {
-            return Err(Error::msg(format!("resolution must be in 8..=512, got {}", params.resolution)));
+            return Err(Error::msg(format!(
+                "resolution must be in 8..=512, got {}",
+                params.resolution
+            )));
         }
         let split = match ctx.split {
             Split::Train => 1,
             Split::Test => 2,
         };
-        Ok(Shapes { params, seed: ctx.seed, split })
+        Ok(Shapes {
+            params,
+            seed: ctx.seed,
+            split,
+        })
     }
 }
 
@@ -106,13 +113,20 @@ mod tests {
     use super::*;
 
     fn shapes(split: Split) -> Shapes {
-        let params = ShapesParams { count: 64, resolution: 16, noise: 0.1 };
+        let params = ShapesParams {
+            count: 64,
+            resolution: 16,
+            noise: 0.1,
+        };
         Shapes::new(params, &DatasetContext { split, seed: 7 }).unwrap()
     }
 
     #[test]
     fn a_sample_is_a_pure_function_of_its_index() {
-        let (a, b) = (shapes(Split::Train).get(5).unwrap(), shapes(Split::Train).get(5).unwrap());
+        let (a, b) = (
+            shapes(Split::Train).get(5).unwrap(),
+            shapes(Split::Train).get(5).unwrap(),
+        );
         assert!(a.image.equal(&b.image));
         assert_eq!(a.image.size(), vec![3, 16, 16]);
         let test = shapes(Split::Test).get(5).unwrap();

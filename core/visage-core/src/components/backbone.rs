@@ -52,6 +52,9 @@ impl<B: Backbone> Backbone for Guarded<B> {
 pub fn feature<'f>(features: &'f Features, name: &str) -> Result<&'f Tensor> {
     features.get(name).ok_or_else(|| {
         let have: Vec<&str> = features.keys().map(String::as_str).collect();
-        crate::Error::msg(format!("backbone has no output `{name}` (it offers: {})", have.join(", ")))
+        crate::Error::msg(format!(
+            "backbone has no output `{name}` (it offers: {})",
+            have.join(", ")
+        ))
     })
 }

@@ -20,7 +20,9 @@ impl Losses {
     /// The sum of all terms.
     pub fn total(&self) -> Result<Tensor> {
         let mut terms = self.0.iter().map(|(_, t)| t.shallow_clone());
-        let first = terms.next().ok_or_else(|| crate::Error::msg("a training step returned no loss terms"))?;
+        let first = terms
+            .next()
+            .ok_or_else(|| crate::Error::msg("a training step returned no loss terms"))?;
         Ok(terms.fold(first, |acc, t| acc + t))
     }
 }

@@ -27,7 +27,10 @@ pub enum Place {
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Place::File { file, position: Some(p) } => write!(f, "{}:{}:{}", file.display(), p.line, p.column),
+            Place::File {
+                file,
+                position: Some(p),
+            } => write!(f, "{}:{}:{}", file.display(), p.line, p.column),
             Place::File { file, position: None } => write!(f, "{}", file.display()),
             Place::Env(var) => write!(f, "environment variable {var}"),
             Place::Set(arg) => write!(f, "--set {arg}"),
@@ -51,7 +54,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = if self.key.is_empty() { "(top level)".to_string() } else { format!("`{}`", self.key) };
+        let key = if self.key.is_empty() {
+            "(top level)".to_string()
+        } else {
+            format!("`{}`", self.key)
+        };
         write!(f, "{}: {key}: {}", self.place, self.message)?;
         if let Some(s) = &self.suggestion {
             write!(f, "\n  help: did you mean `{s}`?")?;
@@ -134,8 +141,14 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("lerning_rate", ["learning_rate", "momentum"]), Some("learning_rate".into()));
-        assert_eq!(did_you_mean("example_convnt", ["example_convnet"]), Some("example_convnet".into()));
+        assert_eq!(
+            did_you_mean("lerning_rate", ["learning_rate", "momentum"]),
+            Some("learning_rate".into())
+        );
+        assert_eq!(
+            did_you_mean("example_convnt", ["example_convnet"]),
+            Some("example_convnet".into())
+        );
         assert_eq!(did_you_mean("xyz", ["learning_rate", "momentum"]), None);
     }
 

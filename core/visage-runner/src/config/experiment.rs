@@ -86,7 +86,10 @@ fn empty_params() -> serde_json::Value {
 impl Component {
     /// A component with default parameters.
     pub fn named(name: &str) -> Self {
-        Component { name: name.into(), params: empty_params() }
+        Component {
+            name: name.into(),
+            params: empty_params(),
+        }
     }
 }
 
@@ -170,22 +173,58 @@ impl Experiment {
     /// Every component the experiment names, with its key path and kind.
     pub fn components_mut(&mut self) -> Vec<ComponentSite<'_>> {
         let p = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let mut out = vec![ComponentSite { path: p(&["backbone"]), kind: Kind::Backbone, component: &mut self.backbone }];
+        let mut out = vec![ComponentSite {
+            path: p(&["backbone"]),
+            kind: Kind::Backbone,
+            component: &mut self.backbone,
+        }];
         if let Some(pre) = &mut self.pretrain {
-            out.push(ComponentSite { path: p(&["pretrain", "method"]), kind: Kind::Method, component: &mut pre.method });
-            out.push(ComponentSite { path: p(&["pretrain", "dataset"]), kind: Kind::Dataset, component: &mut pre.dataset });
+            out.push(ComponentSite {
+                path: p(&["pretrain", "method"]),
+                kind: Kind::Method,
+                component: &mut pre.method,
+            });
+            out.push(ComponentSite {
+                path: p(&["pretrain", "dataset"]),
+                kind: Kind::Dataset,
+                component: &mut pre.dataset,
+            });
             for (i, a) in pre.augmentations.iter_mut().enumerate() {
-                out.push(ComponentSite { path: p(&["pretrain", "augmentations", &i.to_string()]), kind: Kind::Augmentation, component: a });
+                out.push(ComponentSite {
+                    path: p(&["pretrain", "augmentations", &i.to_string()]),
+                    kind: Kind::Augmentation,
+                    component: a,
+                });
             }
-            out.push(ComponentSite { path: p(&["pretrain", "optimizer"]), kind: Kind::Optimizer, component: &mut pre.optimizer });
-            out.push(ComponentSite { path: p(&["pretrain", "scheduler"]), kind: Kind::Scheduler, component: &mut pre.scheduler });
+            out.push(ComponentSite {
+                path: p(&["pretrain", "optimizer"]),
+                kind: Kind::Optimizer,
+                component: &mut pre.optimizer,
+            });
+            out.push(ComponentSite {
+                path: p(&["pretrain", "scheduler"]),
+                kind: Kind::Scheduler,
+                component: &mut pre.scheduler,
+            });
         }
         for (i, e) in self.evaluations.iter_mut().enumerate() {
             let i = i.to_string();
-            out.push(ComponentSite { path: p(&["evaluations", &i, "task"]), kind: Kind::Task, component: &mut e.task });
-            out.push(ComponentSite { path: p(&["evaluations", &i, "dataset"]), kind: Kind::Dataset, component: &mut e.dataset });
+            out.push(ComponentSite {
+                path: p(&["evaluations", &i, "task"]),
+                kind: Kind::Task,
+                component: &mut e.task,
+            });
+            out.push(ComponentSite {
+                path: p(&["evaluations", &i, "dataset"]),
+                kind: Kind::Dataset,
+                component: &mut e.dataset,
+            });
             for (j, m) in e.metrics.iter_mut().enumerate() {
-                out.push(ComponentSite { path: p(&["evaluations", &i, "metrics", &j.to_string()]), kind: Kind::Metric, component: m });
+                out.push(ComponentSite {
+                    path: p(&["evaluations", &i, "metrics", &j.to_string()]),
+                    kind: Kind::Metric,
+                    component: m,
+                });
             }
         }
         out

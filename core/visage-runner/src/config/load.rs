@@ -23,6 +23,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Positions of its keys.
     pub locations: Locations,
+    /// Its content.
+    pub data: serde_json::Value,
 }
 
 /// The merged layers, able to say where any key came from.
@@ -30,34 +32,71 @@ pub struct Layers {
     figment: Figment,
     merged: Value,
     files: Vec<SourceFile>,
+    /// Each layer's own data, lowest first: the files, the environment, each `--set`.
+    layer_data: Vec<serde_json::Value>,
+    sets: Vec<String>,
 }
+
+/// Component slots that hold one mapping (list items are replaced whole by
+/// any layer that sets the list).
+const COMPONENT_SLOTS: &[&[&str]] = &[
+    &["backbone"],
+    &["pretrain", "method"],
+    &["pretrain", "dataset"],
+    &["pretrain", "optimizer"],
+    &["pretrain", "scheduler"],
+];
 
 /// Reads `path` and everything it extends, then the environment and `sets`.
 pub fn layers(path: &Path, sets: &[String]) -> Result<Layers, ConfigError> {
     let mut files = Vec::new();
     collect_extends(path, &mut vec![], None, &mut files)?;
     let mut figment = Figment::new();
+    let mut layer_data: Vec<serde_json::Value> = files.iter().map(|f| f.data.clone()).collect();
     for file in &files {
         figment = figment.merge(Yaml::file_exact(&file.path));
     }
-    figment = figment.merge(
-        Env::prefixed("VISAGE_").split("__").filter(|k| !RESERVED_ENV.iter().any(|r| k == *r)),
-    );
+    let env = Env::prefixed("VISAGE_")
+        .split("__")
+        .filter(|k| !RESERVED_ENV.iter().any(|r| k == *r));
+    layer_data.push(provider_json(&env));
+    figment = figment.merge(env);
     for arg in sets {
         let merged = merged_value(&figment)?;
-        figment = figment.merge(SetArg::parse(arg, &merged)?);
+        let set = SetArg::parse(arg, &merged)?;
+        layer_data.push(provider_json(&set));
+        figment = figment.merge(set);
     }
     let merged = merged_value(&figment)?;
-    Ok(Layers { figment, merged, files })
+    let mut layers = Layers {
+        figment,
+        merged,
+        files,
+        layer_data,
+        sets: sets.to_vec(),
+    };
+    layers.drop_stale_params();
+    Ok(layers)
+}
+
+fn provider_json(provider: &impl Provider) -> serde_json::Value {
+    let data = provider
+        .data()
+        .ok()
+        .and_then(|mut m| m.remove(&Profile::Default))
+        .unwrap_or_default();
+    serde_json::to_value(data).unwrap_or_default()
 }
 
 fn merged_value(figment: &Figment) -> Result<Value, ConfigError> {
-    figment.find_value("").map_err(|e| ConfigError::Invalid(Diagnostic {
-        place: Place::Default,
-        key: e.path.join("."),
-        message: e.kind.to_string(),
-        suggestion: None,
-    }))
+    figment.find_value("").map_err(|e| {
+        ConfigError::Invalid(Diagnostic {
+            place: Place::Default,
+            key: e.path.join("."),
+            message: e.kind.to_string(),
+            suggestion: None,
+        })
+    })
 }
 
 /// Depth-first: bases before the file that extends them, each file once.
@@ -71,19 +110,28 @@ fn collect_extends(
     if let Some(start) = stack.iter().position(|p| *p == identity) {
         let mut chain: Vec<PathBuf> = stack[start..].to_vec();
         chain.push(identity);
-        return Err(ConfigError::Cycle { chain: chain.iter().map(|p| relative_to_cwd(p)).collect() });
+        return Err(ConfigError::Cycle {
+            chain: chain.iter().map(|p| relative_to_cwd(p)).collect(),
+        });
     }
     let text = std::fs::read_to_string(path).map_err(|source| match &included_at {
-        Some(at) if source.kind() == std::io::ErrorKind::NotFound => {
-            ConfigError::MissingExtends { at: at.clone(), target: path.to_path_buf() }
-        }
-        _ => ConfigError::Read { file: path.to_path_buf(), source },
+        Some(at) if source.kind() == std::io::ErrorKind::NotFound => ConfigError::MissingExtends {
+            at: at.clone(),
+            target: path.to_path_buf(),
+        },
+        _ => ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        },
     })?;
     let parsed: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| syntax_error(path, &e))?;
     let locations = Locations::of(&text);
     if !parsed.is_mapping() {
         return Err(ConfigError::Invalid(Diagnostic {
-            place: Place::File { file: path.to_path_buf(), position: locations.exact(&[]) },
+            place: Place::File {
+                file: path.to_path_buf(),
+                position: locations.exact(&[]),
+            },
             key: String::new(),
             message: "an experiment file must be a mapping of keys to values".into(),
             suggestion: None,
@@ -96,14 +144,24 @@ fn collect_extends(
         } else {
             vec!["extends".to_string()]
         };
-        let at = Place::File { file: path.to_path_buf(), position: locations.find(&key) };
+        let at = Place::File {
+            file: path.to_path_buf(),
+            position: locations.find(&key),
+        };
         let target = normalize(&path.parent().unwrap_or(Path::new("")).join(base));
         collect_extends(&target, stack, Some(at), out)?;
     }
     stack.pop();
-    let seen = out.iter().any(|f| std::fs::canonicalize(&f.path).ok().as_ref() == Some(&identity));
+    let seen = out
+        .iter()
+        .any(|f| std::fs::canonicalize(&f.path).ok().as_ref() == Some(&identity));
     if !seen {
-        out.push(SourceFile { path: path.to_path_buf(), locations });
+        let data = serde_json::to_value(&parsed).unwrap_or_default();
+        out.push(SourceFile {
+            path: path.to_path_buf(),
+            locations,
+            data,
+        });
     }
     Ok(())
 }
@@ -111,7 +169,10 @@ fn collect_extends(
 fn extends_of(path: &Path, parsed: &serde_yaml::Value, locations: &Locations) -> Result<Vec<String>, ConfigError> {
     let bad = |message: &str| {
         ConfigError::Invalid(Diagnostic {
-            place: Place::File { file: path.to_path_buf(), position: locations.find(&["extends".to_string()]) },
+            place: Place::File {
+                file: path.to_path_buf(),
+                position: locations.find(&["extends".to_string()]),
+            },
             key: "extends".into(),
             message: message.into(),
             suggestion: None,
@@ -122,20 +183,33 @@ fn extends_of(path: &Path, parsed: &serde_yaml::Value, locations: &Locations) ->
         Some(serde_yaml::Value::String(s)) => Ok(vec![s.clone()]),
         Some(serde_yaml::Value::Sequence(items)) => items
             .iter()
-            .map(|v| v.as_str().map(String::from).ok_or_else(|| bad("expected a path or a list of paths")))
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| bad("expected a path or a list of paths"))
+            })
             .collect(),
         Some(_) => Err(bad("expected a path or a list of paths")),
     }
 }
 
 fn syntax_error(path: &Path, e: &serde_yaml::Error) -> ConfigError {
-    let position = e.location().map(|l| super::locate::Position { line: l.line(), column: l.column() });
+    let position = e.location().map(|l| super::locate::Position {
+        line: l.line(),
+        column: l.column(),
+    });
     let message = e.to_string();
     let message = match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message,
     };
-    ConfigError::Syntax { at: Place::File { file: path.to_path_buf(), position }, message }
+    ConfigError::Syntax {
+        at: Place::File {
+            file: path.to_path_buf(),
+            position,
+        },
+        message,
+    }
 }
 
 /// Removes `.` and folds `a/..` without touching the file system, so that
@@ -171,13 +245,19 @@ struct SetArg {
 
 impl SetArg {
     fn parse(arg: &str, merged: &Value) -> Result<Self, ConfigError> {
-        let bad = |message: String| ConfigError::BadSet { arg: arg.into(), message };
-        let (key, raw) = arg.split_once('=').ok_or_else(|| bad("expected key.path=value".into()))?;
+        let bad = |message: String| ConfigError::BadSet {
+            arg: arg.into(),
+            message,
+        };
+        let (key, raw) = arg
+            .split_once('=')
+            .ok_or_else(|| bad("expected key.path=value".into()))?;
         let path: Vec<&str> = key.split('.').collect();
         if path.iter().any(|p| p.is_empty()) {
             return Err(bad(format!("`{key}` is not a dotted key path")));
         }
-        let value: serde_yaml::Value = serde_yaml::from_str(raw).map_err(|e| bad(format!("the value is not YAML: {e}")))?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(raw).map_err(|e| bad(format!("the value is not YAML: {e}")))?;
         let value = Value::serialize(value).map_err(|e| bad(e.to_string()))?;
         // Replace from the first list on the path, so that indices address its items.
         let mut node = Some(merged);
@@ -187,19 +267,31 @@ impl SetArg {
                 let mut items = items.clone();
                 set_in_array(&mut items, &path[depth + 1..], value).map_err(bad)?;
                 let list = Value::from(items);
-                return Ok(SetArg { arg: arg.into(), data: nest(&path[..=depth], list) });
+                return Ok(SetArg {
+                    arg: arg.into(),
+                    data: nest(&path[..=depth], list),
+                });
             }
             node = next;
         }
-        Ok(SetArg { arg: arg.into(), data: nest(&path, value) })
+        Ok(SetArg {
+            arg: arg.into(),
+            data: nest(&path, value),
+        })
     }
 }
 
 fn set_in_array(items: &mut [Value], rest: &[&str], value: Value) -> Result<(), String> {
-    let (first, rest) = rest.split_first().ok_or("a list can only be replaced whole: give its items in YAML, e.g. [a, b]")?;
-    let index: usize = first.parse().map_err(|_| format!("`{first}` indexes a list and must be a number"))?;
+    let (first, rest) = rest
+        .split_first()
+        .ok_or("a list can only be replaced whole: give its items in YAML, e.g. [a, b]")?;
+    let index: usize = first
+        .parse()
+        .map_err(|_| format!("`{first}` indexes a list and must be a number"))?;
     let len = items.len();
-    let slot = items.get_mut(index).ok_or_else(|| format!("index {index} is out of range: the list has {len} items"))?;
+    let slot = items
+        .get_mut(index)
+        .ok_or_else(|| format!("index {index} is out of range: the list has {len} items"))?;
     set_in_value(slot, rest, value)
 }
 
@@ -211,7 +303,9 @@ fn set_in_value(slot: &mut Value, rest: &[&str], value: Value) -> Result<(), Str
     match slot {
         Value::Array(_, items) => set_in_array(items, rest, value),
         Value::Dict(_, dict) => {
-            let child = dict.entry(first.to_string()).or_insert_with(|| Value::from(Dict::new()));
+            let child = dict
+                .entry(first.to_string())
+                .or_insert_with(|| Value::from(Dict::new()));
             set_in_value(child, tail, value)
         }
         _ => {
@@ -243,6 +337,76 @@ impl Provider for SetArg {
 }
 
 impl Layers {
+    /// The layer (index into `layer_data`) a value came from.
+    fn rank(&self, value: &Value) -> Option<usize> {
+        let meta = self.figment.get_metadata(value.tag())?;
+        if let Some(Source::File(file)) = &meta.source {
+            let wanted = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+            return self
+                .files
+                .iter()
+                .position(|f| std::fs::canonicalize(&f.path).ok().as_ref() == Some(&wanted));
+        }
+        if let Some(arg) = meta.name.strip_prefix("--set ") {
+            return self
+                .sets
+                .iter()
+                .rposition(|s| s == arg)
+                .map(|i| self.files.len() + 1 + i);
+        }
+        meta.name.contains("environment").then_some(self.files.len())
+    }
+
+    /// Parameters follow the component they were written for: when a layer
+    /// names a different component in a slot, the parameters that lower
+    /// layers wrote for the old component are dropped, so that
+    /// `--set backbone.name=other` or a child file naming another optimiser
+    /// does not inherit parameters the new component does not take.
+    fn drop_stale_params(&mut self) {
+        for slot in COMPONENT_SLOTS {
+            let slot: Vec<String> = slot.iter().map(|s| s.to_string()).collect();
+            let name_path = [slot.clone(), vec!["name".into()]].concat();
+            let Some(name) = self.find(&name_path).and_then(|v| v.as_str()).map(String::from) else {
+                continue;
+            };
+            let pointer = format!("/{}", name_path.join("/"));
+            // The component named in the slot once layers 0..=rank are merged.
+            let in_effect: Vec<Option<String>> = (0..self.layer_data.len())
+                .map(|rank| {
+                    (0..=rank).rev().find_map(|k| {
+                        self.layer_data[k]
+                            .pointer(&pointer)
+                            .and_then(|v| v.as_str())
+                            .map(String::from)
+                    })
+                })
+                .collect();
+            let keep = |rank: Option<usize>| match rank.and_then(|r| in_effect.get(r)) {
+                Some(Some(then)) => *then == name,
+                _ => true,
+            };
+            let params_path = [slot, vec!["params".into()]].concat();
+            let Some(Value::Dict(_, mut params)) = self.find(&params_path).cloned() else {
+                continue;
+            };
+            retain_params(&mut params, &|v| keep(self.rank(v)));
+            if let Some(Value::Dict(_, dict)) = self.find_mut(&params_path) {
+                *dict = params;
+            }
+        }
+    }
+
+    fn find_mut(&mut self, path: &[String]) -> Option<&mut Value> {
+        let mut node = &mut self.merged;
+        for segment in path {
+            node = match node {
+                Value::Dict(_, d) => d.get_mut(segment)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
     /// The files that took part, bases first.
     pub fn files(&self) -> &[SourceFile] {
         &self.files
@@ -277,7 +441,15 @@ impl Layers {
         (0..=path.len())
             .rev()
             .find_map(|n| self.origin(&path[..n]).filter(|p| n > 0 || *p != Place::Default))
-            .unwrap_or_else(|| self.files.last().map(|f| Place::File { file: f.path.clone(), position: None }).unwrap_or(Place::Default))
+            .unwrap_or_else(|| {
+                self.files
+                    .last()
+                    .map(|f| Place::File {
+                        file: f.path.clone(),
+                        position: None,
+                    })
+                    .unwrap_or(Place::Default)
+            })
     }
 
     fn place_of(&self, value: &Value, path: &[String]) -> Place {
@@ -288,10 +460,16 @@ impl Layers {
             let wanted = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
             for f in self.files.iter().rev() {
                 if std::fs::canonicalize(&f.path).ok().as_ref() == Some(&wanted) {
-                    return Place::File { file: f.path.clone(), position: f.locations.find(path) };
+                    return Place::File {
+                        file: f.path.clone(),
+                        position: f.locations.find(path),
+                    };
                 }
             }
-            return Place::File { file: file.clone(), position: None };
+            return Place::File {
+                file: file.clone(),
+                position: None,
+            };
         }
         if let Some(arg) = meta.name.strip_prefix("--set ") {
             return Place::Set(arg.to_string());
@@ -307,7 +485,12 @@ impl Layers {
     pub fn diagnose(&self, path: &[String], message: String) -> Diagnostic {
         let suggestion = unknown_and_expected(&message)
             .and_then(|(unknown, expected)| did_you_mean(&unknown, expected.iter().map(String::as_str)));
-        Diagnostic { place: self.nearest_origin(path), key: path.join("."), message, suggestion }
+        Diagnostic {
+            place: self.nearest_origin(path),
+            key: path.join("."),
+            message,
+            suggestion,
+        }
     }
 
     /// Deserialises the merged layers into the typed experiment.
@@ -327,9 +510,11 @@ impl Layers {
                 serde_json::Value::Object(m) if !m.is_empty() => {
                     stack.extend(m.iter().map(|(k, v)| ([path.clone(), vec![k.clone()]].concat(), v)))
                 }
-                serde_json::Value::Array(a) if !a.is_empty() => {
-                    stack.extend(a.iter().enumerate().map(|(i, v)| ([path.clone(), vec![i.to_string()]].concat(), v)))
-                }
+                serde_json::Value::Array(a) if !a.is_empty() => stack.extend(
+                    a.iter()
+                        .enumerate()
+                        .map(|(i, v)| ([path.clone(), vec![i.to_string()]].concat(), v)),
+                ),
                 leaf => {
                     let place = self.origin(&path).unwrap_or(Place::Default);
                     out.insert(path.join("."), (leaf.clone(), place));
@@ -338,4 +523,15 @@ impl Layers {
         }
         out
     }
+}
+
+/// Keeps the leaves `keep` accepts; drops mappings left empty by that.
+fn retain_params(dict: &mut Dict, keep: &dyn Fn(&Value) -> bool) {
+    dict.retain(|_, value| match value {
+        Value::Dict(_, inner) if !inner.is_empty() => {
+            retain_params(inner, keep);
+            !inner.is_empty()
+        }
+        leaf => keep(leaf),
+    });
 }

@@ -56,7 +56,10 @@ struct Recorder {
 
 impl Recorder {
     fn position(mark: Marker) -> Position {
-        Position { line: mark.line(), column: mark.col() + 1 }
+        Position {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
     }
 
     /// A node starts: as a key, or as a value whose path we push.
@@ -65,9 +68,17 @@ impl Recorder {
         match self.frames.last_mut() {
             Some(Frame::Map { pending_key }) if pending_key.is_none() => {
                 let key = scalar.unwrap_or("").to_string();
+                let at = Self::position(mark);
+                // libyaml-style parsers mark a block mapping at its first `:`;
+                // the mapping really starts at its first key.
+                if let Some(start) = self.found.get_mut(&self.path) {
+                    if (at.line, at.column) < (start.line, start.column) {
+                        *start = at;
+                    }
+                }
                 let mut path = self.path.clone();
                 path.push(key.clone());
-                self.found.entry(path).or_insert(Self::position(mark));
+                self.found.entry(path).or_insert(at);
                 *pending_key = Some(key);
                 false
             }
@@ -139,11 +150,26 @@ mod tests {
         let text = "name: x\npretrain:\n  steps: 3\n  augmentations:\n    - name: flip\n    - {name: noise, params: {std: 0.1}}\nseed: 1\n";
         let loc = Locations::of(text);
         assert_eq!(loc.exact(&path("name")), Some(Position { line: 1, column: 1 }));
-        assert_eq!(loc.exact(&path("pretrain.steps")), Some(Position { line: 3, column: 3 }));
-        assert_eq!(loc.exact(&path("pretrain.augmentations.0")), Some(Position { line: 5, column: 7 }));
-        assert_eq!(loc.exact(&path("pretrain.augmentations.0.name")), Some(Position { line: 5, column: 7 }));
-        assert_eq!(loc.exact(&path("pretrain.augmentations.1.params.std")), Some(Position { line: 6, column: 31 }));
+        assert_eq!(
+            loc.exact(&path("pretrain.steps")),
+            Some(Position { line: 3, column: 3 })
+        );
+        assert_eq!(
+            loc.exact(&path("pretrain.augmentations.0")),
+            Some(Position { line: 5, column: 7 })
+        );
+        assert_eq!(
+            loc.exact(&path("pretrain.augmentations.0.name")),
+            Some(Position { line: 5, column: 7 })
+        );
+        assert_eq!(
+            loc.exact(&path("pretrain.augmentations.1.params.std")),
+            Some(Position { line: 6, column: 30 })
+        );
         assert_eq!(loc.exact(&path("seed")), Some(Position { line: 7, column: 1 }));
-        assert_eq!(loc.find(&path("pretrain.steps.missing")), Some(Position { line: 3, column: 3 }));
+        assert_eq!(
+            loc.find(&path("pretrain.steps.missing")),
+            Some(Position { line: 3, column: 3 })
+        );
     }
 }

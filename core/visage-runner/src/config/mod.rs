@@ -37,9 +37,9 @@ impl Resolved {
     }
 
     fn check_device(&self) -> Result<(), ConfigError> {
-        parse_device(&self.experiment.device).map(|_| ()).map_err(|message| {
-            ConfigError::Invalid(self.layers.diagnose(&["device".to_string()], message))
-        })
+        parse_device(&self.experiment.device)
+            .map(|_| ())
+            .map_err(|message| ConfigError::Invalid(self.layers.diagnose(&["device".to_string()], message)))
     }
 
     /// Checks that every component exists with valid parameters, and fills
@@ -52,7 +52,12 @@ impl Resolved {
                 let names = registry.names(site.kind);
                 let mut d = self.layers.diagnose(
                     &name_path,
-                    format!("unknown {} `{}`; registered: {}", site.kind, site.component.name, list_or_none(&names)),
+                    format!(
+                        "unknown {} `{}`; registered: {}",
+                        site.kind,
+                        site.component.name,
+                        list_or_none(&names)
+                    ),
                 );
                 d.suggestion = diagnostic::did_you_mean(&site.component.name, names.iter().copied());
                 return Err(ConfigError::Invalid(d));
@@ -60,7 +65,10 @@ impl Resolved {
             let params_path = [site.path.clone(), vec!["params".into()]].concat();
             let normalized = info.normalize(&site.component.params.to_string()).map_err(|e| {
                 let path = [params_path.clone(), e.path.clone()].concat();
-                ConfigError::Invalid(self.layers.diagnose(&path, format!("{} (parameters of {} `{}`)", e.message, site.kind, site.component.name)))
+                ConfigError::Invalid(self.layers.diagnose(
+                    &path,
+                    format!("{} (parameters of {} `{}`)", e.message, site.kind, site.component.name),
+                ))
             })?;
             site.component.params = serde_json::from_str(&normalized).unwrap_or_default();
         }
@@ -97,7 +105,12 @@ impl Resolved {
     /// `key: value  # origin` lines, one per resolved value.
     pub fn origins_listing(&self) -> String {
         let origins = self.origins();
-        let width = origins.iter().map(|(k, (v, _))| k.len() + v.to_string().len()).max().unwrap_or(0) + 2;
+        let width = origins
+            .iter()
+            .map(|(k, (v, _))| k.len() + v.to_string().len())
+            .max()
+            .unwrap_or(0)
+            + 2;
         origins
             .iter()
             .map(|(k, (v, place))| {
@@ -113,12 +126,14 @@ impl Resolved {
             .plugin_dirs
             .iter()
             .enumerate()
-            .map(|(i, dir)| match self.layers.origin(&["plugin_dirs".into(), i.to_string()]) {
-                Some(Place::File { file, .. }) if dir.is_relative() => {
-                    load::normalize(&file.parent().unwrap_or(Path::new("")).join(dir))
-                }
-                _ => dir.clone(),
-            })
+            .map(
+                |(i, dir)| match self.layers.origin(&["plugin_dirs".into(), i.to_string()]) {
+                    Some(Place::File { file, .. }) if dir.is_relative() => {
+                        load::normalize(&file.parent().unwrap_or(Path::new("")).join(dir))
+                    }
+                    _ => dir.clone(),
+                },
+            )
             .collect()
     }
 

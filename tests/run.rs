@@ -1,0 +1,128 @@
+//! The runner end to end on the example experiment: the run directory, the
+//! results contract, plugin logs in the host's log, and a representation
+//! that beats its random initialisation.
+
+mod common;
+
+use common::{fails, ok, runner};
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn the_example_experiment_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let stdout = ok(runner(&[
+        "experiments/example.yaml",
+        "--set",
+        "device=cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("example completed in"), "{stdout}");
+    assert!(stdout.contains("random init"), "{stdout}");
+
+    let results = read_json(&out.join("results.json"));
+    assert_eq!(results["experiment"], "example");
+    assert_eq!(results["status"], "completed");
+    assert_eq!(results["pretrain"]["steps"], 400);
+    let losses = &results["pretrain"];
+    let (first, last) = (
+        losses["first_losses"]["rotation"].as_f64().unwrap(),
+        losses["final_losses"]["rotation"].as_f64().unwrap(),
+    );
+    assert!(last < first - 0.3, "the rotation loss should fall: {first} -> {last}");
+    let evaluation = &results["evaluations"][0];
+    assert_eq!(evaluation["task"], "example_classification");
+    assert_eq!(evaluation["protocol"], "linear_probe");
+    assert_eq!(evaluation["dataset"], "example_shapes");
+    let (pretrained, random) = (
+        evaluation["metrics"]["accuracy"].as_f64().unwrap(),
+        evaluation["random_init"]["accuracy"].as_f64().unwrap(),
+    );
+    assert!(
+        pretrained > random + 15.0,
+        "pre-training should beat random init clearly: {pretrained} vs {random}"
+    );
+
+    let run = read_json(&out.join("run.json"));
+    assert_eq!(run["seed"], 0);
+    assert_eq!(run["device"], "Cpu");
+    assert_eq!(run["versions"]["tch"], "0.24.0");
+    assert!(run["versions"]["torch"].as_str().unwrap().starts_with("2.11.0"));
+    assert!(run["git"]["revision"].as_str().is_some_and(|r| r.len() == 40), "{run}");
+    let plugins: Vec<&str> = run["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(plugins, ["builtin", "example"]);
+
+    // The resolved config repeats the run's configuration exactly.
+    let config = std::fs::read_to_string(out.join("config.yaml")).unwrap();
+    let again = ok(runner(&["validate", out.join("config.yaml").to_str().unwrap()]));
+    assert!(config.ends_with(&again), "config.yaml is not its own resolution");
+    let origins = std::fs::read_to_string(out.join("origins.yaml")).unwrap();
+    assert!(origins.contains("device: --set device=cpu\n"), "{origins}");
+
+    // Plugin events reach the host's JSON log, loading included.
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let from_plugin = events
+        .iter()
+        .find(|e| e["target"] == "example::probe")
+        .expect("a log line from the example plugin");
+    assert_eq!(from_plugin["fields"]["message"], "linear probe on frozen features");
+    assert!(
+        events.iter().any(
+            |e| e["target"] == "example" && e["fields"]["message"] == "registering the example plugin's components"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = |name: &str| {
+        let out = dir.path().join(name);
+        ok(runner(&[
+            "experiments/example.yaml",
+            "--set",
+            "pretrain.steps=20",
+            "--set",
+            "device=cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        read_json(&out.join("results.json"))
+    };
+    let (a, b) = (results("a"), results("b"));
+    assert_eq!(a["status"], "completed");
+    assert_eq!(a, b, "two runs with one seed differ");
+}
+
+#[test]
+fn an_unavailable_cuda_device_is_an_error() {
+    if tch::Cuda::is_available() {
+        return; // only meaningful without a GPU
+    }
+    let stderr = fails(runner(&[
+        "experiments/example.yaml",
+        "--set",
+        "device=cuda:0",
+        "--out",
+        "/tmp/visage-never",
+    ]));
+    assert!(
+        !std::path::Path::new("/tmp/visage-never").exists(),
+        "no run directory for a run that cannot start"
+    );
+    assert!(
+        stderr.contains("device `cuda:0` asked for, but 0 CUDA device(s) are available"),
+        "{stderr}"
+    );
+}
