@@ -207,6 +207,21 @@ impl Host {
     }
 }
 
+/// Loads libtorch's CUDA backend when it is installed. The linker drops
+/// `libtorch_cuda.so` from the runner's dependencies (nothing references its
+/// symbols; its static initialisers register the CUDA backend), so without
+/// this CUDA would look unavailable. Found through the runner's rpath.
+pub fn load_cuda_backend() {
+    // SAFETY: libtorch's own library; its initialisers only register backends.
+    match unsafe { Library::new("libtorch_cuda.so") } {
+        Ok(library) => {
+            std::mem::forget(library);
+            tracing::debug!(devices = tch::Cuda::device_count(), "loaded libtorch's CUDA backend");
+        }
+        Err(e) => tracing::debug!("no CUDA backend: {e}"),
+    }
+}
+
 fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
     let entries = std::fs::read_dir(dir).map_err(|source| HostError::Dir {
         dir: dir.into(),

@@ -107,6 +107,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let json_log = logging::init(cli.log.as_deref())?;
+    host::load_cuda_backend();
     match cli.command {
         None => {
             let experiment = cli.run.experiment.context("an experiment file is required")?;
