@@ -41,7 +41,10 @@ pub struct BackboneContext<'a> {
 
 impl<B: Backbone> Backbone for Guarded<B> {
     fn outputs(&self) -> Vec<FeatureSpec> {
-        self.run(|b| Ok(b.outputs())).unwrap_or_default()
+        self.run(|b| Ok(b.outputs())).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            vec![]
+        })
     }
     fn forward(&self, images: &Tensor, train: bool) -> Result<Features> {
         self.run(|b| b.forward(images, train))

@@ -40,7 +40,10 @@ pub struct DatasetContext {
 
 impl<D: Dataset> Dataset for Guarded<D> {
     fn len(&self) -> usize {
-        self.run(|d| Ok(d.len())).unwrap_or(0)
+        self.run(|d| Ok(d.len())).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            0
+        })
     }
     fn get(&self, index: usize) -> Result<Sample> {
         self.run(|d| d.get(index))
