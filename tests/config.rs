@@ -128,7 +128,10 @@ fn later_layers_win() {
 fn plugin_defaults_are_filled_in() {
     let out = ok(runner(&["validate", "tests/fixtures/config/base.yaml"]));
     // example_convnet's params were {width: 4}; sgd's defaults appear too.
-    assert!(out.contains("name: sgd\n    params:\n      lr: 0.1\n      momentum: 0.0\n      weight_decay: 0.0\n      nesterov: false\n"), "{out}");
+    assert!(
+        out.contains("name: sgd\n    params:\n      lr: 0.1\n      momentum: 0.0\n      weight_decay: 0.0\n      nesterov: false\n      decay_norm_and_bias: false\n"),
+        "{out}"
+    );
     assert!(
         out.contains("name: example_rotation\n    params:\n      feature: pooled\n"),
         "{out}"
@@ -225,5 +228,5 @@ fn the_committed_schema_is_current() {
         "integer"
     );
     let optimizers = &schema["$defs"]["Pretrain"]["properties"]["optimizer"]["oneOf"];
-    assert_eq!(optimizers.as_array().unwrap().len(), 3);
+    assert_eq!(optimizers.as_array().unwrap().len(), 4);
 }

@@ -1,14 +1,14 @@
 //! Components every host registers under the plugin name `builtin`:
-//! optimisers (`sgd`, `adam`, `adamw`), schedulers (`constant`, `cosine`) and
-//! the metric `accuracy`.
+//! optimisers (`sgd`, `adam`, `adamw`, `lars`, with exportable state),
+//! schedulers (`constant`, `cosine`) and the metric `accuracy`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
 use tch::Tensor;
 
 use crate::metric::Metric;
-use crate::optimizer::{Optimizer, OptimizerContext};
+use crate::optim::{decay_groups, single_group, Adam, AdamConfig, Lars, LarsConfig, ParamGroup, Sgd, SgdConfig};
+use crate::optimizer::OptimizerContext;
 use crate::scheduler::Scheduler;
 use crate::{Error, NoParams, Registry, Result};
 
@@ -19,42 +19,22 @@ pub const PLUGIN: &str = "builtin";
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.set_plugin(PLUGIN);
     registry.optimizer("sgd", |p: SgdParams, ctx| {
-        TchOptimizer::new(
-            ctx,
-            p.lr,
-            nn::Sgd {
-                momentum: p.momentum,
-                dampening: 0.0,
-                wd: p.weight_decay,
-                nesterov: p.nesterov,
-            },
-        )
+        let config = SgdConfig {
+            lr: positive_lr(p.lr)?,
+            momentum: p.momentum,
+            nesterov: p.nesterov,
+        };
+        Ok(Sgd::new(config, groups(ctx, p.weight_decay, p.decay_norm_and_bias)))
     })?;
-    registry.optimizer("adam", |p: AdamParams, ctx| {
-        TchOptimizer::new(
-            ctx,
-            p.lr,
-            nn::Adam {
-                beta1: p.betas[0],
-                beta2: p.betas[1],
-                wd: p.weight_decay,
-                eps: p.eps,
-                amsgrad: false,
-            },
-        )
-    })?;
-    registry.optimizer("adamw", |p: AdamParams, ctx| {
-        TchOptimizer::new(
-            ctx,
-            p.lr,
-            nn::AdamW {
-                beta1: p.betas[0],
-                beta2: p.betas[1],
-                wd: p.weight_decay,
-                eps: p.eps,
-                amsgrad: false,
-            },
-        )
+    registry.optimizer("adam", |p: AdamParams, ctx| adam(p, ctx, false))?;
+    registry.optimizer("adamw", |p: AdamParams, ctx| adam(p, ctx, true))?;
+    registry.optimizer("lars", |p: LarsParams, ctx| {
+        let config = LarsConfig {
+            lr: positive_lr(p.lr)?,
+            momentum: p.momentum,
+            trust_coefficient: p.trust_coefficient,
+        };
+        Ok(Lars::new(config, single_group(ctx.vs, p.weight_decay)))
     })?;
     registry.scheduler("constant", |_: NoParams, _| Ok(Constant))?;
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
@@ -77,6 +57,9 @@ pub struct SgdParams {
     /// Nesterov momentum.
     #[serde(default)]
     pub nesterov: bool,
+    /// Also decay biases and normalisation parameters (off: the SSL convention).
+    #[serde(default)]
+    pub decay_norm_and_bias: bool,
 }
 
 /// Parameters of `adam` and `adamw`.
@@ -94,6 +77,60 @@ pub struct AdamParams {
     /// Denominator epsilon.
     #[serde(default = "default_eps")]
     pub eps: f64,
+    /// Also decay biases and normalisation parameters (off: the SSL convention).
+    #[serde(default)]
+    pub decay_norm_and_bias: bool,
+}
+
+/// Parameters of `lars` (weight decay and trust ratio apply to weights of
+/// dimension 2 and more only, as in MoCo v3 and BYOL).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LarsParams {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Momentum.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Trust coefficient (eta).
+    #[serde(default = "default_trust")]
+    pub trust_coefficient: f64,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_trust() -> f64 {
+    0.001
+}
+
+fn positive_lr(lr: f64) -> Result<f64> {
+    if lr.is_finite() && lr > 0.0 {
+        Ok(lr)
+    } else {
+        Err(Error::msg(format!("lr must be a positive number, got {lr}")))
+    }
+}
+
+fn groups(ctx: &OptimizerContext<'_>, weight_decay: f64, decay_all: bool) -> Vec<ParamGroup> {
+    if decay_all {
+        single_group(ctx.vs, weight_decay)
+    } else {
+        decay_groups(ctx.vs, weight_decay)
+    }
+}
+
+fn adam(p: AdamParams, ctx: &OptimizerContext<'_>, decoupled: bool) -> Result<Adam> {
+    let config = AdamConfig {
+        lr: positive_lr(p.lr)?,
+        betas: p.betas,
+        eps: p.eps,
+        decoupled,
+    };
+    Ok(Adam::new(config, groups(ctx, p.weight_decay, p.decay_norm_and_bias)))
 }
 
 fn default_betas() -> [f64; 2] {
@@ -101,37 +138,6 @@ fn default_betas() -> [f64; 2] {
 }
 fn default_eps() -> f64 {
     1e-8
-}
-
-/// An optimiser backed by tch's `nn::Optimizer`. Its state cannot be
-/// exported, so runs that use it cannot yet resume exactly.
-struct TchOptimizer {
-    inner: nn::Optimizer,
-    lr: f64,
-}
-
-impl TchOptimizer {
-    fn new(ctx: &OptimizerContext<'_>, lr: f64, config: impl OptimizerConfig) -> Result<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::msg(format!("lr must be a positive number, got {lr}")));
-        }
-        Ok(TchOptimizer {
-            inner: config.build(ctx.vs, lr)?,
-            lr,
-        })
-    }
-}
-
-impl Optimizer for TchOptimizer {
-    fn zero_grad(&mut self) -> Result<()> {
-        self.inner.zero_grad();
-        Ok(())
-    }
-    fn step(&mut self, lr_scale: f64) -> Result<()> {
-        self.inner.set_lr(self.lr * lr_scale);
-        self.inner.step();
-        Ok(())
-    }
 }
 
 struct Constant;
@@ -217,7 +223,7 @@ mod tests {
     fn builtins_register_and_reject_bad_params() {
         let mut r = Registry::new();
         register(&mut r).unwrap();
-        assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "sgd"]);
+        assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "lars", "sgd"]);
         let err = r
             .info(crate::Kind::Optimizer, "sgd")
             .unwrap()

@@ -3,6 +3,7 @@
 use tch::nn;
 
 use crate::guard::Guarded;
+use crate::optim::OptimizerState;
 use crate::Result;
 
 /// Updates the trainable variables of a var store from their gradients.
@@ -12,6 +13,19 @@ pub trait Optimizer {
     /// One update with the base learning rate multiplied by `lr_scale` (the
     /// scheduler's value for this step).
     fn step(&mut self, lr_scale: f64) -> Result<()>;
+    /// The state needed to resume exactly (step count and buffers).
+    fn state(&self) -> Result<OptimizerState> {
+        Err(crate::Error::NotImplemented(
+            "this optimiser cannot export its state".into(),
+        ))
+    }
+    /// Restores a state from [`Optimizer::state`].
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let _ = state;
+        Err(crate::Error::NotImplemented(
+            "this optimiser cannot restore a state".into(),
+        ))
+    }
 }
 
 /// What an optimiser constructor receives.
@@ -26,5 +40,11 @@ impl<O: Optimizer> Optimizer for Guarded<O> {
     }
     fn step(&mut self, lr_scale: f64) -> Result<()> {
         self.run_mut(|o| o.step(lr_scale))
+    }
+    fn state(&self) -> Result<OptimizerState> {
+        self.run(|o| o.state())
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        self.run_mut(|o| o.load_state(state))
     }
 }
