@@ -1,4 +1,6 @@
-//! Optimisers written out in Rust, so that their state can be saved and
+//! Optimisers, gradient clipping and momentum encoders.
+//!
+//! Optimisers are written out in Rust, so that their state can be saved and
 //! restored (tch's optimiser wrapper cannot export its state).
 //!
 //! Each follows PyTorch's update rule for the same hyper-parameters
@@ -7,6 +9,8 @@
 //! and AdamW step by step.
 
 mod adam;
+mod clip;
+mod ema;
 mod groups;
 mod lars;
 mod sgd;
@@ -16,6 +20,8 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 pub use adam::{Adam, AdamConfig};
+pub use clip::clip_grad_norm;
+pub use ema::{cosine_momentum, ema_update};
 pub use groups::{decay_groups, single_group, ParamGroup};
 pub use lars::{Lars, LarsConfig};
 pub use sgd::{Sgd, SgdConfig};

@@ -226,3 +226,49 @@ fn a_restored_state_continues_exactly() {
         assert!(err.contains("has shape [7]"), "{name}: {err}");
     }
 }
+
+#[test]
+fn clipping_caps_the_global_norm() {
+    let (vs, fc) = model();
+    (loss(&fc, 0) * 100.0).backward();
+    let norm_of = || {
+        let n: f64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|v| v.grad().pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]))
+            .sum();
+        n.sqrt()
+    };
+    let before = norm_of();
+    assert!(before > 1.0, "{before}");
+    assert!((clip_grad_norm(&vs, 1.0) - before).abs() < 1e-6 * before);
+    assert!((norm_of() - 1.0).abs() < 1e-5, "{}", norm_of());
+    // Below the cap nothing changes.
+    assert!((clip_grad_norm(&vs, 10.0) - norm_of()).abs() < 1e-5);
+    assert!((norm_of() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn the_momentum_encoder_moves_towards_the_online_network() {
+    let (online, _) = model();
+    let target = nn::VarStore::new(Device::Cpu);
+    let _ = nn::linear(target.root() / "fc", 5, 3, Default::default());
+    tch::no_grad(|| {
+        for (_, mut v) in target.variables() {
+            let _ = v.fill_(1.0);
+        }
+    });
+    ema_update(&target, &online, 0.9).unwrap();
+    let (t, o) = (&target.variables()["fc.weight"], &online.variables()["fc.weight"]);
+    let expected = o * 0.1 + 0.9;
+    assert!((t - expected).abs().max().double_value(&[]) < 1e-6);
+    let other = nn::VarStore::new(Device::Cpu);
+    let _ = nn::linear(other.root() / "head", 5, 3, Default::default());
+    assert!(ema_update(&other, &online, 0.9)
+        .unwrap_err()
+        .to_string()
+        .contains("`head.bias` has no counterpart"));
+    assert_eq!(cosine_momentum(0.99, 0, 100), 0.99);
+    assert!((cosine_momentum(0.99, 50, 100) - 0.995).abs() < 1e-12);
+    assert_eq!(cosine_momentum(0.99, 100, 100), 1.0);
+}
