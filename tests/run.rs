@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fails, ok, runner};
+use common::{command, fails, ok, runner};
 
 fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
@@ -129,4 +129,110 @@ fn an_unavailable_cuda_device_is_an_error() {
         stderr.contains("device `cuda:0` asked for, but 0 CUDA device(s) are available"),
         "{stderr}"
     );
+}
+
+/// A short pre-training that checkpoints every step.
+fn resumable(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.steps=60",
+        "--set",
+        "pretrain.batch_size=16",
+        "--set",
+        "pretrain.checkpoint_every=1",
+        "--set",
+        "device=cpu",
+        "--set",
+        "evaluations.0.random_init=false",
+        "--set",
+        "evaluations.0.dataset.params.count=128",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn latest_step(run: &std::path::Path) -> Option<u64> {
+    let name = std::fs::read_to_string(run.join("checkpoints/latest")).ok()?;
+    name.trim().strip_prefix("step-")?.parse().ok()
+}
+
+#[test]
+fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = format!("output_dir={}", dir.path().join("runs").display());
+    let reference = dir.path().join("reference");
+    let args = resumable(&["--set", &output_dir, "--out", reference.to_str().unwrap()]);
+    ok(runner(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    // A real process, killed with SIGKILL once it has passed a random step.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let kill_after = 3 + u64::from(nanos) % 45;
+    let args = resumable(&["--set", &output_dir]);
+    let mut child = command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join("runs/example");
+    let run = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before step {kill_after}"
+        );
+        let found = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        if let Some(run) = found.filter(|r| latest_step(r).is_some_and(|s| s >= kill_after)) {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at = latest_step(&run).unwrap();
+    assert!(
+        killed_at < 60 && !run.join("results.json").exists(),
+        "killed too late: step {killed_at}"
+    );
+
+    // A different configuration is refused; the same one resumes.
+    let explicit = resumable(&[
+        "--set",
+        &output_dir,
+        "--set",
+        "seed=1",
+        "--resume",
+        run.to_str().unwrap(),
+    ]);
+    let stderr = fails(runner(&explicit.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert!(
+        stderr.contains("the run was started with `seed: 0`, the experiment now resolves to `seed: 1`"),
+        "{stderr}"
+    );
+    let again = resumable(&["--set", &output_dir, "--resume", "auto"]);
+    ok(runner(&again.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    let model = |r: &std::path::Path| std::fs::read(r.join("checkpoints/step-00000060/model.safetensors")).unwrap();
+    assert!(
+        model(&run) == model(&reference),
+        "resumed from step {killed_at}: final weights differ"
+    );
+    assert_eq!(
+        read_json(&run.join("results.json")),
+        read_json(&reference.join("results.json")),
+        "killed at {killed_at}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(kept.len(), 3, "two checkpoints and `latest`: {kept:?}");
 }

@@ -20,8 +20,9 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// `runner` with `args` and extra `env`, in the repository root, logging only errors.
-pub fn runner_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+/// The `runner` command in the repository root, logging only errors, with
+/// no `VISAGE_*` variables from the caller.
+pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_runner"));
     command.current_dir(root()).args(args).env("RUST_LOG", "error");
     for (key, _) in std::env::vars() {
@@ -29,8 +30,12 @@ pub fn runner_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
             command.env_remove(key);
         }
     }
-    command.envs(env.iter().copied());
-    let out = command.output().expect("runner starts");
+    command
+}
+
+/// `runner` with `args` and extra `env`.
+pub fn runner_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = command(args).envs(env.iter().copied()).output().expect("runner starts");
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

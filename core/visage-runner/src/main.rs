@@ -2,6 +2,7 @@
 //! components they register, pre-trains, evaluates, and leaves a run
 //! directory that explains and repeats the run.
 
+mod checkpoint;
 mod config;
 mod evaluate;
 mod host;
@@ -47,8 +48,12 @@ struct RunArgs {
     #[command(flatten)]
     overrides: Overrides,
     /// Run directory (default: <output_dir>/<name>/<timestamp>).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
+    /// Continue a killed or failed run from its newest checkpoint: a run
+    /// directory, or `auto` for the newest unfinished run of this experiment.
+    #[arg(long, value_name = "RUN_DIR|auto")]
+    resume: Option<String>,
 }
 
 #[derive(Args)]
@@ -110,8 +115,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     host::load_cuda_backend();
     match cli.command {
         None => {
-            let experiment = cli.run.experiment.context("an experiment file is required")?;
-            run_experiment(&experiment, &cli.run.overrides.sets, cli.run.out.as_deref(), &json_log)
+            let experiment = cli.run.experiment.clone().context("an experiment file is required")?;
+            run_experiment(&experiment, &cli.run, &json_log)
         }
         Some(Command::Validate {
             experiment,
@@ -166,19 +171,25 @@ fn resolve(experiment: &Path, sets: &[String]) -> anyhow::Result<(Resolved, Host
     Ok((resolved, host))
 }
 
-fn run_experiment(
-    experiment: &Path,
-    sets: &[String],
-    out: Option<&Path>,
-    json_log: &logging::JsonLog,
-) -> anyhow::Result<ExitCode> {
-    let (resolved, host) = resolve(experiment, sets)?;
+fn run_experiment(experiment: &Path, args: &RunArgs, json_log: &logging::JsonLog) -> anyhow::Result<ExitCode> {
+    let (resolved, host) = resolve(experiment, &args.overrides.sets)?;
     let device = run::device(&resolved.experiment.device)?;
-    let dir = rundir::RunDir::create(&resolved, out)?;
+    let resumed = match &args.resume {
+        Some(target) => rundir::RunDir::resume(&resolved, target)?,
+        None => None,
+    };
+    let resume = resumed.is_some();
+    let dir = match resumed {
+        Some(dir) => dir,
+        None => rundir::RunDir::create(&resolved, args.out.as_deref())?,
+    };
     json_log
         .open(&dir.path.join("log.jsonl"))
         .with_context(|| format!("{}: cannot open the log", dir.path.display()))?;
-    run::run(&resolved, &host, &dir, device)?;
+    if resume {
+        tracing::info!(run_dir = %dir.path.display(), "resuming");
+    }
+    run::run(&resolved, &host, &dir, device, resume)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,6 @@
-//! Self-supervised pre-training: a minimal loop over the method's losses.
-//! Exact resume, mixed precision and the threaded data pipeline come with the
-//! training engine.
+//! Self-supervised pre-training: a loop over the method's losses with
+//! checkpoints and exact resume. Mixed precision and the threaded data
+//! pipeline come with the training engine.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -14,17 +14,21 @@ use visage_core::optimizer::OptimizerContext;
 use visage_core::rng::Rng;
 use visage_core::{Batch, Registry};
 
+use crate::checkpoint::{self, Checkpoints};
 use crate::config::Pretrain;
 use crate::results::PretrainResult;
 
-/// Trains `backbone` (whose variables live in `vs`) with the method.
+/// Trains `backbone` (whose variables live in `vs`) with the method,
+/// checkpointing every `config.checkpoint_every` steps and at the end; when
+/// `checkpoints` resumes, continues from the newest checkpoint.
 pub fn pretrain(
     registry: &Registry,
     config: &Pretrain,
     seed: u64,
-    vs: &nn::VarStore,
+    vs: &mut nn::VarStore,
     backbone: &dyn Backbone,
     device: Device,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<PretrainResult> {
     let params = |c: &crate::config::Component| c.params.to_string();
     let dataset = registry.build_dataset(
@@ -57,10 +61,15 @@ pub fn pretrain(
     )?;
     let scheduler = registry.build_scheduler(&config.scheduler.name, &params(&config.scheduler))?;
 
-    let progress = Progress::new(config.steps, config.log_every);
-    let mut order = DataOrder::new(seed, dataset.len());
-    let (mut first, mut last) = (BTreeMap::new(), BTreeMap::new());
-    for step in 0..config.steps {
+    let mut done = checkpoint::Progress::default();
+    if let Some(latest) = checkpoints.resume_from()? {
+        done = checkpoints.load(&latest, vs, optimizer.as_mut())?;
+        tracing::info!(checkpoint = %latest.display(), step = done.step, "resumed");
+    }
+    let progress = Progress::new(config.steps, config.log_every, done.step);
+    let mut order = DataOrder::at(seed, dataset.len(), done.step as usize * config.batch_size);
+    let (mut first, mut last) = (done.first_losses, done.last_losses);
+    for step in done.step..config.steps {
         let batch =
             next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
         let losses = method.training_step(backbone, &batch)?;
@@ -77,6 +86,15 @@ pub fn pretrain(
         }
         progress.step(step, &values);
         last = values;
+        let completed = step + 1;
+        if completed == config.steps || (config.checkpoint_every > 0 && completed % config.checkpoint_every == 0) {
+            let state = checkpoint::Progress {
+                step: completed,
+                first_losses: first.clone(),
+                last_losses: last.clone(),
+            };
+            checkpoints.save(vs, optimizer.as_ref(), &state)?;
+        }
     }
     progress.finish();
     Ok(PretrainResult {
@@ -95,12 +113,14 @@ struct DataOrder {
 }
 
 impl DataOrder {
-    fn new(seed: u64, len: usize) -> Self {
+    /// The order after `consumed` samples have been drawn.
+    fn at(seed: u64, len: usize, consumed: usize) -> Self {
+        let (epoch, position) = ((consumed / len) as u64, consumed % len);
         DataOrder {
             seed,
-            epoch: 0,
-            position: 0,
-            permutation: Rng::new(&[seed, 0]).permutation(len),
+            epoch,
+            position,
+            permutation: Rng::new(&[seed, epoch]).permutation(len),
         }
     }
 
@@ -145,9 +165,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64, log_every: u64) -> Self {
+    fn new(total: u64, log_every: u64, done: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
+            bar.set_position(done);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
                     "pretrain {bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}",

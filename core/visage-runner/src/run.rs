@@ -15,8 +15,10 @@ use crate::rundir::RunDir;
 const IN_CHANNELS: i64 = 3;
 
 /// Runs the experiment; `results.json` is written whether it completes or fails.
-pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device) -> anyhow::Result<Results> {
-    dir.record_start(resolved, &host.plugins, device)?;
+pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resume: bool) -> anyhow::Result<Results> {
+    if !resume {
+        dir.record_start(resolved, &host.plugins, device)?;
+    }
     tracing::info!(run_dir = %dir.path.display(), ?device, "run started");
     let started = Instant::now();
     let mut results = Results {
@@ -26,7 +28,7 @@ pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device) -> an
         evaluations: vec![],
         pretrain: None,
     };
-    let outcome = stages(resolved, host, device, &mut results);
+    let outcome = stages(resolved, host, device, dir, resume, &mut results);
     match &outcome {
         Ok(()) => results.status = Status::Completed,
         Err(e) => results.error = Some(format!("{e:#}")),
@@ -68,18 +70,27 @@ fn build_backbone(
     Ok((vs, backbone))
 }
 
-fn stages(resolved: &Resolved, host: &Host, device: Device, results: &mut Results) -> anyhow::Result<()> {
+fn stages(
+    resolved: &Resolved,
+    host: &Host,
+    device: Device,
+    dir: &RunDir,
+    resume: bool,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     let experiment = &resolved.experiment;
-    let (vs, backbone) = build_backbone(host, resolved, device)?;
+    let (mut vs, backbone) = build_backbone(host, resolved, device)?;
     if let Some(pretrain) = &experiment.pretrain {
         tracing::info!(method = %pretrain.method.name, steps = pretrain.steps, "pre-training");
+        let checkpoints = crate::checkpoint::Checkpoints::new(&dir.path, pretrain.keep_checkpoints, resume)?;
         let summary = crate::pretrain::pretrain(
             &host.registry,
             pretrain,
             experiment.seed,
-            &vs,
+            &mut vs,
             backbone.as_ref(),
             device,
+            &checkpoints,
         )?;
         results.pretrain = Some(summary);
     }

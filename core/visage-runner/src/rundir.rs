@@ -18,6 +18,30 @@ use visage_core::fs::write_atomic;
 use crate::config::Resolved;
 use crate::host::PluginRecord;
 
+const CONFIG_HEADER: &str = "# Resolved by `runner`: every layer merged, every default filled in.\n";
+
+/// Resuming needs the configuration the run started with.
+fn check_same_config(run: &Path, resolved: &Resolved) -> anyhow::Result<()> {
+    let path = run.join("config.yaml");
+    let before = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let now = format!("{CONFIG_HEADER}{}", resolved.to_yaml());
+    if let Some((i, (a, b))) = before.lines().zip(now.lines()).enumerate().find(|(_, (a, b))| a != b) {
+        anyhow::bail!(
+            "{}:{}: the run was started with `{}`, the experiment now resolves to `{}`; resuming needs the same configuration",
+            path.display(),
+            i + 1,
+            a.trim(),
+            b.trim()
+        );
+    }
+    anyhow::ensure!(
+        before.lines().count() == now.lines().count(),
+        "{}: the experiment now resolves differently; resuming needs the same configuration",
+        path.display()
+    );
+    Ok(())
+}
+
 /// A created run directory.
 pub struct RunDir {
     /// Its path.
@@ -102,6 +126,42 @@ impl RunDir {
         Ok(RunDir { path })
     }
 
+    /// An existing run directory to continue: `target` is a run directory or
+    /// `auto` (the newest unfinished run of this experiment, if any; `None`
+    /// when there is none). Its config.yaml must equal the resolved experiment.
+    pub fn resume(resolved: &Resolved, target: &str) -> anyhow::Result<Option<RunDir>> {
+        if target != "auto" {
+            let path = PathBuf::from(target);
+            anyhow::ensure!(
+                path.join("config.yaml").is_file(),
+                "{}: not a run directory (no config.yaml)",
+                path.display()
+            );
+            check_same_config(&path, resolved)?;
+            return Ok(Some(RunDir { path }));
+        }
+        let base = resolved.experiment.output_dir.join(&resolved.experiment.name);
+        let mut runs: Vec<PathBuf> = match std::fs::read_dir(&base) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("config.yaml").is_file())
+                .collect(),
+            Err(_) => vec![],
+        };
+        runs.sort();
+        for path in runs.into_iter().rev() {
+            let finished = std::fs::read(path.join("results.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|r| r["status"] == "completed");
+            if !finished && check_same_config(&path, resolved).is_ok() {
+                return Ok(Some(RunDir { path }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Writes config.yaml, origins.yaml and run.json.
     pub fn record_start(
         &self,
@@ -109,8 +169,10 @@ impl RunDir {
         plugins: &[PluginRecord],
         device: tch::Device,
     ) -> anyhow::Result<()> {
-        let header = "# Resolved by `runner`: every layer merged, every default filled in.\n";
-        self.write("config.yaml", format!("{header}{}", resolved.to_yaml()).as_bytes())?;
+        self.write(
+            "config.yaml",
+            format!("{CONFIG_HEADER}{}", resolved.to_yaml()).as_bytes(),
+        )?;
         let origins: std::collections::BTreeMap<String, String> = resolved
             .origins()
             .into_iter()

@@ -1,9 +1,12 @@
 //! Visage plugin `{{name}}`: an optimiser. Registered as `{{name}}`.
 //!
 //! Plain stochastic gradient descent, written out: p <- p - lr * grad.
+//! `state`/`load_state` let checkpoints resume it exactly; an optimiser
+//! with buffers (momentum, moments) returns them there by parameter name.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use visage_core::optim::OptimizerState;
 use visage_core::optimizer::{Optimizer, OptimizerContext};
 use visage_core::tch::Tensor;
 use visage_core::{declare_plugin, Error, Registry, Result};
@@ -20,6 +23,7 @@ pub struct Params {
 pub struct Sgd {
     variables: Vec<Tensor>,
     lr: f64,
+    step: u64,
 }
 
 impl Sgd {
@@ -27,7 +31,7 @@ impl Sgd {
         if params.lr.is_nan() || params.lr <= 0.0 {
             return Err(Error::msg(format!("lr must be positive, got {}", params.lr)));
         }
-        Ok(Sgd { variables: ctx.vs.trainable_variables(), lr: params.lr })
+        Ok(Sgd { variables: ctx.vs.trainable_variables(), lr: params.lr, step: 0 })
     }
 }
 
@@ -47,6 +51,19 @@ impl Optimizer for Sgd {
                 let _ = v.f_sub_(&(grad * (self.lr * lr_scale)))?;
             }
         }
+        self.step += 1;
+        Ok(())
+    }
+
+    fn state(&self) -> Result<OptimizerState> {
+        Ok(OptimizerState { step: self.step, buffers: Default::default() })
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        if !state.buffers.is_empty() {
+            return Err(Error::msg("{{name}} keeps no buffers, but the state has some"));
+        }
+        self.step = state.step;
         Ok(())
     }
 }

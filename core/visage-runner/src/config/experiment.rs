@@ -116,6 +116,20 @@ pub struct Pretrain {
     /// Log a line every this many steps when the output is not a terminal.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// How many checkpoints to keep.
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: usize,
+}
+
+fn default_checkpoint_every() -> u64 {
+    100
+}
+
+fn default_keep() -> usize {
+    2
 }
 
 fn default_scheduler() -> Component {
