@@ -236,3 +236,45 @@ fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
         .collect();
     assert_eq!(kept.len(), 3, "two checkpoints and `latest`: {kept:?}");
 }
+
+#[test]
+fn a_non_finite_loss_stops_the_run_naming_the_term_and_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |skip: u32| {
+        let out = dir.path().join(format!("skip{skip}"));
+        let skip = format!("pretrain.skip_nonfinite={skip}");
+        let args = [
+            "tests/fixtures/config/base.yaml",
+            "--set",
+            "pretrain.optimizer={name: sgd, params: {lr: 1.0e+12}}",
+            "--set",
+            "pretrain.steps=30",
+            "--set",
+            "pretrain.checkpoint_every=1",
+            "--set",
+            &skip,
+            "--set",
+            "device=cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let stderr = fails(runner(&args));
+        let results = read_json(&out.join("results.json"));
+        assert_eq!(results["status"], "failed");
+        let latest = std::fs::read_to_string(out.join("checkpoints/latest")).unwrap();
+        (stderr, latest)
+    };
+    let (stderr, latest) = run(0);
+    let step: u64 = stderr
+        .split("is NaN at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(stderr.contains("loss term `rotation` is NaN at step"), "{stderr}");
+    // The checkpoint of the last completed step is intact.
+    assert_eq!(latest, format!("step-{step:08}"));
+    // Allowing two skipped steps stops two steps later.
+    let (stderr, _) = run(2);
+    assert!(stderr.contains(&format!("is NaN at step {};", step + 2)), "{stderr}");
+}

@@ -69,6 +69,7 @@ pub fn pretrain(
     let progress = Progress::new(config.steps, config.log_every, done.step);
     let mut order = DataOrder::at(seed, dataset.len(), done.step as usize * config.batch_size);
     let (mut first, mut last) = (done.first_losses, done.last_losses);
+    let mut skipped = 0;
     for step in done.step..config.steps {
         let batch =
             next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
@@ -76,16 +77,24 @@ pub fn pretrain(
         let total = losses.total()?;
         let values: BTreeMap<String, f64> = losses.0.iter().map(|(n, t)| (n.clone(), t.double_value(&[]))).collect();
         if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
-            anyhow::bail!("loss term `{name}` is {value} at step {step}; stopping");
+            skipped += 1;
+            anyhow::ensure!(
+                skipped <= config.skip_nonfinite,
+                "loss term `{name}` is {value} at step {step}; stopping (the last checkpoint holds the state before this step; \
+                 pretrain.skip_nonfinite allows {} skipped steps)",
+                config.skip_nonfinite
+            );
+            tracing::warn!(step, term = %name, %value, skipped, "non-finite loss; step skipped");
+        } else {
+            optimizer.zero_grad()?;
+            total.backward();
+            optimizer.step(scheduler.factor(step, config.steps)?)?;
+            if first.is_empty() {
+                first = values.clone();
+            }
+            progress.step(step, &values);
+            last = values;
         }
-        optimizer.zero_grad()?;
-        total.backward();
-        optimizer.step(scheduler.factor(step, config.steps)?)?;
-        if step == 0 {
-            first = values.clone();
-        }
-        progress.step(step, &values);
-        last = values;
         let completed = step + 1;
         if completed == config.steps || (config.checkpoint_every > 0 && completed % config.checkpoint_every == 0) {
             let state = checkpoint::Progress {

@@ -119,6 +119,10 @@ pub struct Pretrain {
     /// Write a checkpoint every this many steps (0: only at the end).
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
+    /// Steps with a non-finite loss that may be skipped (no update) before
+    /// the run stops.
+    #[serde(default)]
+    pub skip_nonfinite: u32,
     /// How many checkpoints to keep.
     #[serde(default = "default_keep")]
     pub keep_checkpoints: usize,
