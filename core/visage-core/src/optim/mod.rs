@@ -13,6 +13,7 @@ mod clip;
 mod ema;
 mod groups;
 mod lars;
+mod rule;
 mod sgd;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub use clip::clip_grad_norm;
 pub use ema::{cosine_momentum, ema_update};
 pub use groups::{decay_groups, single_group, ParamGroup};
 pub use lars::{Lars, LarsConfig};
+pub use rule::{Rule, Stateful, Step};
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::{Error, Result};
@@ -48,20 +50,21 @@ impl OptimizerState {
     }
 }
 
-/// Per-parameter buffers, created lazily, saved and restored by name.
+/// Per-parameter buffers of an optimiser, created lazily, saved and
+/// restored by name.
 #[derive(Debug, Default)]
-pub(crate) struct Buffers(BTreeMap<String, Tensor>);
+pub struct Buffers(BTreeMap<String, Tensor>);
 
 impl Buffers {
     /// The buffer `slot` of parameter `param`, zero-initialised like `like`.
-    pub(crate) fn get(&mut self, param: &str, slot: &str, like: &Tensor) -> &mut Tensor {
+    pub fn get(&mut self, param: &str, slot: &str, like: &Tensor) -> &mut Tensor {
         self.0
             .entry(format!("{param}.{slot}"))
             .or_insert_with(|| like.zeros_like())
     }
 
     /// Whether the buffer exists yet.
-    pub(crate) fn has(&self, param: &str, slot: &str) -> bool {
+    pub fn has(&self, param: &str, slot: &str) -> bool {
         self.0.contains_key(&format!("{param}.{slot}"))
     }
 
@@ -109,15 +112,6 @@ fn device_of(groups: &[ParamGroup]) -> tch::Device {
         .map(|(_, t)| t.device())
         .next()
         .unwrap_or(tch::Device::Cpu)
-}
-
-/// Sets every gradient of `groups` to zero.
-pub(crate) fn zero_grads(groups: &mut [ParamGroup]) {
-    for group in groups {
-        for (_, p) in &mut group.params {
-            p.zero_grad();
-        }
-    }
 }
 
 #[cfg(test)]
