@@ -229,6 +229,13 @@ fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
         read_json(&reference.join("results.json")),
         "killed at {killed_at}"
     );
+    let metrics = |r: &std::path::Path| std::fs::read_to_string(r.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics(&run).lines().count(), 60);
+    assert_eq!(
+        metrics(&run),
+        metrics(&reference),
+        "killed at {killed_at}: metrics.jsonl differs"
+    );
     let kept: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
         .flatten()

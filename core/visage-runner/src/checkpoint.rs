@@ -88,6 +88,11 @@ impl Checkpoints {
         Ok(())
     }
 
+    /// The run directory the checkpoints belong to.
+    pub fn run_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(Path::new("."))
+    }
+
     /// The checkpoint to continue from: the newest, when resuming.
     pub fn resume_from(&self) -> anyhow::Result<Option<PathBuf>> {
         if self.resume {

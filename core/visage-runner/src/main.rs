@@ -7,6 +7,7 @@ mod config;
 mod evaluate;
 mod host;
 mod logging;
+mod metrics;
 mod pretrain;
 mod results;
 mod run;

@@ -16,6 +16,7 @@ use visage_core::{Batch, Registry};
 
 use crate::checkpoint::{self, Checkpoints};
 use crate::config::Pretrain;
+use crate::metrics::MetricsLog;
 use crate::results::PretrainResult;
 
 /// Trains `backbone` (whose variables live in `vs`) with the method,
@@ -69,6 +70,7 @@ pub fn pretrain(
     let progress = Progress::new(config.steps, config.log_every, done.step);
     let mut order = DataOrder::at(seed, dataset.len(), done.step as usize * config.batch_size);
     let (mut first, mut last) = (done.first_losses, done.last_losses);
+    let mut metrics = MetricsLog::open(checkpoints.run_dir(), done.step)?;
     let mut skipped = 0;
     for step in done.step..config.steps {
         let batch =
@@ -86,9 +88,11 @@ pub fn pretrain(
             );
             tracing::warn!(step, term = %name, %value, skipped, "non-finite loss; step skipped");
         } else {
+            let lr_factor = scheduler.factor(step, config.steps)?;
             optimizer.zero_grad()?;
             total.backward();
-            optimizer.step(scheduler.factor(step, config.steps)?)?;
+            optimizer.step(lr_factor)?;
+            metrics.step(step, &values, lr_factor)?;
             if first.is_empty() {
                 first = values.clone();
             }

@@ -6,6 +6,8 @@
 //!   origins.yaml    where every value came from (file:line, env, --set, default)
 //!   run.json        git revision, versions of core, rustc, tch, torch and plugins, seed, device, command
 //!   log.jsonl       the log as JSON lines
+//!   metrics.jsonl   per step: loss terms and learning-rate factor
+//!   checkpoints/    step-NNNNNNNN/ (model, optimiser, state) and `latest`
 //!   results.json    the outcome (written atomically at the end)
 //! ```
 
