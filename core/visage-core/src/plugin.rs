@@ -139,7 +139,7 @@ impl PluginDeclaration {
             api_version: crate::PLUGIN_API_VERSION,
             core_version: StaticCStr::new(concat!(env!("CARGO_PKG_VERSION"), "\0")),
             rustc_version: StaticCStr::new(concat!(env!("VISAGE_RUSTC_VERSION"), "\0")),
-            tch_version: StaticCStr::new("0.24.0\0"),
+            tch_version: StaticCStr::new(concat!(crate::version::tch_version!(), "\0")),
             torch_version: StaticCStr::new(concat!(env!("VISAGE_TORCH_VERSION"), "\0")),
             name: StaticCStr::new(name),
             version: StaticCStr::new(version),

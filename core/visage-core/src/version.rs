@@ -11,8 +11,16 @@ pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (the host's, or the plugin's).
 pub const RUSTC_VERSION: &str = env!("VISAGE_RUSTC_VERSION");
 
+/// The tch version as a literal, for `concat!` in the plugin declaration.
+macro_rules! tch_version {
+    () => {
+        "0.24.0"
+    };
+}
+pub(crate) use tch_version;
+
 /// Version of the tch crate, pinned exactly in the workspace manifest.
-pub const TCH_VERSION: &str = "0.24.0";
+pub const TCH_VERSION: &str = tch_version!();
 
 /// Version of the libtorch this copy was built against, as PyTorch reports it
 /// (e.g. `2.11.0+cu130`).

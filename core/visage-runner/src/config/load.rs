@@ -25,6 +25,8 @@ pub struct SourceFile {
     pub locations: Locations,
     /// Its content.
     pub data: serde_json::Value,
+    /// Its canonical path, to recognise it however it was reached.
+    identity: PathBuf,
 }
 
 /// The merged layers, able to say where any key came from.
@@ -152,15 +154,13 @@ fn collect_extends(
         collect_extends(&target, stack, Some(at), out)?;
     }
     stack.pop();
-    let seen = out
-        .iter()
-        .any(|f| std::fs::canonicalize(&f.path).ok().as_ref() == Some(&identity));
-    if !seen {
+    if !out.iter().any(|f| f.identity == identity) {
         let data = serde_json::to_value(&parsed).unwrap_or_default();
         out.push(SourceFile {
             path: path.to_path_buf(),
             locations,
             data,
+            identity,
         });
     }
     Ok(())
@@ -337,15 +337,13 @@ impl Provider for SetArg {
 }
 
 impl Layers {
-    /// The layer (index into `layer_data`) a value came from.
+    /// The layer (index into `layer_data`) a value came from: a file, the
+    /// environment (after the files), or a `--set` (after the environment).
     fn rank(&self, value: &Value) -> Option<usize> {
         let meta = self.figment.get_metadata(value.tag())?;
         if let Some(Source::File(file)) = &meta.source {
             let wanted = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-            return self
-                .files
-                .iter()
-                .position(|f| std::fs::canonicalize(&f.path).ok().as_ref() == Some(&wanted));
+            return self.files.iter().position(|f| f.identity == wanted);
         }
         if let Some(arg) = meta.name.strip_prefix("--set ") {
             return self
@@ -453,31 +451,19 @@ impl Layers {
     }
 
     fn place_of(&self, value: &Value, path: &[String]) -> Place {
-        let Some(meta) = self.figment.get_metadata(value.tag()) else {
-            return Place::Default;
-        };
-        if let Some(Source::File(file)) = &meta.source {
-            let wanted = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-            for f in self.files.iter().rev() {
-                if std::fs::canonicalize(&f.path).ok().as_ref() == Some(&wanted) {
-                    return Place::File {
-                        file: f.path.clone(),
-                        position: f.locations.find(path),
-                    };
+        let files = self.files.len();
+        match self.rank(value) {
+            Some(r) if r < files => {
+                let f = &self.files[r];
+                Place::File {
+                    file: f.path.clone(),
+                    position: f.locations.find(path),
                 }
             }
-            return Place::File {
-                file: file.clone(),
-                position: None,
-            };
+            Some(r) if r == files => Place::Env(format!("VISAGE_{}", path.join("__").to_uppercase())),
+            Some(r) => Place::Set(self.sets[r - files - 1].clone()),
+            None => Place::Default,
         }
-        if let Some(arg) = meta.name.strip_prefix("--set ") {
-            return Place::Set(arg.to_string());
-        }
-        if meta.name.contains("environment") {
-            return Place::Env(format!("VISAGE_{}", path.join("__").to_uppercase()));
-        }
-        Place::Default
     }
 
     /// A diagnostic for `path` from a message, with a did-you-mean when the
