@@ -27,6 +27,7 @@ pub mod components;
 pub mod error;
 pub mod fs;
 pub mod guard;
+pub mod labels;
 pub mod optim;
 pub mod params;
 pub mod plugin;
