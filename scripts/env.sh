@@ -22,6 +22,18 @@ visage_ensure_torch() {
   touch "$VISAGE_VENV/.complete"
 }
 
+# The test suite compares the built-in backbones with torchvision's and
+# timm's (core/visage-core/tests/pytorch_interop.rs); the runner needs neither.
+VISAGE_REFERENCE="torchvision==0.26.0 timm==1.0.31"
+visage_ensure_reference() {
+  local marker="$VISAGE_VENV/.reference-${VISAGE_REFERENCE// /-}"
+  if [ -f "$marker" ]; then return 0; fi
+  visage_log "installing the PyTorch reference packages for the tests: $VISAGE_REFERENCE"
+  # shellcheck disable=SC2086
+  "$VISAGE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check $VISAGE_REFERENCE || return 1
+  touch "$marker"
+}
+
 visage_ensure_rust() {
   command -v cargo >/dev/null && return 0
   [ -x "$HOME/.cargo/bin/cargo" ] && { export PATH="$HOME/.cargo/bin:$PATH"; return 0; }

@@ -1,4 +1,5 @@
 //! Components every host registers under the plugin name `builtin`:
+//! backbones (`resnet` with torchvision's names, `vit` with timm's and MAE's),
 //! optimisers (`sgd`, `adam`, `adamw`, `lars`, with exportable state),
 //! schedulers (`constant`, `cosine`) and the metric `accuracy`.
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::metric::Metric;
+use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
 use crate::optim::{decay_groups, single_group, Adam, AdamConfig, Lars, LarsConfig, ParamGroup, Sgd, SgdConfig};
 use crate::optimizer::OptimizerContext;
 use crate::scheduler::Scheduler;
@@ -18,6 +20,12 @@ pub const PLUGIN: &str = "builtin";
 /// Registers the built-in components.
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.set_plugin(PLUGIN);
+    registry.backbone("resnet", |p: ResNetParams, ctx| {
+        ResNet::new(&ctx.vs, ctx.in_channels, &p)
+    })?;
+    registry.backbone("vit", |p: VitParams, ctx| {
+        VisionTransformer::new(&ctx.vs, ctx.in_channels, &p)
+    })?;
     registry.optimizer("sgd", |p: SgdParams, ctx| {
         let config = SgdConfig {
             lr: positive_lr(p.lr)?,
@@ -224,6 +232,7 @@ mod tests {
         let mut r = Registry::new();
         register(&mut r).unwrap();
         assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "lars", "sgd"]);
+        assert_eq!(r.names(crate::Kind::Backbone), vec!["resnet", "vit"]);
         let err = r
             .info(crate::Kind::Optimizer, "sgd")
             .unwrap()
@@ -233,7 +242,7 @@ mod tests {
         let again = register(&mut r).unwrap_err().to_string();
         assert_eq!(
             again,
-            "optimizer `sgd` is registered twice: by plugin `builtin` and by plugin `builtin`"
+            "backbone `resnet` is registered twice: by plugin `builtin` and by plugin `builtin`"
         );
     }
 }

@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn flips_are_involutions() {
         for (i, &j) in IBUG68_FLIP.iter().enumerate() {
-            assert_eq!(IBUG68_FLIP[j], i, "iBUG point {i} mirrors to {j}, which does not mirror back");
+            assert_eq!(
+                IBUG68_FLIP[j], i,
+                "iBUG point {i} mirrors to {j}, which does not mirror back"
+            );
         }
         for (i, &j) in LAPA_FLIP.iter().enumerate() {
             assert_eq!(LAPA_FLIP[j as usize], i as i64);

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fs;
 pub mod guard;
 pub mod labels;
+pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod plugin;

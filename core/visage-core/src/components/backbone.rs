@@ -29,6 +29,19 @@ pub trait Backbone {
     /// Runs the images `[N, C, H, W]`; `train` selects training behaviour
     /// (dropout, batch-norm statistics).
     fn forward(&self, images: &Tensor, train: bool) -> Result<Features>;
+    /// Patch side in pixels, for token-based backbones that support masking.
+    fn patch_size(&self) -> Option<i64> {
+        None
+    }
+    /// Runs the images keeping only the patches `keep` (int64 `[N, K]`,
+    /// row-major patch indices), as masked image modelling needs. Backbones
+    /// without tokens refuse.
+    fn forward_masked(&self, images: &Tensor, keep: &Tensor, train: bool) -> Result<Features> {
+        let _ = (images, keep, train);
+        Err(crate::Error::msg(
+            "this backbone does not support token masking (use a ViT)",
+        ))
+    }
 }
 
 /// What a backbone constructor receives.
@@ -48,6 +61,12 @@ impl<B: Backbone> Backbone for Guarded<B> {
     }
     fn forward(&self, images: &Tensor, train: bool) -> Result<Features> {
         self.run(|b| b.forward(images, train))
+    }
+    fn patch_size(&self) -> Option<i64> {
+        self.run(|b| Ok(b.patch_size())).unwrap_or(None)
+    }
+    fn forward_masked(&self, images: &Tensor, keep: &Tensor, train: bool) -> Result<Features> {
+        self.run(|b| b.forward_masked(images, keep, train))
     }
 }
 
