@@ -106,6 +106,60 @@ fn the_same_seed_gives_the_same_results() {
 }
 
 #[test]
+fn exported_backbone_weights_reproduce_the_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(runner(&[
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.steps=20",
+        "--set",
+        "device=cpu",
+        "--out",
+        a.to_str().unwrap(),
+    ]));
+    let weights = a.join("backbone.safetensors");
+    let names: Vec<String> = tch::Tensor::read_safetensors(&weights)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with("backbone.")), "{names:?}");
+    // The same backbone, evaluated without pre-training from the export.
+    let evaluate_only = dir.path().join("evaluate.yaml");
+    let base = common::root().join("experiments/base/example_data.yaml");
+    std::fs::write(
+        &evaluate_only,
+        format!(
+            "extends: {}\nname: from_weights\ndevice: cpu\nbackbone:\n  weights: {{path: a/backbone.safetensors}}\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    let b = dir.path().join("b");
+    ok(runner(&[evaluate_only.to_str().unwrap(), "--out", b.to_str().unwrap()]));
+    let (ra, rb) = (read_json(&a.join("results.json")), read_json(&b.join("results.json")));
+    assert_eq!(ra["evaluations"][0]["metrics"], rb["evaluations"][0]["metrics"]);
+    // The random-init baseline stays random.
+    assert_eq!(ra["evaluations"][0]["random_init"], rb["evaluations"][0]["random_init"]);
+    assert_ne!(rb["evaluations"][0]["metrics"], rb["evaluations"][0]["random_init"]);
+
+    // Weights that do not fit are refused, naming the file and the keys.
+    let stderr = fails(runner(&[
+        evaluate_only.to_str().unwrap(),
+        "--set",
+        "backbone.params.width=8",
+        "--out",
+        dir.path().join("c").to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains("a/backbone.safetensors: the weights do not fit the backbone"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mis-shaped: "), "{stderr}");
+}
+
+#[test]
 fn an_unavailable_cuda_device_is_an_error() {
     // As the runner does: libtorch's CUDA backend is a separate library.
     if let Ok(cuda) = unsafe { libloading::Library::new("libtorch_cuda.so") } {

@@ -5,11 +5,15 @@ use std::time::Instant;
 
 use tch::{nn, Device};
 use visage_core::backbone::{Backbone, BackboneContext};
+use visage_core::nn::weights::{export_safetensors, load_state_dict, read_state_dict, WeightsSpec};
 
 use crate::config::{parse_device, Resolved};
 use crate::host::Host;
 use crate::results::{EvaluationResult, Results, Status};
 use crate::rundir::RunDir;
+
+/// The variable-store path of the backbone.
+pub const BACKBONE: &str = "backbone";
 
 /// Channels of the images every dataset produces (RGB).
 const IN_CHANNELS: i64 = 3;
@@ -51,23 +55,43 @@ pub fn device(spec: &str) -> anyhow::Result<Device> {
     Ok(device)
 }
 
-/// A backbone with freshly initialised weights: the same for the same seed.
+/// The backbone, initialised from the seed (the same for the same seed),
+/// then from the experiment's `backbone.weights` when `pretrained`.
 fn build_backbone(
     host: &Host,
     resolved: &Resolved,
     device: Device,
+    pretrained: bool,
 ) -> anyhow::Result<(nn::VarStore, Box<dyn Backbone>)> {
     let spec = &resolved.experiment.backbone;
     tch::manual_seed(resolved.experiment.seed as i64);
     let vs = nn::VarStore::new(device);
     let ctx = BackboneContext {
-        vs: vs.root() / "backbone",
+        vs: vs.root() / BACKBONE,
         in_channels: IN_CHANNELS,
     };
     let backbone = host
         .registry
         .build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
+    if let Some(weights) = resolved.backbone_weights().filter(|_| pretrained) {
+        load_weights(&vs, &weights)?;
+    }
     Ok((vs, backbone))
+}
+
+/// Loads pretrained weights into the backbone, reporting what did not fit.
+fn load_weights(vs: &nn::VarStore, spec: &WeightsSpec) -> anyhow::Result<()> {
+    let file = spec.path.display().to_string();
+    let state = read_state_dict(&spec.path)?;
+    let report = load_state_dict(vs, BACKBONE, state, spec.prefix.as_deref())?;
+    if spec.strict {
+        report.check_strict(&file)?;
+    }
+    if !report.unexpected.is_empty() || !report.missing.is_empty() {
+        tracing::warn!(file = %file, "backbone weights: {report}");
+    }
+    tracing::info!(file = %file, loaded = report.loaded, prefix = %report.prefix, "backbone weights loaded");
+    Ok(())
 }
 
 fn stages(
@@ -79,7 +103,7 @@ fn stages(
     results: &mut Results,
 ) -> anyhow::Result<()> {
     let experiment = &resolved.experiment;
-    let (mut vs, backbone) = build_backbone(host, resolved, device)?;
+    let (mut vs, backbone) = build_backbone(host, resolved, device, true)?;
     if let Some(pretrain) = &experiment.pretrain {
         tracing::info!(method = %pretrain.method.name, steps = pretrain.steps, "pre-training");
         let checkpoints = crate::checkpoint::Checkpoints::new(&dir.path, pretrain.keep_checkpoints, resume)?;
@@ -93,13 +117,15 @@ fn stages(
             &checkpoints,
         )?;
         results.pretrain = Some(summary);
+        // The trained backbone under the PyTorch model's parameter names.
+        export_safetensors(&vs, BACKBONE, &dir.path.join("backbone.safetensors"))?;
     }
     for evaluation in &experiment.evaluations {
         tracing::info!(task = %evaluation.task.name, protocol = evaluation.protocol.as_str(), "evaluating");
         let metrics =
             crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), experiment.seed, device)?;
         let random_init = if evaluation.random_init {
-            let (_vs, fresh) = build_backbone(host, resolved, device)?;
+            let (_vs, fresh) = build_backbone(host, resolved, device, false)?;
             Some(crate::evaluate::evaluate(
                 &host.registry,
                 evaluation,

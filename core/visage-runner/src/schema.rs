@@ -2,6 +2,7 @@
 //! registered components of its kind and their parameter schemas.
 
 use serde_json::{json, Value};
+use visage_core::nn::weights::WeightsSpec;
 use visage_core::{Kind, Registry};
 
 use crate::config::Experiment;
@@ -32,7 +33,21 @@ pub fn experiment_schema(registry: &Registry) -> Value {
         let target = if *list { &mut slot["items"] } else { slot };
         *target = kind_schema(registry, *kind);
     }
+    allow_weights(&mut root["properties"]["backbone"]);
     root
+}
+
+/// Every backbone choice also takes `weights`.
+fn allow_weights(backbone: &mut Value) {
+    let mut weights = serde_json::to_value(schemars::schema_for!(WeightsSpec)).unwrap_or_default();
+    if let Some(map) = weights.as_object_mut() {
+        map.remove("$schema");
+    }
+    if let Some(choices) = backbone["oneOf"].as_array_mut() {
+        for choice in choices {
+            choice["properties"]["weights"] = weights.clone();
+        }
+    }
 }
 
 /// `oneOf` the registered components of `kind`, each with its parameters.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use visage_core::nn::weights::WeightsSpec;
 use visage_core::task::Protocol;
 use visage_core::Kind;
 
@@ -42,7 +43,7 @@ pub struct Experiment {
     #[serde(default = "default_output_dir")]
     pub output_dir: PathBuf,
     /// The backbone under study.
-    pub backbone: Component,
+    pub backbone: BackboneSpec,
     /// Self-supervised pre-training; omit to evaluate the initial backbone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrain: Option<Pretrain>,
@@ -81,6 +82,22 @@ pub struct Component {
 
 fn empty_params() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
+}
+
+/// The backbone: a registered component, optionally initialised from a
+/// PyTorch or Visage checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSpec {
+    /// Registered name (see `runner plugins`).
+    pub name: String,
+    /// Parameters, typed by the backbone.
+    #[serde(default = "empty_params")]
+    pub params: serde_json::Value,
+    /// Pretrained weights loaded after construction (path relative to the
+    /// file that sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsSpec>,
 }
 
 impl Component {
@@ -183,66 +200,51 @@ pub struct ComponentSite<'a> {
     pub path: Vec<String>,
     /// What kind of component must be registered under the name.
     pub kind: Kind,
-    /// The component.
-    pub component: &'a mut Component,
+    /// The component's registered name.
+    pub name: &'a str,
+    /// The component's parameters.
+    pub params: &'a mut serde_json::Value,
 }
 
 impl Experiment {
     /// Every component the experiment names, with its key path and kind.
-    pub fn components_mut(&mut self) -> Vec<ComponentSite<'_>> {
+    pub fn components_mut<'a>(&'a mut self) -> Vec<ComponentSite<'a>> {
         let p = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let site = |path: Vec<String>, kind: Kind, c: &'a mut Component| ComponentSite {
+            path,
+            kind,
+            name: &c.name,
+            params: &mut c.params,
+        };
         let mut out = vec![ComponentSite {
             path: p(&["backbone"]),
             kind: Kind::Backbone,
-            component: &mut self.backbone,
+            name: &self.backbone.name,
+            params: &mut self.backbone.params,
         }];
         if let Some(pre) = &mut self.pretrain {
-            out.push(ComponentSite {
-                path: p(&["pretrain", "method"]),
-                kind: Kind::Method,
-                component: &mut pre.method,
-            });
-            out.push(ComponentSite {
-                path: p(&["pretrain", "dataset"]),
-                kind: Kind::Dataset,
-                component: &mut pre.dataset,
-            });
+            out.push(site(p(&["pretrain", "method"]), Kind::Method, &mut pre.method));
+            out.push(site(p(&["pretrain", "dataset"]), Kind::Dataset, &mut pre.dataset));
             for (i, a) in pre.augmentations.iter_mut().enumerate() {
-                out.push(ComponentSite {
-                    path: p(&["pretrain", "augmentations", &i.to_string()]),
-                    kind: Kind::Augmentation,
-                    component: a,
-                });
+                out.push(site(
+                    p(&["pretrain", "augmentations", &i.to_string()]),
+                    Kind::Augmentation,
+                    a,
+                ));
             }
-            out.push(ComponentSite {
-                path: p(&["pretrain", "optimizer"]),
-                kind: Kind::Optimizer,
-                component: &mut pre.optimizer,
-            });
-            out.push(ComponentSite {
-                path: p(&["pretrain", "scheduler"]),
-                kind: Kind::Scheduler,
-                component: &mut pre.scheduler,
-            });
+            out.push(site(p(&["pretrain", "optimizer"]), Kind::Optimizer, &mut pre.optimizer));
+            out.push(site(p(&["pretrain", "scheduler"]), Kind::Scheduler, &mut pre.scheduler));
         }
         for (i, e) in self.evaluations.iter_mut().enumerate() {
             let i = i.to_string();
-            out.push(ComponentSite {
-                path: p(&["evaluations", &i, "task"]),
-                kind: Kind::Task,
-                component: &mut e.task,
-            });
-            out.push(ComponentSite {
-                path: p(&["evaluations", &i, "dataset"]),
-                kind: Kind::Dataset,
-                component: &mut e.dataset,
-            });
+            out.push(site(p(&["evaluations", &i, "task"]), Kind::Task, &mut e.task));
+            out.push(site(p(&["evaluations", &i, "dataset"]), Kind::Dataset, &mut e.dataset));
             for (j, m) in e.metrics.iter_mut().enumerate() {
-                out.push(ComponentSite {
-                    path: p(&["evaluations", &i, "metrics", &j.to_string()]),
-                    kind: Kind::Metric,
-                    component: m,
-                });
+                out.push(site(
+                    p(&["evaluations", &i, "metrics", &j.to_string()]),
+                    Kind::Metric,
+                    m,
+                ));
             }
         }
         out

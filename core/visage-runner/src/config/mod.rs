@@ -48,29 +48,29 @@ impl Resolved {
         let mut experiment = self.experiment.clone();
         for site in experiment.components_mut() {
             let name_path = [site.path.clone(), vec!["name".into()]].concat();
-            let Some(info) = registry.info(site.kind, &site.component.name) else {
+            let Some(info) = registry.info(site.kind, &site.name) else {
                 let names = registry.names(site.kind);
                 let mut d = self.layers.diagnose(
                     &name_path,
                     format!(
                         "unknown {} `{}`; registered: {}",
                         site.kind,
-                        site.component.name,
+                        site.name,
                         list_or_none(&names)
                     ),
                 );
-                d.suggestion = diagnostic::did_you_mean(&site.component.name, names.iter().copied());
+                d.suggestion = diagnostic::did_you_mean(&site.name, names.iter().copied());
                 return Err(ConfigError::Invalid(d));
             };
             let params_path = [site.path.clone(), vec!["params".into()]].concat();
-            let normalized = info.normalize(&site.component.params.to_string()).map_err(|e| {
+            let normalized = info.normalize(&site.params.to_string()).map_err(|e| {
                 let path = [params_path.clone(), e.path.clone()].concat();
                 ConfigError::Invalid(self.layers.diagnose(
                     &path,
-                    format!("{} (parameters of {} `{}`)", e.message, site.kind, site.component.name),
+                    format!("{} (parameters of {} `{}`)", e.message, site.kind, site.name),
                 ))
             })?;
-            site.component.params = serde_json::from_str(&normalized).unwrap_or_default();
+            *site.params = serde_json::from_str(&normalized).unwrap_or_default();
         }
         for (i, evaluation) in experiment.evaluations.iter().enumerate() {
             let info = registry.info(Kind::Task, &evaluation.task.name).expect("checked above");
@@ -135,6 +135,17 @@ impl Resolved {
                 },
             )
             .collect()
+    }
+
+    /// The backbone's pretrained weights, their path relative to the file
+    /// that set it.
+    pub fn backbone_weights(&self) -> Option<visage_core::nn::weights::WeightsSpec> {
+        let mut spec = self.experiment.backbone.weights.clone()?;
+        let key = ["backbone".to_string(), "weights".into(), "path".into()];
+        if let (Some(Place::File { file, .. }), true) = (self.layers.origin(&key), spec.path.is_relative()) {
+            spec.path = load::normalize(&file.parent().unwrap_or(Path::new("")).join(&spec.path));
+        }
+        Some(spec)
     }
 
     /// The files that took part, bases first.
