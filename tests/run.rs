@@ -157,6 +157,75 @@ fn exported_backbone_weights_reproduce_the_evaluation() {
         "{stderr}"
     );
     assert!(stderr.contains("mis-shaped: "), "{stderr}");
+
+    // `runner embed` on a dataset, with the backbone of the run directory.
+    let feats = dir.path().join("feats/shapes.npy");
+    ok(runner(&[
+        "embed",
+        "--checkpoint",
+        a.to_str().unwrap(),
+        "--dataset",
+        "example_shapes",
+        "--dataset-params",
+        "{count: 10, resolution: 32}",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "4",
+        "--out",
+        feats.to_str().unwrap(),
+    ]));
+    let f = tch::Tensor::read_npy(&feats).unwrap();
+    assert_eq!(f.size()[0], 10);
+    let listed = std::fs::read_to_string(dir.path().join("feats/shapes.npy.inputs.txt")).unwrap();
+    let expected: String = (0..10).map(|i| format!("example_shapes:{i}\n")).collect();
+    assert_eq!(listed, expected);
+
+    // ... and on a folder of images, in path order.
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(images.join("sub")).unwrap();
+    let draw = |seed: i64| {
+        tch::manual_seed(seed);
+        (tch::Tensor::rand([3, 40, 40], (tch::Kind::Float, tch::Device::Cpu)) * 255.0).to_kind(tch::Kind::Uint8)
+    };
+    tch::vision::image::save(&draw(1), images.join("z.png")).unwrap();
+    tch::vision::image::save(&draw(1), images.join("a.png")).unwrap();
+    tch::vision::image::save(&draw(2), images.join("sub/b.png")).unwrap();
+    let feats = dir.path().join("images.npy");
+    let embed_images = |out: &std::path::Path| {
+        runner(&[
+            "embed",
+            "--checkpoint",
+            weights.to_str().unwrap(),
+            "--backbone",
+            "example_convnet",
+            "--params",
+            "{width: 16}",
+            "--images",
+            images.to_str().unwrap(),
+            "--size",
+            "32",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    ok(embed_images(&feats));
+    let listed = std::fs::read_to_string(dir.path().join("images.npy.inputs.txt")).unwrap();
+    assert_eq!(listed, "a.png\nsub/b.png\nz.png\n");
+    let f = tch::Tensor::read_npy(&feats).unwrap();
+    let row = |i: i64| f.get(i);
+    assert!(row(0).equal(&row(2)), "the same image gives the same features");
+    assert!(!row(0).equal(&row(1)));
+    // A corrupt image is named.
+    std::fs::write(images.join("sub/broken.png"), b"not a png").unwrap();
+    let stderr = fails(embed_images(&dir.path().join("never.npy")));
+    assert!(
+        stderr.contains("broken.png: not a readable JPEG or PNG image"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("never.npy").exists());
 }
 
 #[test]

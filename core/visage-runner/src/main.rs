@@ -4,6 +4,7 @@
 
 mod checkpoint;
 mod config;
+mod embed;
 mod evaluate;
 mod host;
 mod logging;
@@ -87,6 +88,8 @@ enum Command {
     },
     /// List plugins, their versions and components with parameter schemas.
     Plugins,
+    /// Write a trained backbone's features for images or a dataset as .npy.
+    Embed(embed::EmbedArgs),
     /// Create a plugin crate with one working component of KIND.
     NewPlugin {
         /// snake_case name of the plugin and its component.
@@ -149,6 +152,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Plugins) => {
             let host = Host::load(&host::default_dirs())?;
             print!("{}", list_plugins(&host));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Embed(args)) => {
+            let host = Host::load(&host::default_dirs())?;
+            embed::embed(&args, &host)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::NewPlugin { name, kind, dir }) => {

@@ -16,7 +16,7 @@ use crate::rundir::RunDir;
 pub const BACKBONE: &str = "backbone";
 
 /// Channels of the images every dataset produces (RGB).
-const IN_CHANNELS: i64 = 3;
+pub const IN_CHANNELS: i64 = 3;
 
 /// Runs the experiment; `results.json` is written whether it completes or fails.
 pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resume: bool) -> anyhow::Result<Results> {
