@@ -89,7 +89,7 @@ enum Command {
     /// List plugins, their versions and components with parameter schemas.
     Plugins,
     /// Write a trained backbone's features for images or a dataset as .npy.
-    Embed(embed::EmbedArgs),
+    Embed(Box<embed::EmbedArgs>),
     /// Create a plugin crate with one working component of KIND.
     NewPlugin {
         /// snake_case name of the plugin and its component.

@@ -48,7 +48,7 @@ impl Resolved {
         let mut experiment = self.experiment.clone();
         for site in experiment.components_mut() {
             let name_path = [site.path.clone(), vec!["name".into()]].concat();
-            let Some(info) = registry.info(site.kind, &site.name) else {
+            let Some(info) = registry.info(site.kind, site.name) else {
                 let names = registry.names(site.kind);
                 let mut d = self.layers.diagnose(
                     &name_path,
@@ -59,7 +59,7 @@ impl Resolved {
                         list_or_none(&names)
                     ),
                 );
-                d.suggestion = diagnostic::did_you_mean(&site.name, names.iter().copied());
+                d.suggestion = diagnostic::did_you_mean(site.name, names.iter().copied());
                 return Err(ConfigError::Invalid(d));
             };
             let params_path = [site.path.clone(), vec!["params".into()]].concat();
