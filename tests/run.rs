@@ -229,6 +229,67 @@ fn exported_backbone_weights_reproduce_the_evaluation() {
 }
 
 #[test]
+fn gradient_accumulation_equals_the_large_batch() {
+    // A ViT (layer norm only: no batch statistics) trained with 2 x 16
+    // accumulated must match 1 x 32, step for step.
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, batch: &str, accumulate: &str| {
+        let out = dir.path().join(name);
+        ok(runner(&[
+            "experiments/example.yaml",
+            "--set",
+            "backbone={name: vit, params: {image_size: 32, patch: 8, width: 32, depth: 1, heads: 2}}",
+            "--set",
+            "evaluations=[]",
+            "--set",
+            "pretrain.steps=3",
+            "--set",
+            &format!("pretrain.batch_size={batch}"),
+            "--set",
+            &format!("pretrain.accumulate={accumulate}"),
+            "--set",
+            "pretrain.clip_grad_norm=1.0",
+            "--set",
+            // SGD: Adam's normalisation would magnify rounding in tiny gradients.
+            "pretrain.optimizer={name: sgd, params: {lr: 0.1, momentum: 0.9}}",
+            "--set",
+            "device=cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        let weights: std::collections::BTreeMap<String, tch::Tensor> =
+            tch::Tensor::read_safetensors(out.join("backbone.safetensors"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        (weights, std::fs::read_to_string(out.join("metrics.jsonl")).unwrap())
+    };
+    let (accumulated, log_a) = train("a", "16", "2");
+    let (large, log_b) = train("b", "32", "1");
+    let (small, _) = train("c", "16", "1");
+    let diff = |x: &std::collections::BTreeMap<String, tch::Tensor>,
+                y: &std::collections::BTreeMap<String, tch::Tensor>| {
+        x.iter()
+            .map(|(k, v)| (v - &y[k]).abs().max().double_value(&[]))
+            .fold(0.0, f64::max)
+    };
+    let (same, other) = (diff(&accumulated, &large), diff(&small, &large));
+    assert!(same < 1e-6, "accumulated differs by {same}");
+    assert!(other > 1e-4, "the comparison cannot tell batches apart: {other}");
+    let loss = |log: &str| -> Vec<f64> {
+        log.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["losses"]["rotation"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (a, b) = (loss(&log_a), loss(&log_b));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "{a:?} vs {b:?}");
+}
+
+#[test]
 fn an_unavailable_cuda_device_is_an_error() {
     // As the runner does: libtorch's CUDA backend is a separate library.
     if let Ok(cuda) = unsafe { libloading::Library::new("libtorch_cuda.so") } {

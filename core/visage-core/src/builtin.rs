@@ -3,16 +3,30 @@
 //! optimisers (`sgd`, `adam`, `adamw`, `lars`, with exportable state),
 //! schedulers (`constant`, `cosine`) and the metric `accuracy`.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::metric::Metric;
 use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
-use crate::optim::{decay_groups, single_group, Adam, AdamConfig, Lars, LarsConfig, ParamGroup, Sgd, SgdConfig};
+
+use crate::optim::{build_groups, Adam, AdamConfig, GroupSpec, Lars, LarsConfig, Rule, Sgd, SgdConfig, Stateful};
 use crate::optimizer::OptimizerContext;
 use crate::scheduler::Scheduler;
 use crate::{Error, NoParams, Registry, Result};
+
+/// The [`Grouping`] of an optimiser's parameters.
+macro_rules! grouping {
+    ($p:expr) => {
+        Grouping {
+            layer_decay: $p.layer_decay,
+            lr_multipliers: &$p.lr_multipliers,
+            weight_decay_end: $p.weight_decay_end,
+        }
+    };
+}
 
 /// Name under which these components are registered.
 pub const PLUGIN: &str = "builtin";
@@ -32,7 +46,9 @@ pub fn register(registry: &mut Registry) -> Result<()> {
             momentum: p.momentum,
             nesterov: p.nesterov,
         };
-        Ok(Sgd::new(config, groups(ctx, p.weight_decay, p.decay_norm_and_bias)))
+        let grouping = grouping!(p);
+        let g = grouping.spec(p.weight_decay, p.decay_norm_and_bias);
+        scheduled(Sgd::new(config, build_groups(ctx.vs, &g)?), &grouping, ctx)
     })?;
     registry.optimizer("adam", |p: AdamParams, ctx| adam(p, ctx, false))?;
     registry.optimizer("adamw", |p: AdamParams, ctx| adam(p, ctx, true))?;
@@ -42,7 +58,10 @@ pub fn register(registry: &mut Registry) -> Result<()> {
             momentum: p.momentum,
             trust_coefficient: p.trust_coefficient,
         };
-        Ok(Lars::new(config, single_group(ctx.vs, p.weight_decay)))
+        // LARS itself leaves weights of dimension < 2 undecayed.
+        let grouping = grouping!(p);
+        let g = grouping.spec(p.weight_decay, true);
+        scheduled(Lars::new(config, build_groups(ctx.vs, &g)?), &grouping, ctx)
     })?;
     registry.scheduler("constant", |_: NoParams, _| Ok(Constant))?;
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
@@ -68,6 +87,18 @@ pub struct SgdParams {
     /// Also decay biases and normalisation parameters (off: the SSL convention).
     #[serde(default)]
     pub decay_norm_and_bias: bool,
+    /// Layer-wise learning-rate decay (e.g. 0.65 for ViT-B fine-tuning):
+    /// layer `i` of `L` gets `layer_decay^(L + 1 - i)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_decay: Option<f64>,
+    /// Learning-rate multipliers by variable-name prefix, e.g.
+    /// `{method.predictor: 10}`; the longest matching prefix applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_multipliers: BTreeMap<String, f64>,
+    /// Weight decay at the last step: decayed groups move from
+    /// `weight_decay` to this along half a cosine (DINO: 0.04 -> 0.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay_end: Option<f64>,
 }
 
 /// Parameters of `adam` and `adamw`.
@@ -88,6 +119,18 @@ pub struct AdamParams {
     /// Also decay biases and normalisation parameters (off: the SSL convention).
     #[serde(default)]
     pub decay_norm_and_bias: bool,
+    /// Layer-wise learning-rate decay (e.g. 0.65 for ViT-B fine-tuning):
+    /// layer `i` of `L` gets `layer_decay^(L + 1 - i)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_decay: Option<f64>,
+    /// Learning-rate multipliers by variable-name prefix, e.g.
+    /// `{method.predictor: 10}`; the longest matching prefix applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_multipliers: BTreeMap<String, f64>,
+    /// Weight decay at the last step: decayed groups move from
+    /// `weight_decay` to this along half a cosine (DINO: 0.04 -> 0.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay_end: Option<f64>,
 }
 
 /// Parameters of `lars` (weight decay and trust ratio apply to weights of
@@ -106,6 +149,18 @@ pub struct LarsParams {
     /// Trust coefficient (eta).
     #[serde(default = "default_trust")]
     pub trust_coefficient: f64,
+    /// Layer-wise learning-rate decay (e.g. 0.65 for ViT-B fine-tuning):
+    /// layer `i` of `L` gets `layer_decay^(L + 1 - i)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_decay: Option<f64>,
+    /// Learning-rate multipliers by variable-name prefix, e.g.
+    /// `{method.predictor: 10}`; the longest matching prefix applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_multipliers: BTreeMap<String, f64>,
+    /// Weight decay at the last step: decayed groups move from
+    /// `weight_decay` to this along half a cosine (DINO: 0.04 -> 0.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay_end: Option<f64>,
 }
 
 fn default_momentum() -> f64 {
@@ -123,12 +178,39 @@ fn positive_lr(lr: f64) -> Result<f64> {
     }
 }
 
-fn groups(ctx: &OptimizerContext<'_>, weight_decay: f64, decay_all: bool) -> Vec<ParamGroup> {
-    if decay_all {
-        single_group(ctx.vs, weight_decay)
-    } else {
-        decay_groups(ctx.vs, weight_decay)
+/// The grouping options every built-in optimiser's parameters carry.
+struct Grouping<'p> {
+    layer_decay: Option<f64>,
+    lr_multipliers: &'p BTreeMap<String, f64>,
+    weight_decay_end: Option<f64>,
+}
+
+impl Grouping<'_> {
+    fn spec(&self, weight_decay: f64, decay_norm_and_bias: bool) -> GroupSpec {
+        GroupSpec {
+            weight_decay,
+            decay_norm_and_bias,
+            layer_decay: self.layer_decay,
+            lr_multipliers: self.lr_multipliers.clone(),
+        }
     }
+}
+
+/// Applies the weight-decay schedule of `groups`, if any.
+fn scheduled<R: Rule>(
+    optimizer: Stateful<R>,
+    groups: &Grouping<'_>,
+    ctx: &OptimizerContext<'_>,
+) -> Result<Stateful<R>> {
+    Ok(match groups.weight_decay_end {
+        Some(end) if end.is_finite() && end >= 0.0 => optimizer.with_weight_decay_end(end, ctx.total_steps),
+        Some(end) => {
+            return Err(Error::msg(format!(
+                "weight_decay_end: expected a non-negative number, got {end}"
+            )))
+        }
+        None => optimizer,
+    })
 }
 
 fn adam(p: AdamParams, ctx: &OptimizerContext<'_>, decoupled: bool) -> Result<Adam> {
@@ -138,7 +220,9 @@ fn adam(p: AdamParams, ctx: &OptimizerContext<'_>, decoupled: bool) -> Result<Ad
         eps: p.eps,
         decoupled,
     };
-    Ok(Adam::new(config, groups(ctx, p.weight_decay, p.decay_norm_and_bias)))
+    let grouping = grouping!(p);
+    let g = grouping.spec(p.weight_decay, p.decay_norm_and_bias);
+    scheduled(Adam::new(config, build_groups(ctx.vs, &g)?), &grouping, ctx)
 }
 
 fn default_betas() -> [f64; 2] {

@@ -35,6 +35,7 @@ pub mod plugin;
 pub mod registry;
 pub mod rng;
 pub mod sample;
+pub mod schedule;
 mod version;
 
 pub use components::{augmentation, backbone, dataset, method, metric, optimizer, scheduler, task, Kind};

@@ -1,6 +1,5 @@
 //! Self-supervised pre-training: a loop over the method's losses with
-//! checkpoints and exact resume. Mixed precision and the threaded data
-//! pipeline come with the training engine.
+//! gradient accumulation and clipping, checkpoints and exact resume.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -10,6 +9,7 @@ use visage_core::augmentation::Augmentation;
 use visage_core::backbone::Backbone;
 use visage_core::dataset::{Dataset, DatasetContext, Split};
 use visage_core::method::MethodContext;
+use visage_core::optim::clip_grad_norm;
 use visage_core::optimizer::OptimizerContext;
 use visage_core::rng::Rng;
 use visage_core::{Batch, Registry};
@@ -58,7 +58,10 @@ pub fn pretrain(
     let mut optimizer = registry.build_optimizer(
         &config.optimizer.name,
         &params(&config.optimizer),
-        &OptimizerContext { vs },
+        &OptimizerContext {
+            vs,
+            total_steps: config.steps,
+        },
     )?;
     let scheduler = registry.build_scheduler(&config.scheduler.name, &params(&config.scheduler))?;
 
@@ -67,17 +70,32 @@ pub fn pretrain(
         done = checkpoints.load(&latest, vs, optimizer.as_mut())?;
         tracing::info!(checkpoint = %latest.display(), step = done.step, "resumed");
     }
+    anyhow::ensure!(config.accumulate >= 1, "pretrain.accumulate must be at least 1");
+    let micro_batches = config.accumulate as usize;
     let progress = Progress::new(config.steps, config.log_every, done.step);
-    let mut order = DataOrder::at(seed, dataset.len(), done.step as usize * config.batch_size);
+    let consumed = done.step as usize * config.batch_size * micro_batches;
+    let mut order = DataOrder::at(seed, dataset.len(), consumed);
     let (mut first, mut last) = (done.first_losses, done.last_losses);
     let mut metrics = MetricsLog::open(checkpoints.run_dir(), done.step)?;
     let mut skipped = 0;
     for step in done.step..config.steps {
-        let batch =
-            next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
-        let losses = method.training_step(backbone, &batch)?;
-        let total = losses.total()?;
-        let values: BTreeMap<String, f64> = losses.0.iter().map(|(n, t)| (n.clone(), t.double_value(&[]))).collect();
+        // libtorch's generator (dropout, masks) is a function of (seed, step),
+        // so a resumed run draws what the uninterrupted one drew.
+        tch::manual_seed(Rng::new(&[seed, step, TORCH_STREAM]).next_u64() as i64 >> 1);
+        method.begin_step(step, config.steps)?;
+        optimizer.zero_grad()?;
+        let mut values: BTreeMap<String, f64> = BTreeMap::new();
+        for _ in 0..micro_batches {
+            let batch =
+                next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
+            let losses = method.training_step(backbone, &batch)?;
+            for (name, term) in &losses.0 {
+                *values.entry(name.clone()).or_default() += term.double_value(&[]) / micro_batches as f64;
+            }
+            if values.values().all(|v| v.is_finite()) {
+                (losses.total()? / micro_batches as f64).backward();
+            }
+        }
         if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
             skipped += 1;
             anyhow::ensure!(
@@ -89,9 +107,11 @@ pub fn pretrain(
             tracing::warn!(step, term = %name, %value, skipped, "non-finite loss; step skipped");
         } else {
             let lr_factor = scheduler.factor(step, config.steps)?;
-            optimizer.zero_grad()?;
-            total.backward();
+            if let Some(max_norm) = config.clip_grad_norm {
+                clip_grad_norm(vs, max_norm);
+            }
             optimizer.step(lr_factor)?;
+            method.end_step(step, config.steps)?;
             metrics.step(step, &values, lr_factor)?;
             if first.is_empty() {
                 first = values.clone();
@@ -116,6 +136,9 @@ pub fn pretrain(
         first_losses: first,
     })
 }
+
+/// Stream of the per-step libtorch seed, apart from data and augmentation.
+const TORCH_STREAM: u64 = 0x7a6f;
 
 /// Sample order: a fresh permutation per epoch, derived from (seed, epoch).
 struct DataOrder {

@@ -29,9 +29,23 @@ impl Losses {
 
 /// A self-supervised pretext.
 pub trait Method {
+    /// Called before the step's first [`Method::training_step`] with the
+    /// optimiser step (0-based) and the run's total, so that schedules
+    /// ([`crate::schedule::Schedule`]) of momentum or temperature can be read.
+    fn begin_step(&mut self, step: u64, total: u64) -> Result<()> {
+        let _ = (step, total);
+        Ok(())
+    }
     /// Computes the losses of one step on `batch`. The engine sums them,
-    /// back-propagates and steps the optimiser.
+    /// back-propagates and steps the optimiser. With gradient accumulation
+    /// it is called once per micro-batch of the step.
     fn training_step(&mut self, backbone: &dyn Backbone, batch: &Batch) -> Result<Losses>;
+    /// Called after the optimiser step: the place for momentum-encoder
+    /// (EMA) updates and queues.
+    fn end_step(&mut self, step: u64, total: u64) -> Result<()> {
+        let _ = (step, total);
+        Ok(())
+    }
 }
 
 /// What a method constructor receives.
@@ -44,7 +58,13 @@ pub struct MethodContext<'a> {
 }
 
 impl<M: Method> Method for Guarded<M> {
+    fn begin_step(&mut self, step: u64, total: u64) -> Result<()> {
+        self.run_mut(|m| m.begin_step(step, total))
+    }
     fn training_step(&mut self, backbone: &dyn Backbone, batch: &Batch) -> Result<Losses> {
         self.run_mut(|m| m.training_step(backbone, batch))
+    }
+    fn end_step(&mut self, step: u64, total: u64) -> Result<()> {
+        self.run_mut(|m| m.end_step(step, total))
     }
 }

@@ -32,6 +32,8 @@ pub trait Optimizer {
 pub struct OptimizerContext<'a> {
     /// The variables to optimise (backbone and method modules).
     pub vs: &'a nn::VarStore,
+    /// Optimiser steps the run will take (for per-step schedules).
+    pub total_steps: u64,
 }
 
 impl<O: Optimizer> Optimizer for Guarded<O> {

@@ -53,3 +53,199 @@ pub fn single_group(vs: &nn::VarStore, weight_decay: f64) -> Vec<ParamGroup> {
         lr_scale: 1.0,
     }]
 }
+
+/// How parameters are grouped: weight decay, layer-wise learning-rate decay
+/// and per-module learning-rate multipliers. Every built-in optimiser takes
+/// these fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupSpec {
+    /// Weight decay of the decayed parameters.
+    pub weight_decay: f64,
+    /// Decay biases and normalisation parameters too.
+    pub decay_norm_and_bias: bool,
+    /// Layer-wise lr decay (BEiT, MAE fine-tuning): a parameter of layer
+    /// `i` of `L` gets `decay^(L + 1 - i)`; see [`layer_id`].
+    pub layer_decay: Option<f64>,
+    /// Learning-rate multipliers by variable-name prefix (`method.predictor`:
+    /// 10); the longest matching prefix applies.
+    pub lr_multipliers: std::collections::BTreeMap<String, f64>,
+}
+
+/// The depth of a variable for layer-wise lr decay, and the number of
+/// layers: ViT `backbone.blocks.N.*` is layer `N + 1` and the embeddings
+/// (`cls_token`, `pos_embed`, `patch_embed`) layer 0; ResNet `layerK.*` is
+/// layer `K` and the stem layer 0. Everything else (final norm, method
+/// heads) is layer `L + 1`, which keeps the full learning rate.
+pub fn layer_id(name: &str, layers: usize) -> usize {
+    let Some(rest) = name.strip_prefix("backbone.") else {
+        return layers + 1;
+    };
+    let number = |s: &str| s.split('.').next().and_then(|n| n.parse::<usize>().ok());
+    if let Some(n) = rest.strip_prefix("blocks.").and_then(number) {
+        return n + 1;
+    }
+    if let Some(k) = rest.strip_prefix("layer").and_then(number) {
+        return k;
+    }
+    if [
+        "cls_token",
+        "pos_embed",
+        "patch_embed",
+        "conv1",
+        "bn1",
+        "mask_token",
+        "reg_token",
+    ]
+    .iter()
+    .any(|p| rest == *p || rest.starts_with(&format!("{p}.")))
+    {
+        return 0;
+    }
+    layers + 1
+}
+
+/// The number of layers [`layer_id`] sees among `names`.
+fn count_layers<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    // With 0 layers, anything that is not a numbered layer reports 1.
+    names
+        .filter(|n| n.starts_with("backbone.blocks.") || n.starts_with("backbone.layer"))
+        .map(|n| layer_id(n, 0))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Parameter groups for `spec`: one per (decayed or not, lr multiplier),
+/// named like `decay@0.25`. A multiplier prefix that matches no variable is
+/// an error, so a typo cannot go unnoticed.
+pub fn build_groups(vs: &nn::VarStore, spec: &GroupSpec) -> crate::Result<Vec<ParamGroup>> {
+    let vars = trainable(vs);
+    for (prefix, m) in &spec.lr_multipliers {
+        if !(m.is_finite() && *m >= 0.0) {
+            return Err(crate::Error::msg(format!(
+                "lr_multipliers.{prefix}: expected a non-negative number, got {m}"
+            )));
+        }
+        if !vars.iter().any(|(n, _)| n.starts_with(prefix.as_str())) {
+            let roots: std::collections::BTreeSet<&str> =
+                vars.iter().filter_map(|(n, _)| n.split('.').next()).collect();
+            return Err(crate::Error::msg(format!(
+                "lr_multipliers.{prefix}: no trainable variable starts with `{prefix}` (top-level modules: {})",
+                roots.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    if let Some(d) = spec.layer_decay {
+        if !(d > 0.0 && d <= 1.0) {
+            return Err(crate::Error::msg(format!(
+                "layer_decay: expected a number in (0, 1], got {d}"
+            )));
+        }
+    }
+    let layers = count_layers(vars.iter().map(|(n, _)| n.as_str()));
+    let mut groups: Vec<ParamGroup> = vec![];
+    for (name, tensor) in vars {
+        let decays = spec.decay_norm_and_bias || tensor.dim() > 1;
+        let mut scale = match spec.layer_decay {
+            Some(d) => d.powi((layers + 1 - layer_id(&name, layers).min(layers + 1)) as i32),
+            None => 1.0,
+        };
+        if let Some((_, m)) = spec
+            .lr_multipliers
+            .iter()
+            .filter(|(p, _)| name.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len())
+        {
+            scale *= m;
+        }
+        let group_name = format!("{}@{scale}", if decays { "decay" } else { "no_decay" });
+        match groups.iter_mut().find(|g| g.name == group_name) {
+            Some(g) => g.params.push((name, tensor)),
+            None => groups.push(ParamGroup {
+                name: group_name,
+                params: vec![(name, tensor)],
+                weight_decay: if decays { spec.weight_decay } else { 0.0 },
+                lr_scale: scale,
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams, VitSize};
+
+    fn scales(groups: &[ParamGroup]) -> std::collections::BTreeMap<String, (f64, f64)> {
+        groups
+            .iter()
+            .flat_map(|g| {
+                g.params
+                    .iter()
+                    .map(move |(n, _)| (n.clone(), (g.lr_scale, g.weight_decay)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layer_decay_follows_vit_depth_and_multipliers_follow_prefixes() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let params = VitParams {
+            depth: Some(2),
+            image_size: 32,
+            ..VitParams::sized(VitSize::Tiny)
+        };
+        VisionTransformer::new(&(vs.root() / "backbone"), 3, &params).unwrap();
+        let _head = vs
+            .root()
+            .sub("method")
+            .sub("head")
+            .var("weight", &[4, 4], nn::Init::Const(0.0));
+        let spec = GroupSpec {
+            weight_decay: 0.05,
+            layer_decay: Some(0.5),
+            lr_multipliers: [("method.head".to_string(), 10.0)].into(),
+            ..Default::default()
+        };
+        let s = scales(&build_groups(&vs, &spec).unwrap());
+        // Two blocks: embeddings 0.5^3, block 0 0.5^2, block 1 0.5, the rest 1.
+        assert_eq!(s["backbone.cls_token"], (0.125, 0.05));
+        assert_eq!(s["backbone.patch_embed.proj.bias"], (0.125, 0.0));
+        assert_eq!(s["backbone.blocks.0.attn.qkv.weight"], (0.25, 0.05));
+        assert_eq!(s["backbone.blocks.1.mlp.fc2.weight"], (0.5, 0.05));
+        assert_eq!(s["backbone.norm.weight"], (1.0, 0.0));
+        assert_eq!(s["method.head.weight"], (10.0, 0.05));
+    }
+
+    #[test]
+    fn resnet_stages_are_layers_and_typos_are_errors() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        ResNet::new(
+            &(vs.root() / "backbone"),
+            3,
+            &ResNetParams {
+                width: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let spec = GroupSpec {
+            layer_decay: Some(0.5),
+            ..Default::default()
+        };
+        let s = scales(&build_groups(&vs, &spec).unwrap());
+        assert_eq!(s["backbone.conv1.weight"].0, 0.5f64.powi(5));
+        assert_eq!(s["backbone.layer1.0.conv1.weight"].0, 0.5f64.powi(4));
+        assert_eq!(s["backbone.layer4.1.bn2.bias"].0, 0.5);
+        let typo = GroupSpec {
+            lr_multipliers: [("method.predictr".to_string(), 10.0)].into(),
+            ..Default::default()
+        };
+        let err = build_groups(&vs, &typo).unwrap_err().to_string();
+        assert!(
+            err.contains("lr_multipliers.method.predictr: no trainable variable"),
+            "{err}"
+        );
+        assert!(err.contains("top-level modules: backbone"), "{err}");
+    }
+}

@@ -23,7 +23,7 @@ use tch::Tensor;
 pub use adam::{Adam, AdamConfig};
 pub use clip::clip_grad_norm;
 pub use ema::{cosine_momentum, ema_update};
-pub use groups::{decay_groups, single_group, ParamGroup};
+pub use groups::{build_groups, decay_groups, layer_id, single_group, GroupSpec, ParamGroup};
 pub use lars::{Lars, LarsConfig};
 pub use rule::{Rule, Stateful, Step};
 pub use sgd::{Sgd, SgdConfig};

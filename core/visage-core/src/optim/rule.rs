@@ -33,6 +33,7 @@ pub struct Stateful<R> {
     groups: Vec<ParamGroup>,
     buffers: Buffers,
     step: u64,
+    weight_decay_end: Option<(f64, u64)>,
 }
 
 impl<R: Rule> Stateful<R> {
@@ -43,6 +44,26 @@ impl<R: Rule> Stateful<R> {
             groups,
             buffers: Buffers::default(),
             step: 0,
+            weight_decay_end: None,
+        }
+    }
+
+    /// Moves the weight decay of every decayed group from its value to `end`
+    /// along half a cosine over `total_steps` (DINO's schedule).
+    pub fn with_weight_decay_end(mut self, end: f64, total_steps: u64) -> Self {
+        self.weight_decay_end = Some((end, total_steps));
+        self
+    }
+
+    /// The weight decay of a group with base decay `base` at update `t`
+    /// (1-based).
+    fn weight_decay(&self, base: f64, t: u64) -> f64 {
+        match self.weight_decay_end {
+            Some((end, total)) if base != 0.0 => {
+                let progress = (t - 1) as f64 / total.saturating_sub(1).max(1) as f64;
+                end + (base - end) * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+            }
+            _ => base,
         }
     }
 }
@@ -60,10 +81,15 @@ impl<R: Rule> Optimizer for Stateful<R> {
     fn step(&mut self, lr_scale: f64) -> Result<()> {
         let _no_grad = tch::no_grad_guard();
         self.step += 1;
-        for group in &mut self.groups {
+        let decays: Vec<f64> = self
+            .groups
+            .iter()
+            .map(|g| self.weight_decay(g.weight_decay, self.step))
+            .collect();
+        for (group, weight_decay) in self.groups.iter_mut().zip(decays) {
             let step = Step {
                 lr_scale: lr_scale * group.lr_scale,
-                weight_decay: group.weight_decay,
+                weight_decay,
                 t: self.step,
             };
             for (name, param) in &mut group.params {

@@ -274,3 +274,37 @@ fn the_momentum_encoder_moves_towards_the_online_network() {
     assert!((cosine_momentum(0.99, 50, 100) - 0.995).abs() < 1e-12);
     assert_eq!(cosine_momentum(0.99, 100, 100), 1.0);
 }
+
+#[test]
+fn weight_decay_follows_its_cosine_schedule() {
+    // With zero gradients, plain SGD only decays: w_t = w_{t-1} (1 - lr wd_t).
+    let (vs, _fc) = model();
+    let start = weights(&vs);
+    let groups = decay_groups(&vs, 0.04);
+    let config = SgdConfig {
+        lr: 0.5,
+        momentum: 0.0,
+        nesterov: false,
+    };
+    let total = 5;
+    let mut sgd = Sgd::new(config, groups).with_weight_decay_end(0.4, total);
+    let mut factor = 1.0;
+    for t in 0..total {
+        for (_, v) in vs.variables() {
+            let mut g = v.grad();
+            if !g.defined() {
+                (v.sum(Kind::Float) * 0.0).backward();
+            } else {
+                let _ = g.zero_();
+            }
+        }
+        sgd.step(1.0).unwrap();
+        let wd = 0.4 + (0.04 - 0.4) * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / 4.0).cos());
+        factor *= 1.0 - 0.5 * wd;
+    }
+    let fc_weight = |vs: &nn::VarStore| vs.variables()["fc.weight"].shallow_clone();
+    let expected = start.narrow(0, 3, 15) * factor; // fc.weight follows fc.bias (3) in name order
+    assert!((fc_weight(&vs).flatten(0, -1) - expected).abs().max().double_value(&[]) < 1e-6);
+    // Biases are not decayed.
+    assert!(vs.variables()["fc.bias"].equal(&start.narrow(0, 0, 3)));
+}

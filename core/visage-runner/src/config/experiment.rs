@@ -123,8 +123,15 @@ pub struct Pretrain {
     pub augmentations: Vec<Component>,
     /// Optimisation steps.
     pub steps: u64,
-    /// Samples per step.
+    /// Samples per micro-batch; a step sees `batch_size * accumulate`.
     pub batch_size: usize,
+    /// Micro-batches whose gradients are summed before each optimiser step
+    /// (gradient accumulation); the loss is averaged over them.
+    #[serde(default = "one")]
+    pub accumulate: u32,
+    /// Clip the global gradient norm to this value before each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
     /// The optimiser (`sgd`, `adam`, `adamw`, or a plugin's).
     pub optimizer: Component,
     /// The learning-rate schedule.
@@ -143,6 +150,10 @@ pub struct Pretrain {
     /// How many checkpoints to keep.
     #[serde(default = "default_keep")]
     pub keep_checkpoints: usize,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_checkpoint_every() -> u64 {

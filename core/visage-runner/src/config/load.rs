@@ -264,6 +264,15 @@ impl SetArg {
         for (depth, segment) in path.iter().enumerate() {
             let next = node.and_then(|n| n.as_dict()).and_then(|d| d.get(*segment));
             if let Some(Value::Array(_, items)) = next {
+                if depth + 1 == path.len() {
+                    // The whole list: the value must be one.
+                    if !matches!(value, Value::Array(..)) {
+                        return Err(bad(
+                            "a list can only be replaced whole: give its items in YAML, e.g. [a, b]".into(),
+                        ));
+                    }
+                    break;
+                }
                 let mut items = items.clone();
                 set_in_array(&mut items, &path[depth + 1..], value).map_err(bad)?;
                 let list = Value::from(items);
