@@ -148,7 +148,7 @@ pub(crate) fn gray(img: &Tensor) -> Result<Tensor> {
 }
 
 /// Rotates hue by `shift` turns (torchvision's `_rgb2hsv` / `_hsv2rgb`).
-fn adjust_hue(img: &Tensor, shift: f64) -> Result<Tensor> {
+pub(crate) fn adjust_hue(img: &Tensor, shift: f64) -> Result<Tensor> {
     let rgb = img.f_unbind(0)?;
     let (r, g, b) = (&rgb[0], &rgb[1], &rgb[2]);
     let maxc = img.f_amax(0, false)?;
