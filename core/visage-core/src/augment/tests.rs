@@ -78,7 +78,10 @@ fn face() -> Sample {
         }
     }
     let mark = Tensor::from_slice(&mark).view([1, FACE_H, FACE_W]);
-    let ramp = Tensor::arange(FACE_W, CPU).view([1, 1, FACE_W]).expand([1, FACE_H, FACE_W], false) / FACE_W as f64;
+    let ramp = Tensor::arange(FACE_W, CPU)
+        .view([1, 1, FACE_W])
+        .expand([1, FACE_H, FACE_W], false)
+        / FACE_W as f64;
     let image = Tensor::cat(&[mark, Tensor::full([1, FACE_H, FACE_W], 0.5, CPU), ramp], 0);
     Sample::new(image)
         .with_label(PARSING, Tensor::from_slice(&mask).view([FACE_H, FACE_W]))
@@ -129,14 +132,20 @@ fn hflip_twice_is_the_identity_and_once_mirrors_every_label() {
     let twice = flip.apply(copy(&once), 2).unwrap();
     assert_eq!(max_abs_diff(&twice.image, &original.image), 0.0);
     for name in [PARSING, LANDMARKS, LANDMARKS_VISIBLE, POSE, "identity"] {
-        assert!(max_abs_diff(&twice.labels[name], &original.labels[name]) < 1e-5, "{name}");
+        assert!(
+            max_abs_diff(&twice.labels[name], &original.labels[name]) < 1e-5,
+            "{name}"
+        );
     }
     // Once: x -> W - x with the index permutation, yaw and roll negated.
     let before = floats(&original.labels[LANDMARKS]);
     let after = floats(&once.labels[LANDMARKS]);
     for i in 0..IBUG68 {
         let j = IBUG68_FLIP[i];
-        assert!((after[2 * i] - (FACE_W as f64 - before[2 * j])).abs() < 1e-5, "point {i}");
+        assert!(
+            (after[2 * i] - (FACE_W as f64 - before[2 * j])).abs() < 1e-5,
+            "point {i}"
+        );
         assert!((after[2 * i + 1] - before[2 * j + 1]).abs() < 1e-5, "point {i}");
     }
     assert_eq!(floats(&once.labels[POSE]), vec![-20.0, -10.0, -5.0]);
@@ -254,7 +263,10 @@ fn rotation_moves_points_about_the_centre_and_adds_to_roll() {
         // Rotating back restores roll and the points.
         let back = transform(out, &spatial::Rotate::op(-a, h, w)).unwrap();
         let pose = floats(&back.labels[POSE]);
-        assert!((pose[2] - 5.0).abs() < 1e-4 && pose[0] == 20.0 && pose[1] == -10.0, "{pose:?}");
+        assert!(
+            (pose[2] - 5.0).abs() < 1e-4 && pose[0] == 20.0 && pose[1] == -10.0,
+            "{pose:?}"
+        );
         assert!(max_abs_diff(&back.labels[LANDMARKS], &original.labels[LANDMARKS]) < 1e-3);
     }
 }
@@ -283,11 +295,17 @@ fn random_resized_crop_respects_size_bounds_and_seed() {
     let (h, w) = (160, 200);
     for seed in 0..300 {
         let b = crop.crop_box(seed, h, w);
-        assert!(b.top >= 0 && b.left >= 0 && b.top + b.height <= h && b.left + b.width <= w, "{b:?}");
+        assert!(
+            b.top >= 0 && b.left >= 0 && b.top + b.height <= h && b.left + b.width <= w,
+            "{b:?}"
+        );
         let area = (b.height * b.width) as f64 / (h * w) as f64;
         let ratio = b.width as f64 / b.height as f64;
         assert!((0.08 * 0.95..=1.0).contains(&area), "seed {seed}: area {area}");
-        assert!((0.75 * 0.97..=4.0 / 3.0 * 1.03).contains(&ratio), "seed {seed}: ratio {ratio}");
+        assert!(
+            (0.75 * 0.97..=4.0 / 3.0 * 1.03).contains(&ratio),
+            "seed {seed}: ratio {ratio}"
+        );
     }
     let image = random_image(3, h, w, 2);
     let a = crop.apply(Sample::new(image.copy()), 5).unwrap();
@@ -319,12 +337,18 @@ fn crops_and_resizes_move_landmarks_exactly() {
     let out = build("resize", r#"{"size": 20}"#).unwrap().apply(sample(), 0).unwrap();
     assert_eq!(out.image.size(), vec![1, 20, 30]);
     assert_eq!(floats(&out.labels[LANDMARKS]), vec![15.0, 10.0, 0.5, 0.5]);
-    let out = build("center_crop", r#"{"size": [20, 30]}"#).unwrap().apply(sample(), 0).unwrap();
+    let out = build("center_crop", r#"{"size": [20, 30]}"#)
+        .unwrap()
+        .apply(sample(), 0)
+        .unwrap();
     assert_eq!(out.image.size(), vec![1, 20, 30]);
     assert_eq!(floats(&out.labels[LANDMARKS]), vec![15.0, 10.0, -14.0, -9.0]);
     assert_eq!(floats(&out.labels[LANDMARKS_VISIBLE]), vec![1.0, 0.0]);
     // A crop larger than the image pads with zeros.
-    let out = build("center_crop", r#"{"size": 50}"#).unwrap().apply(sample(), 0).unwrap();
+    let out = build("center_crop", r#"{"size": 50}"#)
+        .unwrap()
+        .apply(sample(), 0)
+        .unwrap();
     assert_eq!(out.image.size(), vec![1, 50, 50]);
     assert_eq!(floats(&out.image.get(0).get(0)), vec![0.0; 50]);
     assert_eq!(floats(&out.labels[LANDMARKS])[..2], [25.0, 25.0]);
@@ -333,7 +357,10 @@ fn crops_and_resizes_move_landmarks_exactly() {
 #[test]
 fn distance_crop_takes_two_quadrants_shared_by_both_views() {
     let params = |view| DistanceCropParams { ratio: 0.4, view };
-    let (v0, v1) = (DistanceCrop::new(params(0)).unwrap(), DistanceCrop::new(params(1)).unwrap());
+    let (v0, v1) = (
+        DistanceCrop::new(params(0)).unwrap(),
+        DistanceCrop::new(params(1)).unwrap(),
+    );
     let mut quadrants_seen = [0; 4];
     for seed in 0..200 {
         let boxes = v0.crop_boxes(seed, 64, 64).unwrap();
@@ -344,14 +371,20 @@ fn distance_crop_takes_two_quadrants_shared_by_both_views() {
             // 2 floor(64 · 0.2) = 24, inside its quadrant.
             assert_eq!((b.height, b.width), (24, 24));
             let (top, left) = (if q < 2 { 0 } else { 32 }, if q % 2 == 0 { 0 } else { 32 });
-            assert!(b.top >= top && b.top + 24 <= top + 32 && b.left >= left && b.left + 24 <= left + 32, "{b:?}");
+            assert!(
+                b.top >= top && b.top + 24 <= top + 32 && b.left >= left && b.left + 24 <= left + 32,
+                "{b:?}"
+            );
         }
     }
     assert!(quadrants_seen.iter().all(|&n| n > 50), "{quadrants_seen:?}");
     let image = random_image(3, 64, 64, 4);
     let out = v1.apply(Sample::new(image.copy()), 9).unwrap();
     let b = v1.crop_boxes(9, 64, 64).unwrap()[1].1;
-    assert_eq!(max_abs_diff(&out.image, &image.narrow(1, b.top, 24).narrow(2, b.left, 24)), 0.0);
+    assert_eq!(
+        max_abs_diff(&out.image, &image.narrow(1, b.top, 24).narrow(2, b.left, 24)),
+        0.0
+    );
     assert!(v0.apply(Sample::new(random_image(3, 4, 4, 0)), 0).is_err());
 }
 
@@ -363,7 +396,11 @@ fn photometric_ops_do_what_they_say() {
     assert!(max_abs_diff(&g.get(0), &g.get(1)) == 0.0 && max_abs_diff(&g.get(1), &g.get(2)) == 0.0);
     let s = run("solarize", r#"{"threshold": 0.6, "p": 1}"#);
     let (x, y) = (floats(&image), floats(&s));
-    assert!(x.iter().zip(&y).all(|(a, b)| if *a >= 0.6 { (b - (1.0 - a)).abs() < 1e-6 } else { a == b }));
+    assert!(x.iter().zip(&y).all(|(a, b)| if *a >= 0.6 {
+        (b - (1.0 - a)).abs() < 1e-6
+    } else {
+        a == b
+    }));
     let n = run("normalize", "{}");
     let mean = Tensor::from_slice(&[0.485f32, 0.456, 0.406]).view([3, 1, 1]);
     let std = Tensor::from_slice(&[0.229f32, 0.224, 0.225]).view([3, 1, 1]);
@@ -380,7 +417,9 @@ fn photometric_ops_do_what_they_say() {
     assert_eq!(edges.size(), vec![3, 12, 12]);
     assert_eq!(edges.abs().max().double_value(&[]), 0.0);
     // A horizontal grey ramp: central differences of 2 steps of 0.05.
-    let ramp = (Tensor::arange(12, CPU) * 0.05).view([1, 1, 12]).expand([1, 12, 12], false);
+    let ramp = (Tensor::arange(12, CPU) * 0.05)
+        .view([1, 1, 12])
+        .expand([1, 12, 12], false);
     let edges = sobel.apply(Sample::new(ramp), 0).unwrap().image;
     assert!((floats(&edges.get(0).get(5).get(5))[0] - 0.1).abs() < 1e-6);
     // PCL's zero padding lights up the border of a constant image.
@@ -405,7 +444,10 @@ fn face_free(image: &Tensor) -> Sample {
 fn photometric_ops_leave_labels_alone() {
     let image = random_image(3, FACE_H, FACE_W, 6);
     for (name, params) in [
-        ("color_jitter", r#"{"brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2}"#),
+        (
+            "color_jitter",
+            r#"{"brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2}"#,
+        ),
         ("gaussian_noise", r#"{"std": 0.2}"#),
         ("random_erasing", r#"{"p": 1, "value": "random"}"#),
         ("sobel", "{}"),
@@ -450,7 +492,10 @@ fn noise_and_erasing_are_seeded() {
     let e = erase.apply(Sample::new(image.copy()), 4).unwrap().image;
     let erased = floats(&e.get(1).eq(0.2).sum(Kind::Int64))[0];
     assert!(erased >= 0.02 * 4096.0 * 0.9, "{erased}");
-    assert_eq!(floats(&e.get(1).ne(0.2).logical_and(&e.get(1).ne(0.5)).sum(Kind::Int64))[0], 0.0);
+    assert_eq!(
+        floats(&e.get(1).ne(0.2).logical_and(&e.get(1).ne(0.5)).sum(Kind::Int64))[0],
+        0.0
+    );
 }
 
 #[test]
@@ -482,11 +527,15 @@ fn bad_params_are_errors_naming_the_field() {
 fn odd_inputs_are_errors_not_panics() {
     let flip = build("hflip", r#"{"p": 1}"#).unwrap();
     assert!(flip.apply(Sample::new(Tensor::zeros([4, 4], CPU)), 0).is_err());
-    let wrong_mask = Sample::new(Tensor::zeros([3, 4, 4], CPU)).with_label(PARSING, Tensor::zeros([5, 4], (Kind::Int64, Device::Cpu)));
+    let wrong_mask = Sample::new(Tensor::zeros([3, 4, 4], CPU))
+        .with_label(PARSING, Tensor::zeros([5, 4], (Kind::Int64, Device::Cpu)));
     assert!(flip.apply(wrong_mask, 0).unwrap_err().to_string().contains("parsing"));
     let few_points = Sample::new(Tensor::zeros([3, 4, 4], CPU)).with_label(LANDMARKS, Tensor::zeros([5, 2], CPU));
     assert!(flip.apply(few_points, 0).unwrap_err().to_string().contains("iBUG"));
     // Without labels, geometric ops just move pixels.
-    let plain = build("rotate", r#"{"degrees": 10}"#).unwrap().apply(Sample::new(Tensor::ones([3, 9, 9], CPU)), 0).unwrap();
+    let plain = build("rotate", r#"{"degrees": 10}"#)
+        .unwrap()
+        .apply(Sample::new(Tensor::ones([3, 9, 9], CPU)), 0)
+        .unwrap();
     assert!(plain.labels.is_empty());
 }
