@@ -539,3 +539,42 @@ fn odd_inputs_are_errors_not_panics() {
         .unwrap();
     assert!(plain.labels.is_empty());
 }
+
+/// Same outputs as torchvision's functional ops (float rounding aside), on
+/// reference tensors written by `scripts/augment_torchvision_refs.py`.
+#[test]
+#[ignore = "needs VISAGE_TORCHVISION_REFS=DIR from scripts/augment_torchvision_refs.py DIR"]
+fn matches_torchvision() {
+    let dir = std::env::var("VISAGE_TORCHVISION_REFS").expect("VISAGE_TORCHVISION_REFS is not set");
+    let load = |n: &str| Tensor::read_npy(format!("{dir}/{n}.npy")).unwrap();
+    let input = load("input");
+    let (h, w) = (input.size()[1], input.size()[2]);
+    let rotated = transform(Sample::new(input.copy()), &spatial::Rotate::op(25.0, h, w)).unwrap();
+    assert!(max_abs_diff(&rotated.image, &load("rotate")) < 1e-5);
+    for (name, params, reference) in [
+        ("color_jitter", r#"{"hue": [0.1, 0.1]}"#, "hue"),
+        ("color_jitter", r#"{"hue": [-0.37, -0.37]}"#, "hue_neg"),
+        ("color_jitter", r#"{"saturation": [1.5, 1.5]}"#, "saturation"),
+        ("color_jitter", r#"{"contrast": [0.6, 0.6]}"#, "contrast"),
+        ("color_jitter", r#"{"brightness": [1.3, 1.3]}"#, "brightness"),
+        ("resize", r#"{"size": [20, 30]}"#, "resize"),
+        ("resize", r#"{"size": [57, 75]}"#, "resize_up"),
+        ("resize", r#"{"size": 30}"#, "resize_short"),
+        ("gaussian_blur", r#"{"kernel_size": 7, "sigma": 1.3}"#, "blur"),
+        ("center_crop", r#"{"size": 50}"#, "center_crop"),
+        ("center_crop", r#"{"size": [21, 30]}"#, "center_crop_small"),
+        ("grayscale", r#"{"p": 1}"#, "gray"),
+        ("solarize", r#"{"threshold": 0.6, "p": 1}"#, "solarize"),
+        ("normalize", "{}", "normalize"),
+    ] {
+        let out = build(name, params)
+            .unwrap()
+            .apply(Sample::new(input.copy()), 0)
+            .unwrap()
+            .image;
+        let r = load(reference);
+        assert_eq!(out.size(), r.size(), "{reference}");
+        let diff = max_abs_diff(&out, &r);
+        assert!(diff < 1e-5, "{reference}: max abs diff {diff}");
+    }
+}
