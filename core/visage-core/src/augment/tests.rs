@@ -578,3 +578,60 @@ fn matches_torchvision() {
         assert!(diff < 1e-5, "{reference}: max abs diff {diff}");
     }
 }
+
+#[test]
+fn normalized_params_build_the_same_component() {
+    let mut registry = Registry::new();
+    crate::builtin::register(&mut registry).unwrap();
+    for (name, params) in [
+        ("resize", r#"{"size": 64}"#),
+        ("random_resized_crop", r#"{"size": [112, 96]}"#),
+        ("affine", r#"{"degrees": 10, "shear": 5}"#),
+        ("gaussian_blur", r#"{"kernel_size": 7, "sigma": 1.5}"#),
+        ("color_jitter", r#"{"brightness": 0.8, "hue": [-0.1, 0.2]}"#),
+        ("random_erasing", r#"{"value": "random"}"#),
+        ("distance_crop", r#"{"view": 1}"#),
+        ("sobel", r#"{"p": 0.6}"#),
+    ] {
+        let normalized = registry
+            .info(ComponentKind::Augmentation, name)
+            .unwrap()
+            .normalize(params)
+            .unwrap();
+        let a = registry.build_augmentation(name, params).unwrap();
+        let b = registry.build_augmentation(name, &normalized).unwrap();
+        let image = random_image(3, 64, 64, 9);
+        let (a, b) = (
+            a.apply(Sample::new(image.copy()), 3).unwrap().image,
+            b.apply(Sample::new(image.copy()), 3).unwrap().image,
+        );
+        assert_eq!(max_abs_diff(&a, &b), 0.0, "{name}: {normalized}");
+    }
+}
+
+#[test]
+fn affine_moves_pose_by_its_rotation_only() {
+    let affine = RandomAffine::new(AffineParams {
+        degrees: 25.0,
+        translate: Some([0.1, 0.2]),
+        scale: Some([0.8, 1.2]),
+        shear: None,
+        p: 1.0,
+    })
+    .unwrap();
+    for seed in 0..10 {
+        let map = affine.map(seed, FACE_H, FACE_W).unwrap();
+        let out = affine.apply(face(), seed).unwrap();
+        let pose = floats(&out.labels[POSE]);
+        let roll = map.rotation_degrees();
+        assert!(roll.abs() <= 25.0);
+        assert!(
+            pose[0] == 20.0 && pose[1] == -10.0 && (pose[2] - (5.0 + roll)).abs() < 1e-4,
+            "{pose:?}"
+        );
+        // Landmarks follow the same map.
+        let (before, after) = (floats(&face().labels[LANDMARKS]), floats(&out.labels[LANDMARKS]));
+        let (x, y) = map.apply(before[0], before[1]);
+        assert!((after[0] - x).abs() < 1e-3 && (after[1] - y).abs() < 1e-3);
+    }
+}
