@@ -8,8 +8,8 @@
 //!
 //! Geometric ops follow the conventions of [`crate::labels`]: each builds
 //! one [`Affine`] map (pixel-corner coordinates) and applies it to the
-//! image, to `landmarks` (points leaving the image get
-//! `landmarks_visible = 0`, and stay 0), to `parsing` (nearest neighbour,
+//! image, to `landmarks` (points leaving the image, i.e. outside
+//! `0 <= x < W`, `0 <= y < H`, get `landmarks_visible = 0`, and stay 0), to `parsing` (nearest neighbour,
 //! class 0 where the output leaves the input) and to `pose` (a mirror
 //! negates yaw and roll, an in-plane rotation adds to roll). A mirror also
 //! swaps landmark indices with [`crate::labels::IBUG68_FLIP`] and mask
