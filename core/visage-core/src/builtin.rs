@@ -1,7 +1,11 @@
 //! Components every host registers under the plugin name `builtin`:
 //! backbones (`resnet` with torchvision's names, `vit` with timm's and MAE's),
 //! optimisers (`sgd`, `adam`, `adamw`, `lars`, with exportable state),
-//! schedulers (`constant`, `cosine`) and the metric `accuracy`.
+//! schedulers (`constant`, `cosine`), the metric `accuracy`, and the
+//! augmentations of [`crate::augment`] (`resize`, `center_crop`,
+//! `random_resized_crop`, `distance_crop`, `hflip`, `rotate`, `affine`,
+//! `color_jitter`, `grayscale`, `gaussian_blur`, `solarize`, `sobel`,
+//! `gaussian_noise`, `random_erasing`, `normalize`).
 
 use std::collections::BTreeMap;
 
@@ -66,6 +70,7 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     registry.scheduler("constant", |_: NoParams, _| Ok(Constant))?;
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
     registry.metric("accuracy", |_: NoParams, _| Ok(Accuracy))?;
+    crate::augment::register(registry)?;
     Ok(())
 }
 
