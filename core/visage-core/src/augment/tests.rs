@@ -541,11 +541,20 @@ fn odd_inputs_are_errors_not_panics() {
 }
 
 /// Same outputs as torchvision's functional ops (float rounding aside), on
-/// reference tensors written by `scripts/augment_torchvision_refs.py`.
+/// reference tensors that `tests/reference/augmentations.py` writes with the
+/// venv's torchvision (installed by `./scripts/test`).
 #[test]
-#[ignore = "needs VISAGE_TORCHVISION_REFS=DIR from scripts/augment_torchvision_refs.py DIR"]
 fn matches_torchvision() {
-    let dir = std::env::var("VISAGE_TORCHVISION_REFS").expect("VISAGE_TORCHVISION_REFS is not set");
+    let venv = std::env::var("VIRTUAL_ENV").expect("VIRTUAL_ENV is unset: run the tests through ./scripts/test");
+    let dir = std::env::temp_dir().join(format!("visage-tv-refs-{}", std::process::id()));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/augmentations.py");
+    let out = std::process::Command::new(std::path::Path::new(&venv).join("bin/python"))
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = dir.display().to_string();
     let load = |n: &str| Tensor::read_npy(format!("{dir}/{n}.npy")).unwrap();
     let input = load("input");
     let (h, w) = (input.size()[1], input.size()[2]);

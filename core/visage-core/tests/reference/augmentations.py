@@ -1,9 +1,8 @@
 """Writes torchvision reference outputs for the built-in augmentations.
 
-Usage (torchvision comes with the torch venv of scripts/env.sh):
-    python scripts/augment_torchvision_refs.py DIR
-    VISAGE_TORCHVISION_REFS=DIR cargo test --release -p visage-core --lib \
-        augment::tests::matches_torchvision -- --ignored
+Run by augment::tests::matches_torchvision with the venv's torchvision
+(./scripts/test installs it):
+    python core/visage-core/tests/reference/augmentations.py DIR
 """
 
 import os
