@@ -76,7 +76,7 @@ pub fn apply(points: &mut [[f64; 2]; 68], head: &mut HeadSize, nose: &mut NoseSi
     p.shift(&[37, 38, 43, 44], 0.0, -0.012 * k(AU4));
     // Eyes: AU5 widens the upper lid, AU6 raises the lower lid.
     p.shift(&[37, 38, 43, 44], 0.0, 0.05 * k(AU5));
-    p.shift(&[40, 41, 46, 47], 0.0, 0.04 * k(AU6));
+    p.shift(&[40, 41, 46, 47], 0.0, 0.05 * k(AU6));
     p.shift(&[36, 45], 0.0, 0.012 * k(AU6));
     // AU9 shortens the nose, flares the nostrils, lifts the upper lip and
     // pulls the inner brows down (wrinkles are shaded in `shading`).

@@ -338,8 +338,8 @@ fn hair_parts(id: &Identity, head: &HeadSize) -> (HairRule, Option<Ellipsoid>, O
     let cap = Ellipsoid::aligned([0.0, 0.0, -0.02], [head.a * k, head.b_top * k, head.c * k]);
     let curtain = (id.hair_style == HairStyle::Long).then(|| {
         Ellipsoid::aligned(
-            [0.0, -0.45 * head.b_low, -0.45 * head.c],
-            [1.3 * head.a, 1.15 * head.b_low, 0.6 * head.c],
+            [0.0, -0.35 * head.b_low, -0.45 * head.c],
+            [1.2 * head.a, 1.0 * head.b_low, 0.55 * head.c],
         )
     });
     (rule, Some(cap), curtain)

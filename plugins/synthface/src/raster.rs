@@ -14,12 +14,18 @@ use crate::render::{Face, Scene};
 use crate::shading;
 
 /// Pixels per face unit at scale 1, as a fraction of the image side.
-pub const BASE_SCALE: f64 = 0.24;
+pub const BASE_SCALE: f64 = 0.3;
 /// Where the head's centre sits at zero offset, as fractions of the side.
 pub const BASE_CENTRE: [f64; 2] = [0.5, 0.44];
 /// A landmark is visible when the first surface on its ray is no more than
 /// this far (face units) in front of it.
 const VISIBILITY_TOLERANCE: f64 = 1e-4;
+/// ... and, for the inner points (brows, nose, eyes, lips: 17..=67), its
+/// surface faces the camera: the normal is less than about 72 degrees from
+/// the view direction (cos = 0.3). Such points at a grazing angle sit on the
+/// silhouette, where their region is thinner than a pixel. Jaw points are
+/// contour points by definition and only need to be unhidden.
+const MIN_FACING: f64 = 0.3;
 
 /// The camera that views `scene` in a `side`-pixel image.
 pub fn camera(scene: &Scene, side: usize) -> Camera {
@@ -87,7 +93,8 @@ pub fn draw(scene: &Scene, side: usize, noise_rng: &mut Rng) -> Face {
 }
 
 /// Projected landmarks and their visibility: inside the image, not hidden
-/// by another surface (self-occlusion, hair) and not under an occluder.
+/// by another surface (self-occlusion, hair), not at a grazing angle and
+/// not under an occluder.
 fn landmarks(model: &FaceModel, cam: &Camera, n: &Nuisance, side: usize) -> ([[f32; 2]; 68], [bool; 68]) {
     let mut points = [[0f32; 2]; 68];
     let mut visible = [false; 68];
@@ -98,9 +105,10 @@ fn landmarks(model: &FaceModel, cam: &Camera, n: &Nuisance, side: usize) -> ([[f
         let inside = px[0] >= 0.0 && px[0] < s && px[1] >= 0.0 && px[1] < s;
         let occluded = n.occluder.as_ref().is_some_and(|o| o.covers([px[0] / s, px[1] / s]));
         let (o, d) = cam.ray(px);
-        let unhidden = model
-            .cast(o, d, true)
-            .is_some_and(|hit| Camera::depth(hit.t) <= depth + VISIBILITY_TOLERANCE);
+        let unhidden = model.cast(o, d, true).is_some_and(|hit| {
+            let facing = i < 17 || mul_mv(&cam.rotation, hit.normal)[2] > MIN_FACING;
+            Camera::depth(hit.t) <= depth + VISIBILITY_TOLERANCE && facing
+        });
         visible[i] = inside && !occluded && unhidden;
     }
     (points, visible)

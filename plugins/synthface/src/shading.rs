@@ -71,7 +71,7 @@ pub fn palette(class: u8, colours: &Colours) -> Vec<V3> {
 /// Strand texture of hair and brows (a scalar in 0.8..1) at model point `p`.
 pub fn texture(part: &Part, p: V3) -> f64 {
     match part {
-        Part::Hair => 0.9 + 0.1 * sin(70.0 * p[0] + 13.0 * p[1] + 40.0 * p[2]),
+        Part::Hair => 0.9 + 0.1 * sin(60.0 * p[0] + 6.0 * p[1] + 20.0 * p[2]),
         Part::Brow { .. } => 0.9 + 0.1 * sin(90.0 * p[0] + 30.0 * p[1]),
         _ => 1.0,
     }
