@@ -50,7 +50,10 @@ pub fn to_sample(face: &Face) -> Sample {
         .with_label(labels::EXPRESSION, Tensor::from(face.expression as i64))
         .with_label(labels::AU, Tensor::from_slice(&face.au()))
         .with_label(labels::POSE, Tensor::from_slice(&pose))
-        .with_label(labels::LANDMARKS, Tensor::from_slice(&landmarks).view([labels::IBUG68 as i64, 2]))
+        .with_label(
+            labels::LANDMARKS,
+            Tensor::from_slice(&landmarks).view([labels::IBUG68 as i64, 2]),
+        )
         .with_label(labels::LANDMARKS_VISIBLE, Tensor::from_slice(&visible))
         .with_label(labels::PARSING, Tensor::from_slice(&parsing).view([side, side]))
 }

@@ -12,7 +12,9 @@
 
 use crate::action_units::{self, AU9, COUNT};
 use crate::identity::{HairStyle, HeadSize, Identity, NoseSize};
-use crate::math::{add, dot, lerp2, mul_mv, normalize, smooth_closed, smooth_open, sub, transpose, Polygon, M3, P2, V3};
+use crate::math::{
+    add, dot, lerp2, mul_mv, normalize, smooth_closed, smooth_open, sub, transpose, Polygon, M3, P2, V3,
+};
 
 /// An ellipsoid `centre + R diag(axes) u` for unit vectors `u`.
 #[derive(Debug, Clone, Copy)]
@@ -21,28 +23,34 @@ pub struct Ellipsoid {
     axes: V3,
     /// Local to model rotation (columns are the local axes).
     rotation: M3,
+    /// Its inverse.
+    inverse: M3,
 }
 
 impl Ellipsoid {
-    fn aligned(centre: V3, axes: V3) -> Self {
+    fn new(centre: V3, axes: V3, rotation: M3) -> Self {
         Ellipsoid {
             centre,
             axes,
-            rotation: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            rotation,
+            inverse: transpose(&rotation),
         }
+    }
+
+    fn aligned(centre: V3, axes: V3) -> Self {
+        Ellipsoid::new(centre, axes, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     }
 
     /// Normalised local coordinates of `p` (on the surface: unit length).
     fn local(&self, p: V3) -> V3 {
-        let q = mul_mv(&transpose(&self.rotation), sub(p, self.centre));
+        let q = mul_mv(&self.inverse, sub(p, self.centre));
         [q[0] / self.axes[0], q[1] / self.axes[1], q[2] / self.axes[2]]
     }
 
     /// The ray parameter where `o + t d` enters the ellipsoid, if it does.
     fn entry(&self, o: V3, d: V3) -> Option<f64> {
         let lo = self.local(o);
-        let r = transpose(&self.rotation);
-        let dd = mul_mv(&r, d);
+        let dd = mul_mv(&self.inverse, d);
         let ld = [dd[0] / self.axes[0], dd[1] / self.axes[1], dd[2] / self.axes[2]];
         let (a, b, c) = (dot(ld, ld), 2.0 * dot(lo, ld), dot(lo, lo) - 1.0);
         let disc = b * b - 4.0 * a * c;
@@ -62,10 +70,14 @@ impl Ellipsoid {
 
     /// The surface point furthest along unit direction `u`.
     fn support(&self, u: V3) -> V3 {
-        let m = mul_mv(&transpose(&self.rotation), u);
+        let m = mul_mv(&self.inverse, u);
         let m = [m[0] * self.axes[0], m[1] * self.axes[1], m[2] * self.axes[2]];
         let len = dot(m, m).sqrt();
-        let local = [m[0] * self.axes[0] / len, m[1] * self.axes[1] / len, m[2] * self.axes[2] / len];
+        let local = [
+            m[0] * self.axes[0] / len,
+            m[1] * self.axes[1] / len,
+            m[2] * self.axes[2] / len,
+        ];
         add(self.centre, mul_mv(&self.rotation, local))
     }
 }
@@ -284,12 +296,12 @@ fn head_front_z(head: &HeadSize, x: f64, y: f64) -> f64 {
 fn nose_ellipsoid(nose: &NoseSize, head: &HeadSize) -> Ellipsoid {
     let tilt: f64 = 0.35;
     let (s, c) = crate::math::sin_cos(tilt);
-    Ellipsoid {
-        centre: [0.0, nose.y, head_front_z(head, 0.0, nose.y) - 0.06],
-        axes: [nose.w, nose.h, nose.d],
-        // Local y runs down the ridge, tilted so that the base juts out.
-        rotation: [[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]],
-    }
+    // Local y runs down the ridge, tilted so that the base juts out.
+    Ellipsoid::new(
+        [0.0, nose.y, head_front_z(head, 0.0, nose.y) - 0.06],
+        [nose.w, nose.h, nose.d],
+        [[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]],
+    )
 }
 
 /// Nose points 27..=35 from the nose geometry.
@@ -356,8 +368,17 @@ fn brow_region(p: &[P2; 68], ids: [usize; 5], outer_first: bool, thickness: f64)
         let inner = if outer_first { u } else { 1.0 - u };
         thickness * (0.45 + 0.55 * inner)
     };
-    let mut outline: Vec<P2> = line.iter().enumerate().map(|(k, q)| [q[0], q[1] + 0.6 * width(k)]).collect();
-    outline.extend(line.iter().enumerate().rev().map(|(k, q)| [q[0], q[1] - 0.4 * width(k)]));
+    let mut outline: Vec<P2> = line
+        .iter()
+        .enumerate()
+        .map(|(k, q)| [q[0], q[1] + 0.6 * width(k)])
+        .collect();
+    outline.extend(
+        line.iter()
+            .enumerate()
+            .rev()
+            .map(|(k, q)| [q[0], q[1] - 0.4 * width(k)]),
+    );
     Polygon::new(outline)
 }
 
@@ -370,7 +391,10 @@ fn regions(p: &[P2; 68], id: &Identity, au: &[f64; COUNT], gaze: P2, nose: &Elli
     let eye = |ids: std::ops::Range<usize>| {
         let pts: Vec<P2> = p[ids.clone()].to_vec();
         let n = pts.len() as f64;
-        let centre = [pts.iter().map(|q| q[0]).sum::<f64>() / n, pts.iter().map(|q| q[1]).sum::<f64>() / n];
+        let centre = [
+            pts.iter().map(|q| q[0]).sum::<f64>() / n,
+            pts.iter().map(|q| q[1]).sum::<f64>() / n,
+        ];
         let iris = [centre[0] + gaze[0] * 0.05, centre[1] + gaze[1] * 0.015];
         (Polygon::new(smooth_closed(&pts, 4)), (iris, 0.36 * id.eye_w))
     };
@@ -437,13 +461,10 @@ impl FaceModel {
             landmarks: [[0.0; 3]; 68],
             bound: 1.35 * (head.a.max(head.b_top).max(head.b_low).max(head.c) + 0.3),
         };
-        for i in 0..68 {
-            let [x, y] = frontal[i];
-            model.landmarks[i] = match model.cast([x, y, 50.0], [0.0, 0.0, -1.0], false) {
-                Some(hit) => hit.point,
-                None => [x, y, 0.0],
-            };
-        }
+        model.landmarks = frontal.map(|[x, y]| match model.cast([x, y, 50.0], [0.0, 0.0, -1.0], false) {
+            Some(hit) => hit.point,
+            None => [x, y, 0.0],
+        });
         model
     }
 
@@ -453,8 +474,16 @@ impl FaceModel {
         let mut best: Option<(f64, Surface, &Ellipsoid)> = None;
         let mut candidates: [Option<(f64, Surface, &Ellipsoid)>; 5] = [None; 5];
         let at = |t: f64| add(o, crate::math::scale(d, t));
-        candidates[0] = self.upper.entry(o, d).filter(|&t| at(t)[1] >= 0.0).map(|t| (t, Surface::Head, &self.upper));
-        candidates[1] = self.lower.entry(o, d).filter(|&t| at(t)[1] < 0.0).map(|t| (t, Surface::Head, &self.lower));
+        candidates[0] = self
+            .upper
+            .entry(o, d)
+            .filter(|&t| at(t)[1] >= 0.0)
+            .map(|t| (t, Surface::Head, &self.upper));
+        candidates[1] = self
+            .lower
+            .entry(o, d)
+            .filter(|&t| at(t)[1] < 0.0)
+            .map(|t| (t, Surface::Head, &self.lower));
         candidates[2] = self.nose.entry(o, d).map(|t| (t, Surface::Nose, &self.nose));
         if hair {
             if let Some(cap) = &self.cap {

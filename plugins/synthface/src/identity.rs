@@ -143,8 +143,16 @@ fn pick<const N: usize>(rng: &mut Rng, table: &[V3; N]) -> V3 {
 
 fn skin_tone(rng: &mut Rng) -> V3 {
     let t = rng.uniform() * 2.0;
-    let (lo, hi, f) = if t < 1.0 { (SKIN[0], SKIN[1], t) } else { (SKIN[1], SKIN[2], t - 1.0) };
-    let mixed = [lo[0] + (hi[0] - lo[0]) * f, lo[1] + (hi[1] - lo[1]) * f, lo[2] + (hi[2] - lo[2]) * f];
+    let (lo, hi, f) = if t < 1.0 {
+        (SKIN[0], SKIN[1], t)
+    } else {
+        (SKIN[1], SKIN[2], t - 1.0)
+    };
+    let mixed = [
+        lo[0] + (hi[0] - lo[0]) * f,
+        lo[1] + (hi[1] - lo[1]) * f,
+        lo[2] + (hi[2] - lo[2]) * f,
+    ];
     jitter(rng, mixed, 0.04)
 }
 

@@ -63,7 +63,11 @@ pub fn mul_mm(a: &M3, b: &M3) -> M3 {
 
 /// The transpose (the inverse of a rotation).
 pub fn transpose(m: &M3) -> M3 {
-    [[m[0][0], m[1][0], m[2][0]], [m[0][1], m[1][1], m[2][1]], [m[0][2], m[1][2], m[2][2]]]
+    [
+        [m[0][0], m[1][0], m[2][0]],
+        [m[0][1], m[1][1], m[2][1]],
+        [m[0][2], m[1][2], m[2][2]],
+    ]
 }
 
 /// Sine and cosine of `x` radians, accurate to about 1e-15 for |x| < 1e4.
@@ -72,8 +76,16 @@ pub fn sin_cos(x: f64) -> (f64, f64) {
     let r = x - quadrant * (PI / 2.0);
     let r2 = r * r;
     // Taylor series on [-pi/4, pi/4].
-    let s = r * (1.0 - r2 / 6.0 * (1.0 - r2 / 20.0 * (1.0 - r2 / 42.0 * (1.0 - r2 / 72.0 * (1.0 - r2 / 110.0 * (1.0 - r2 / 156.0))))));
-    let c = 1.0 - r2 / 2.0 * (1.0 - r2 / 12.0 * (1.0 - r2 / 30.0 * (1.0 - r2 / 56.0 * (1.0 - r2 / 90.0 * (1.0 - r2 / 132.0 * (1.0 - r2 / 182.0))))));
+    let s = r
+        * (1.0
+            - r2 / 6.0
+                * (1.0 - r2 / 20.0 * (1.0 - r2 / 42.0 * (1.0 - r2 / 72.0 * (1.0 - r2 / 110.0 * (1.0 - r2 / 156.0))))));
+    let c = 1.0
+        - r2 / 2.0
+            * (1.0
+                - r2 / 12.0
+                    * (1.0
+                        - r2 / 30.0 * (1.0 - r2 / 56.0 * (1.0 - r2 / 90.0 * (1.0 - r2 / 132.0 * (1.0 - r2 / 182.0))))));
     match (quadrant as i64).rem_euclid(4) {
         0 => (s, c),
         1 => (c, -s),
@@ -163,7 +175,11 @@ impl Polygon {
             let (a, b) = (self.points[i], self.points[(i + 1) % n]);
             let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
             let len2 = dx * dx + dy * dy;
-            let t = if len2 > 0.0 { (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+            let t = if len2 > 0.0 {
+                (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             let (ex, ey) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
             best = best.min((ex * ex + ey * ey).sqrt());
         }
@@ -197,7 +213,13 @@ pub fn smooth_open(points: &[P2], steps: usize) -> Vec<P2> {
     let mut out = Vec::with_capacity((n - 1) * steps + 1);
     for i in 0..n as isize - 1 {
         for s in 0..steps {
-            out.push(catmull_rom(at(i - 1), at(i), at(i + 1), at(i + 2), s as f64 / steps as f64));
+            out.push(catmull_rom(
+                at(i - 1),
+                at(i),
+                at(i + 1),
+                at(i + 2),
+                s as f64 / steps as f64,
+            ));
         }
     }
     out.push(points[n - 1]);
@@ -211,7 +233,13 @@ pub fn smooth_closed(points: &[P2], steps: usize) -> Vec<P2> {
     let mut out = Vec::with_capacity(points.len() * steps);
     for i in 0..n {
         for s in 0..steps {
-            out.push(catmull_rom(at(i - 1), at(i), at(i + 1), at(i + 2), s as f64 / steps as f64));
+            out.push(catmull_rom(
+                at(i - 1),
+                at(i),
+                at(i + 1),
+                at(i + 2),
+                s as f64 / steps as f64,
+            ));
         }
     }
     out

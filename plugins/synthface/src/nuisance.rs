@@ -115,14 +115,18 @@ impl Nuisance {
 
 impl Background {
     fn sample(rng: &mut Rng) -> Background {
-        let base = colour(rng);
+        let base = colour(rng).map(|v| 0.1 + 0.8 * v);
         let waves = (0..3)
             .map(|_| {
                 let angle = rng.range(0.0, std::f64::consts::TAU);
                 let freq = rng.range(1.0, 12.0) * std::f64::consts::TAU;
                 let (s, c) = crate::math::sin_cos(angle);
-                let amp = rng.range(0.05, 0.25);
-                ([c * freq, s * freq], rng.range(0.0, 6.3), colour(rng).map(|v| (v - 0.5) * 2.0 * amp))
+                let amp = rng.range(0.03, 0.2);
+                (
+                    [c * freq, s * freq],
+                    rng.range(0.0, 6.3),
+                    colour(rng).map(|v| (v - 0.5) * 2.0 * amp),
+                )
             })
             .collect();
         let blobs = (0..(rng.next_u64() % 4) as usize)
@@ -135,10 +139,58 @@ impl Background {
     pub fn colour(&self, x: f64, y: f64) -> V3 {
         match self {
             Background::Flat(c) => *c,
+            Background::Texture { waves, .. } => {
+                let s: Vec<f64> = waves
+                    .iter()
+                    .map(|(k, phase, _)| sin(k[0] * x + k[1] * y + phase))
+                    .collect();
+                self.colour_with(&s, x, y)
+            }
+        }
+    }
+
+    /// Fills a `side` x `side` row-major image of background colours; the
+    /// gratings are evaluated separably, as `sin(a + b)` from the sines and
+    /// cosines of the row and column terms.
+    pub fn fill(&self, side: usize) -> Vec<V3> {
+        let coord = |k: usize| (k as f64 + 0.5) / side as f64;
+        let Background::Texture { waves, .. } = self else {
+            return (0..side * side)
+                .map(|p| self.colour(coord(p % side), coord(p / side)))
+                .collect();
+        };
+        let cols: Vec<Vec<(f64, f64)>> = waves
+            .iter()
+            .map(|(k, _, _)| (0..side).map(|j| crate::math::sin_cos(k[0] * coord(j))).collect())
+            .collect();
+        let rows: Vec<Vec<(f64, f64)>> = waves
+            .iter()
+            .map(|(k, phase, _)| {
+                (0..side)
+                    .map(|i| crate::math::sin_cos(k[1] * coord(i) + phase))
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::with_capacity(side * side);
+        let mut s = vec![0.0; waves.len()];
+        for i in 0..side {
+            for j in 0..side {
+                for ((value, col), row) in s.iter_mut().zip(&cols).zip(&rows) {
+                    let ((sa, ca), (sb, cb)) = (col[j], row[i]);
+                    *value = sa * cb + ca * sb;
+                }
+                out.push(self.colour_with(&s, coord(j), coord(i)));
+            }
+        }
+        out
+    }
+
+    fn colour_with(&self, sines: &[f64], x: f64, y: f64) -> V3 {
+        match self {
+            Background::Flat(c) => *c,
             Background::Texture { base, waves, blobs } => {
                 let mut out = *base;
-                for (k, phase, amp) in waves {
-                    let s = sin(k[0] * x + k[1] * y + phase);
+                for ((_, _, amp), s) in waves.iter().zip(sines) {
                     for ch in 0..3 {
                         out[ch] += amp[ch] * s;
                     }
@@ -161,7 +213,11 @@ impl Background {
 fn capsule_distance(p: P2, a: P2, b: P2) -> f64 {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 { (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if len2 > 0.0 {
+        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let (ex, ey) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
     (ex * ex + ey * ey).sqrt()
 }
@@ -222,33 +278,47 @@ pub fn blur(image: &mut [f32], side: usize, sigma: f64) {
     if sigma < 0.2 {
         return;
     }
-    let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f64> = (-radius..=radius).map(|k| exp(-((k * k) as f64) / (2.0 * sigma * sigma))).collect();
+    let radius = (3.0 * sigma).ceil() as usize;
+    let kernel: Vec<f64> = (0..=2 * radius)
+        .map(|k| {
+            let d = k as f64 - radius as f64;
+            exp(-d * d / (2.0 * sigma * sigma))
+        })
+        .collect();
     let total: f64 = kernel.iter().sum();
-    let kernel: Vec<f64> = kernel.iter().map(|k| k / total).collect();
-    let last = side as isize - 1;
-    let mut tmp = vec![0f32; side * side];
+    let kernel: Vec<f32> = kernel.iter().map(|k| (k / total) as f32).collect();
+    let mut padded = vec![0f32; side + 2 * radius];
+    let mut column = vec![0f32; side];
     for plane in image.chunks_mut(side * side) {
-        for y in 0..side {
-            for x in 0..side {
-                let mut acc = 0.0;
-                for (k, w) in kernel.iter().enumerate() {
-                    let xx = (x as isize + k as isize - radius).clamp(0, last) as usize;
-                    acc += w * plane[y * side + xx] as f64;
-                }
-                tmp[y * side + x] = acc as f32;
+        for row in plane.chunks_mut(side) {
+            convolve_line(row, &mut padded, &kernel, radius);
+        }
+        for x in 0..side {
+            for (y, v) in column.iter_mut().enumerate() {
+                *v = plane[y * side + x];
+            }
+            convolve_line(&mut column, &mut padded, &kernel, radius);
+            for (y, v) in column.iter().enumerate() {
+                plane[y * side + x] = *v;
             }
         }
-        for y in 0..side {
-            for x in 0..side {
-                let mut acc = 0.0;
-                for (k, w) in kernel.iter().enumerate() {
-                    let yy = (y as isize + k as isize - radius).clamp(0, last) as usize;
-                    acc += w * tmp[yy * side + x] as f64;
-                }
-                plane[y * side + x] = acc as f32;
-            }
+    }
+}
+
+/// Convolves `line` in place with `kernel` (length `2 radius + 1`),
+/// clamping at the ends, using `padded` as scratch.
+fn convolve_line(line: &mut [f32], padded: &mut [f32], kernel: &[f32], radius: usize) {
+    let n = line.len();
+    for (k, p) in padded.iter_mut().enumerate() {
+        *p = line[k.saturating_sub(radius).min(n - 1)];
+    }
+    for (x, out) in line.iter_mut().enumerate() {
+        let window = &padded[x..x + kernel.len()];
+        let mut acc = 0f32;
+        for (w, v) in kernel.iter().zip(window) {
+            acc += w * v;
         }
+        *out = acc;
     }
 }
 
@@ -258,10 +328,13 @@ pub fn add_noise(image: &mut [f32], std: f64, rng: &mut Rng) {
     if std <= 0.0 {
         return;
     }
-    // The sum of 4 uniforms has variance 4/12.
+    // The sum of 4 uniforms has variance 4/12; each draw gives four 16-bit
+    // uniforms.
     let k = std * 3f64.sqrt();
     for v in image.iter_mut() {
-        let n = rng.uniform() + rng.uniform() + rng.uniform() + rng.uniform() - 2.0;
+        let bits = rng.next_u64();
+        let sum: u64 = (0..4).map(|q| (bits >> (16 * q)) & 0xFFFF).sum();
+        let n = (sum as f64 + 2.0) / 65536.0 - 2.0;
         *v = (*v as f64 + k * n).clamp(0.0, 1.0) as f32;
     }
 }
@@ -287,6 +360,9 @@ mod tests {
         add_noise(&mut image, 0.05, &mut Rng::new(&[9]));
         let mean = image.iter().map(|&v| v as f64).sum::<f64>() / 20000.0;
         let var = image.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 20000.0;
-        assert!((mean - 0.5).abs() < 0.002 && (var.sqrt() - 0.05).abs() < 0.003, "{mean} {var}");
+        assert!(
+            (mean - 0.5).abs() < 0.002 && (var.sqrt() - 0.05).abs() < 0.003,
+            "{mean} {var}"
+        );
     }
 }

@@ -221,7 +221,9 @@ fn check_range(field: &str, value: f64, lo: f64, hi: f64) -> Result<()> {
     if value.is_finite() && (lo..=hi).contains(&value) {
         Ok(())
     } else {
-        Err(Error::msg(format!("synthface: `{field}` must be in {lo}..={hi}, got {value}")))
+        Err(Error::msg(format!(
+            "synthface: `{field}` must be in {lo}..={hi}, got {value}"
+        )))
     }
 }
 
@@ -241,7 +243,9 @@ impl SynthFaceParams {
             )));
         }
         if self.samples_per_identity == 0 {
-            return Err(Error::msg("synthface: `samples_per_identity` must be at least 1, got 0"));
+            return Err(Error::msg(
+                "synthface: `samples_per_identity` must be at least 1, got 0",
+            ));
         }
         if !(32..=1024).contains(&self.resolution) {
             return Err(Error::msg(format!(
@@ -252,8 +256,18 @@ impl SynthFaceParams {
         check_range("pose.max_yaw", self.pose.max_yaw, 0.0, 90.0)?;
         check_range("pose.max_pitch", self.pose.max_pitch, 0.0, 60.0)?;
         check_range("pose.max_roll", self.pose.max_roll, 0.0, 90.0)?;
-        check_range("expression.extra_au_probability", self.expression.extra_au_probability, 0.0, 1.0)?;
-        check_range("expression.dropped_au_probability", self.expression.dropped_au_probability, 0.0, 1.0)?;
+        check_range(
+            "expression.extra_au_probability",
+            self.expression.extra_au_probability,
+            0.0,
+            1.0,
+        )?;
+        check_range(
+            "expression.dropped_au_probability",
+            self.expression.dropped_au_probability,
+            0.0,
+            1.0,
+        )?;
         let n = &self.nuisance;
         check_range("nuisance.max_blur", n.max_blur, 0.0, 0.05)?;
         check_range("nuisance.noise_std", n.noise_std, 0.0, 0.5)?;
@@ -299,17 +313,50 @@ mod tests {
     #[test]
     fn invalid_values_name_their_field() {
         let cases: Vec<(SynthFaceParams, &str)> = vec![
-            (SynthFaceParams { resolution: 8, ..Default::default() }, "`resolution`"),
-            (SynthFaceParams { identities: 0, ..Default::default() }, "`identities`"),
-            (SynthFaceParams { test_identities: 100, ..Default::default() }, "`test_identities`"),
-            (SynthFaceParams { samples_per_identity: 0, ..Default::default() }, "`samples_per_identity`"),
             (
-                SynthFaceParams { pose: PoseParams { max_yaw: 120.0, ..Default::default() }, ..Default::default() },
+                SynthFaceParams {
+                    resolution: 8,
+                    ..Default::default()
+                },
+                "`resolution`",
+            ),
+            (
+                SynthFaceParams {
+                    identities: 0,
+                    ..Default::default()
+                },
+                "`identities`",
+            ),
+            (
+                SynthFaceParams {
+                    test_identities: 100,
+                    ..Default::default()
+                },
+                "`test_identities`",
+            ),
+            (
+                SynthFaceParams {
+                    samples_per_identity: 0,
+                    ..Default::default()
+                },
+                "`samples_per_identity`",
+            ),
+            (
+                SynthFaceParams {
+                    pose: PoseParams {
+                        max_yaw: 120.0,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
                 "`pose.max_yaw`",
             ),
             (
                 SynthFaceParams {
-                    nuisance: NuisanceParams { noise_std: f64::NAN, ..Default::default() },
+                    nuisance: NuisanceParams {
+                        noise_std: f64::NAN,
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
                 "`nuisance.noise_std`",

@@ -89,13 +89,20 @@ impl Camera {
     /// Pixel coordinates `(x, y)` and depth of model point `p`.
     pub fn project(&self, p: V3) -> ([f64; 2], f64) {
         let q = mul_mv(&self.rotation, p);
-        ([self.centre[0] + self.scale * q[0], self.centre[1] - self.scale * q[1]], q[2])
+        (
+            [self.centre[0] + self.scale * q[0], self.centre[1] - self.scale * q[1]],
+            q[2],
+        )
     }
 
     /// The model-frame ray (origin, direction) through pixel coordinates
     /// `(x, y)`, and the depth of its origin.
     pub fn ray(&self, pixel: [f64; 2]) -> (V3, V3) {
-        let q = [(pixel[0] - self.centre[0]) / self.scale, (self.centre[1] - pixel[1]) / self.scale, RAY_START];
+        let q = [
+            (pixel[0] - self.centre[0]) / self.scale,
+            (self.centre[1] - pixel[1]) / self.scale,
+            RAY_START,
+        ];
         (mul_mv(&self.inverse, q), mul_mv(&self.inverse, [0.0, 0.0, -1.0]))
     }
 
@@ -129,7 +136,10 @@ mod tests {
         // Roll last: with yaw, roll still turns the nose about the optical axis.
         let a = camera(40.0, 0.0, 0.0).project(nose).0;
         let b = camera(40.0, 0.0, 90.0).project(nose).0;
-        assert!((b[0] - 50.0).abs() < 1e-9 && (b[1] - (50.0 - (a[0] - 50.0))).abs() < 1e-9, "{a:?} {b:?}");
+        assert!(
+            (b[0] - 50.0).abs() < 1e-9 && (b[1] - (50.0 - (a[0] - 50.0))).abs() < 1e-9,
+            "{a:?} {b:?}"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn draw(scene: &Scene, side: usize, noise_rng: &mut Rng) -> Face {
     let mut image = vec![0f32; 3 * plane];
     let mut parsing = vec![0u8; plane];
     let reach = model.bound * cam.scale;
+    let background = n.background.fill(side);
     for i in 0..side {
         for j in 0..side {
             let px = [j as f64 + 0.5, i as f64 + 0.5];
@@ -62,9 +63,12 @@ pub fn draw(scene: &Scene, side: usize, noise_rng: &mut Rng) -> Face {
                 Some(hit) => {
                     let part = model.part(&hit);
                     let normal = mul_mv(&cam.rotation, hit.normal);
-                    (part.class(), shading::shade(&part, &scene.identity.colours, hit.point, normal, n))
+                    (
+                        part.class(),
+                        shading::shade(&part, &scene.identity.colours, hit.point, normal, n),
+                    )
                 }
-                None => (Part::Background.class(), n.background.colour(frac[0], frac[1])),
+                None => (Part::Background.class(), background[i * side + j]),
             };
             let (class, colour) = match &n.occluder {
                 Some(occ) if occ.covers(frac) => (0, occ.colour_at(frac)),

@@ -27,7 +27,10 @@ fn params(resolution: usize) -> SynthFaceParams {
 fn scene(identity: usize, au: [f64; COUNT], pose: Pose) -> Scene {
     Scene {
         identity: Identity::new(11, identity),
-        expression: Expression { class: 0, intensity: au },
+        expression: Expression {
+            class: 0,
+            intensity: au,
+        },
         pose,
         gaze: [0.0, 0.0],
         nuisance: Nuisance::none(),
@@ -48,7 +51,10 @@ fn draw(scene: &Scene, side: usize) -> Face {
 #[ignore]
 fn dump() {
     let path = std::env::var("SYNTHFACE_DUMP").unwrap_or_else(|_| "/tmp/synthface.ppm".into());
-    let side: usize = std::env::var("SYNTHFACE_SIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(112);
+    let side: usize = std::env::var("SYNTHFACE_SIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(112);
     let mut p = params(side);
     if std::env::var("SYNTHFACE_CLEAN").is_ok() {
         p.nuisance = NuisanceParams::none();
@@ -88,9 +94,16 @@ fn dump() {
 }
 
 fn same(a: &Face, b: &Face) -> bool {
-    a.image.iter().map(|v| v.to_bits()).eq(b.image.iter().map(|v| v.to_bits()))
+    a.image
+        .iter()
+        .map(|v| v.to_bits())
+        .eq(b.image.iter().map(|v| v.to_bits()))
         && a.parsing == b.parsing
-        && a.landmarks.iter().flatten().map(|v| v.to_bits()).eq(b.landmarks.iter().flatten().map(|v| v.to_bits()))
+        && a.landmarks
+            .iter()
+            .flatten()
+            .map(|v| v.to_bits())
+            .eq(b.landmarks.iter().flatten().map(|v| v.to_bits()))
         && a.visible == b.visible
         && a.au() == b.au()
         && (a.identity, a.expression) == (b.identity, b.expression)
@@ -102,7 +115,10 @@ fn a_sample_is_a_pure_function_of_seed_and_index() {
     let p = params(64);
     let first: Vec<Face> = (0..8).map(|i| render(&p, 5, Split::Train, i).unwrap()).collect();
     for (i, face) in first.iter().enumerate() {
-        assert!(same(face, &render(&p, 5, Split::Train, i).unwrap()), "index {i} changed");
+        assert!(
+            same(face, &render(&p, 5, Split::Train, i).unwrap()),
+            "index {i} changed"
+        );
     }
     // From several threads at once, in different orders.
     std::thread::scope(|s| {
@@ -112,7 +128,10 @@ fn a_sample_is_a_pure_function_of_seed_and_index() {
                 s.spawn(move || {
                     for k in 0..8 {
                         let i = (k * 3 + t) % 8;
-                        assert!(same(&first[i], &render(p, 5, Split::Train, i).unwrap()), "thread {t} index {i}");
+                        assert!(
+                            same(&first[i], &render(p, 5, Split::Train, i).unwrap()),
+                            "thread {t} index {i}"
+                        );
                     }
                 })
             })
@@ -131,7 +150,14 @@ fn a_sample_is_a_pure_function_of_seed_and_index() {
 fn dataset_samples_have_the_label_shapes_and_ranges_of_labels_rs() {
     for side in [64usize, 112, 224] {
         let p = params(side);
-        let d = SynthFace::new(p.clone(), &DatasetContext { split: Split::Train, seed: 2 }).unwrap();
+        let d = SynthFace::new(
+            p.clone(),
+            &DatasetContext {
+                split: Split::Train,
+                seed: 2,
+            },
+        )
+        .unwrap();
         assert_eq!(d.len(), 8 * 5);
         for index in [0, 17, 39] {
             let s = d.get(index).unwrap();
@@ -147,7 +173,10 @@ fn dataset_samples_have_the_label_shapes_and_ranges_of_labels_rs() {
             let au = Vec::<f32>::try_from(&l[labels::AU]).unwrap();
             assert!(au.iter().all(|&v| v == 0.0 || v == 1.0));
             let pose = Vec::<f32>::try_from(&l[labels::POSE]).unwrap();
-            assert!(pose[0].abs() <= 75.0 && pose[1].abs() <= 40.0 && pose[2].abs() <= 35.0, "{pose:?}");
+            assert!(
+                pose[0].abs() <= 75.0 && pose[1].abs() <= 40.0 && pose[2].abs() <= 35.0,
+                "{pose:?}"
+            );
             assert_eq!(l[labels::LANDMARKS].size(), vec![68, 2]);
             assert_eq!(l[labels::LANDMARKS].kind(), visage_core::tch::Kind::Float);
             let vis = Vec::<f32>::try_from(&l[labels::LANDMARKS_VISIBLE]).unwrap();
@@ -158,7 +187,10 @@ fn dataset_samples_have_the_label_shapes_and_ranges_of_labels_rs() {
             assert_eq!(l[labels::PARSING].kind(), visage_core::tch::Kind::Int64);
             assert!(l[labels::PARSING].max().int64_value(&[]) <= 10);
             // The face covers a fair part of the image.
-            let face = l[labels::PARSING].ne(0).sum(visage_core::tch::Kind::Int64).int64_value(&[]);
+            let face = l[labels::PARSING]
+                .ne(0)
+                .sum(visage_core::tch::Kind::Int64)
+                .int64_value(&[]);
             assert!(face > n * n / 10, "{face} face pixels of {}", n * n);
         }
     }
@@ -193,7 +225,10 @@ fn pose_moves_the_face_as_labels_rs_says() {
     let turned = at(70.0, 0.0, 0.0);
     assert!(turned.visible[0] && !turned.visible[16], "{:?}", turned.visible);
     let count = |f: &Face, c: u8| f.parsing.iter().filter(|&&k| k == c).count();
-    assert!(count(&turned, 4) > 2 * count(&turned, 5), "the left eye faces the camera");
+    assert!(
+        count(&turned, 4) > 2 * count(&turned, 5),
+        "the left eye faces the camera"
+    );
     // +pitch: the nose tip goes up (-y) relative to the face centre.
     assert!(nose(&at(0.0, 25.0, 0.0))[1] < nose(&front)[1] - 5.0);
     assert!(nose(&at(0.0, -25.0, 0.0))[1] > nose(&front)[1] + 5.0);
@@ -239,7 +274,11 @@ fn with_nuisance_off_each_class_has_its_own_colours_and_landmarks_sit_on_their_c
         for (px, &class) in face.parsing.iter().enumerate() {
             let c = [0, 1, 2].map(|ch| face.image[ch * plane + px] as f64);
             if class == 0 {
-                assert_eq!(c, crate::nuisance::FLAT_GREY.map(|v| v as f32 as f64), "background pixel {px}");
+                assert_eq!(
+                    c,
+                    crate::nuisance::FLAT_GREY.map(|v| v as f32 as f64),
+                    "background pixel {px}"
+                );
                 continue;
             }
             let fits = shading::palette(class, &scene.identity.colours).iter().any(|a| {
@@ -253,7 +292,11 @@ fn with_nuisance_off_each_class_has_its_own_colours_and_landmarks_sit_on_their_c
         for i in 36..48 {
             assert!(on(&face, i, &[if i < 42 { 4 } else { 5 }]), "eye {}", why(i));
         }
-        assert!(!face.visible[30] || near(&face, face.landmarks[30], 1.0, &[6]), "nose tip {}", why(30));
+        assert!(
+            !face.visible[30] || near(&face, face.landmarks[30], 1.0, &[6]),
+            "nose tip {}",
+            why(30)
+        );
         for i in 17..27 {
             assert!(on(&face, i, &[if i < 22 { 2 } else { 3 }]), "brow {}", why(i));
         }
@@ -343,12 +386,41 @@ fn occluders_hide_pixels_and_landmarks() {
 
 #[test]
 fn invalid_params_are_errors_naming_the_field() {
-    let ctx = DatasetContext { split: Split::Train, seed: 0 };
-    let err = SynthFace::new(SynthFaceParams { resolution: 8, ..params(64) }, &ctx).err().unwrap().to_string();
+    let ctx = DatasetContext {
+        split: Split::Train,
+        seed: 0,
+    };
+    let err = SynthFace::new(
+        SynthFaceParams {
+            resolution: 8,
+            ..params(64)
+        },
+        &ctx,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("`resolution`") && err.contains('8'), "{err}");
-    let err = SynthFace::new(SynthFaceParams { identities: 0, ..params(64) }, &ctx).err().unwrap().to_string();
+    let err = SynthFace::new(
+        SynthFaceParams {
+            identities: 0,
+            ..params(64)
+        },
+        &ctx,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("`identities`"), "{err}");
-    let err = render(&SynthFaceParams { resolution: 16, ..params(64) }, 0, Split::Train, 0).unwrap_err();
+    let err = render(
+        &SynthFaceParams {
+            resolution: 16,
+            ..params(64)
+        },
+        0,
+        Split::Train,
+        0,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("`resolution`"));
 }
-
