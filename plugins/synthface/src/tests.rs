@@ -424,3 +424,19 @@ fn invalid_params_are_errors_naming_the_field() {
     .unwrap_err();
     assert!(err.to_string().contains("`resolution`"));
 }
+
+#[test]
+fn the_plugin_registers_a_dataset_built_from_json_params() {
+    let mut registry = visage_core::Registry::new();
+    crate::register(&mut registry).unwrap();
+    let ctx = DatasetContext { split: Split::Test, seed: 3 };
+    let params = r#"{"identities": 10, "test_identities": 3, "samples_per_identity": 2, "resolution": 64}"#;
+    let d = registry.build_dataset("synthface", params, &ctx).unwrap();
+    assert_eq!(d.len(), 6);
+    let s = d.get(5).unwrap();
+    assert_eq!(s.labels[labels::IDENTITY].int64_value(&[]), 9);
+    let err = registry.build_dataset("synthface", r#"{"resolution": 8}"#, &ctx).err().unwrap().to_string();
+    assert!(err.contains("resolution"), "{err}");
+    let err = registry.build_dataset("synthface", r#"{"resolutoin": 64}"#, &ctx).err().unwrap().to_string();
+    assert!(err.contains("resolutoin"), "{err}");
+}
