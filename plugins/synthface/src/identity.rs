@@ -183,7 +183,7 @@ impl Identity {
             lips,
             iris: jitter(r, iris_base, 0.08),
             hair,
-            brows: [hair[0] * 0.8, hair[1] * 0.8, hair[2] * 0.8],
+            brows: [hair[0] * 0.85, hair[1] * 0.78, hair[2] * 0.72],
         };
         let hair_style = match r.next_u64() % 4 {
             0 => HairStyle::Cropped,

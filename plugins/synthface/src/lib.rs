@@ -11,6 +11,8 @@
 //! [`raster`], [`render`], [`dataset`]; [`math`] holds the small
 //! platform-independent numerics.
 
+#![warn(missing_docs)]
+
 pub mod action_units;
 pub mod dataset;
 pub mod expression;

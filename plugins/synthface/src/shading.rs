@@ -23,6 +23,12 @@ fn times(c: V3, k: f64) -> V3 {
     [c[0] * k, c[1] * k, c[2] * k]
 }
 
+/// The lower lip: a little lighter and yellower than the upper one.
+fn lower_lip(colours: &Colours) -> V3 {
+    let l = colours.lips;
+    [l[0] * 1.06, l[1] * 1.03, l[2]]
+}
+
 /// The unlit colour of `part` (before texture and light).
 pub fn albedo(part: &Part, colours: &Colours) -> V3 {
     match *part {
@@ -46,7 +52,7 @@ pub fn albedo(part: &Part, colours: &Colours) -> V3 {
                 MOUTH
             }
         }
-        Part::LowerLip => times(colours.lips, 1.05),
+        Part::LowerLip => lower_lip(colours),
         Part::Hair => colours.hair,
     }
 }
@@ -62,7 +68,7 @@ pub fn palette(class: u8, colours: &Colours) -> Vec<V3> {
         6 => vec![nose],
         7 => vec![colours.lips],
         8 => vec![MOUTH, TEETH],
-        9 => vec![times(colours.lips, 1.05)],
+        9 => vec![lower_lip(colours)],
         10 => vec![colours.hair],
         _ => vec![],
     }

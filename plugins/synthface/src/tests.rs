@@ -429,14 +429,41 @@ fn invalid_params_are_errors_naming_the_field() {
 fn the_plugin_registers_a_dataset_built_from_json_params() {
     let mut registry = visage_core::Registry::new();
     crate::register(&mut registry).unwrap();
-    let ctx = DatasetContext { split: Split::Test, seed: 3 };
+    let ctx = DatasetContext {
+        split: Split::Test,
+        seed: 3,
+    };
     let params = r#"{"identities": 10, "test_identities": 3, "samples_per_identity": 2, "resolution": 64}"#;
     let d = registry.build_dataset("synthface", params, &ctx).unwrap();
     assert_eq!(d.len(), 6);
     let s = d.get(5).unwrap();
     assert_eq!(s.labels[labels::IDENTITY].int64_value(&[]), 9);
-    let err = registry.build_dataset("synthface", r#"{"resolution": 8}"#, &ctx).err().unwrap().to_string();
+    let err = registry
+        .build_dataset("synthface", r#"{"resolution": 8}"#, &ctx)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("resolution"), "{err}");
-    let err = registry.build_dataset("synthface", r#"{"resolutoin": 64}"#, &ctx).err().unwrap().to_string();
+    let err = registry
+        .build_dataset("synthface", r#"{"resolutoin": 64}"#, &ctx)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("resolutoin"), "{err}");
+}
+
+#[test]
+fn landmarks_outside_the_image_are_not_visible() {
+    let mut s = scene(1, [0.0; COUNT], Pose::FRONTAL);
+    let inside = draw(&s, 64);
+    assert!(inside.visible[45] && inside.visible[36]);
+    // Shift the head so that its image-right half leaves the image.
+    s.nuisance.offset = [0.45, 0.0];
+    let shifted = draw(&s, 64);
+    assert!(
+        shifted.landmarks[45][0] >= 64.0 && !shifted.visible[45],
+        "{:?}",
+        shifted.landmarks[45]
+    );
+    assert!(shifted.landmarks[36][0] < 64.0 && shifted.visible[36]);
 }
