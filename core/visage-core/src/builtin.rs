@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::metric::Metric;
-use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
+use crate::nn::{FaceCycle, FaceCycleParams, ResNet, ResNetParams, VisionTransformer, VitParams};
 
 use crate::optim::{build_groups, Adam, AdamConfig, GroupSpec, Lars, LarsConfig, Rule, Sgd, SgdConfig, Stateful};
 use crate::optimizer::OptimizerContext;
@@ -40,6 +40,9 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     registry.set_plugin(PLUGIN);
     registry.backbone("resnet", |p: ResNetParams, ctx| {
         ResNet::new(&ctx.vs, ctx.in_channels, &p)
+    })?;
+    registry.backbone("facecycle", |p: FaceCycleParams, ctx| {
+        FaceCycle::new(&ctx.vs, ctx.in_channels, &p)
     })?;
     registry.backbone("vit", |p: VitParams, ctx| {
         VisionTransformer::new(&ctx.vs, ctx.in_channels, &p)
@@ -321,7 +324,7 @@ mod tests {
         let mut r = Registry::new();
         register(&mut r).unwrap();
         assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "lars", "sgd"]);
-        assert_eq!(r.names(crate::Kind::Backbone), vec!["resnet", "vit"]);
+        assert_eq!(r.names(crate::Kind::Backbone), vec!["facecycle", "resnet", "vit"]);
         let err = r
             .info(crate::Kind::Optimizer, "sgd")
             .unwrap()

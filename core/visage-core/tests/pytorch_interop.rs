@@ -11,7 +11,7 @@ use tch::{nn, Device, Tensor};
 use visage_core::backbone::{Backbone, POOLED};
 use visage_core::nn::vit::{self, PosEmbed, VitSize};
 use visage_core::nn::weights::{export_safetensors, load_state_dict, read_state_dict};
-use visage_core::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
+use visage_core::nn::{FaceCycle, FaceCycleParams, ResNet, ResNetParams, VisionTransformer, VitParams};
 
 fn python() -> PathBuf {
     let venv = std::env::var("VIRTUAL_ENV").expect("VIRTUAL_ENV is unset: run the tests through ./scripts/test");
@@ -145,6 +145,26 @@ fn torchvision_and_timm_weights_give_pytorch_features() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let err = read_state_dict(&cut).unwrap_err().to_string();
     assert!(err.contains("truncated.pth"), "{err}");
+
+    // PCL's FaceCycle encoder from a PCL-style checkpoint.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let params = FaceCycleParams {
+        width: 16,
+        image_size: 64,
+    };
+    let model = FaceCycle::new(&(vs.root() / "backbone"), 3, &params).unwrap();
+    let report = load_state_dict(&vs, "backbone", read_state_dict(&dir.join("pcl.pth")).unwrap(), None).unwrap();
+    assert_eq!(report.prefix, "state_dict.module.encoder.");
+    assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
+    let out = tch::no_grad(|| model.forward(x, false).unwrap());
+    for (ours, theirs) in [
+        (POOLED, "facecycle_fea"),
+        ("face", "facecycle_face"),
+        ("pose", "facecycle_pose"),
+    ] {
+        let diff = max_diff(&out[ours], &reference[theirs]);
+        assert!(diff < 1e-4, "facecycle `{ours}` differs by {diff}");
+    }
 
     // The fixed position embedding is MAE's.
     let diff = max_diff(&vit::sincos_2d(192, 4), &reference["sincos_192_4"]);
