@@ -420,12 +420,43 @@ fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
         metrics(&reference),
         "killed at {killed_at}: metrics.jsonl differs"
     );
+    // TensorBoard, reading the killed and the resumed files, sees each step once.
+    let scalars = tensorboard_scalars(&run.join("tensorboard"));
+    let expected: Vec<(u64, f32)> = metrics(&reference)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["step"].as_u64().unwrap(),
+                v["losses"]["rotation"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect();
+    assert_eq!(
+        scalars["loss/rotation"], expected,
+        "killed at {killed_at}: TensorBoard curve differs"
+    );
+    assert_eq!(scalars["lr_factor"].len(), 60);
     let kept: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
         .collect();
     assert_eq!(kept.len(), 3, "two checkpoints and `latest`: {kept:?}");
+}
+
+/// The scalars of an event folder as TensorBoard's own reader sees them.
+fn tensorboard_scalars(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<(u64, f32)>> {
+    let python =
+        std::path::Path::new(&std::env::var("VIRTUAL_ENV").expect("run through ./scripts/test")).join("bin/python");
+    let script = common::root().join("tests/reference/tensorboard_scalars.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

@@ -82,7 +82,9 @@ fn main() {
     let data = Tensor::randint(256, [batch, 3, size, size], (Kind::Uint8, Device::Cpu));
     let mut step = || {
         let x = data.to_kind(Kind::Float) / 255.0;
-        let loss = net.forward(&x, true).unwrap()[POOLED].pow_tensor_scalar(2).mean(Kind::Float);
+        let loss = net.forward(&x, true).unwrap()[POOLED]
+            .pow_tensor_scalar(2)
+            .mean(Kind::Float);
         opt.zero_grad().unwrap();
         loss.backward();
         opt.step(1.0).unwrap();

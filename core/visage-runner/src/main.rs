@@ -15,6 +15,7 @@ mod run;
 mod rundir;
 mod scaffold;
 mod schema;
+mod tensorboard;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

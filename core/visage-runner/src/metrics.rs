@@ -1,7 +1,8 @@
 //! `metrics.jsonl`: one JSON line per training step with its loss terms and
 //! learning-rate factor. On resume, lines past the checkpoint (written by
 //! the killed process after its last checkpoint) are dropped, so that the
-//! file of a resumed run equals that of an uninterrupted one.
+//! file of a resumed run equals that of an uninterrupted one. The same
+//! scalars go to TensorBoard (`<run>/tensorboard/`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,10 +11,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-/// An open metrics file.
+use crate::tensorboard::EventWriter;
+
+/// An open metrics file, and the run's TensorBoard event file.
 pub struct MetricsLog {
     path: PathBuf,
     file: File,
+    events: EventWriter,
 }
 
 impl MetricsLog {
@@ -40,12 +44,21 @@ impl MetricsLog {
             .append(true)
             .open(&path)
             .with_context(|| format!("{}", path.display()))?;
-        Ok(MetricsLog { path, file })
+        let events = EventWriter::create(run_dir, resume_step)?;
+        Ok(MetricsLog { path, file, events })
     }
 
     /// Appends one step.
     pub fn step(&mut self, step: u64, losses: &BTreeMap<String, f64>, lr_factor: f64) -> anyhow::Result<()> {
         let line = serde_json::json!({ "step": step, "losses": losses, "lr_factor": lr_factor });
-        writeln!(self.file, "{line}").with_context(|| format!("{}: cannot write", self.path.display()))
+        writeln!(self.file, "{line}").with_context(|| format!("{}: cannot write", self.path.display()))?;
+        let scalars = losses.iter().map(|(name, v)| (name.as_str(), *v));
+        let tags: Vec<(String, f64)> = scalars.map(|(n, v)| (format!("loss/{n}"), v)).collect();
+        self.events.scalars(
+            step,
+            tags.iter()
+                .map(|(t, v)| (t.as_str(), *v))
+                .chain([("lr_factor", lr_factor)]),
+        )
     }
 }
