@@ -290,6 +290,31 @@ fn gradient_accumulation_equals_the_large_batch() {
 }
 
 #[test]
+fn mixed_precision_needs_cuda_and_bf16_says_it_is_not_implemented() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let run = |precision: &str| {
+        fails(runner(&[
+            "experiments/example.yaml",
+            "--set",
+            &format!("pretrain.precision={precision}"),
+            "--set",
+            "device=cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    };
+    let stderr = run("fp16");
+    assert!(
+        stderr.contains("fp16 autocast runs on CUDA only; the device is Cpu"),
+        "{stderr}"
+    );
+    let stderr = run("bf16");
+    assert!(stderr.contains("bf16 is not implemented"), "{stderr}");
+    assert!(!out.exists(), "no run directory for a run that cannot start");
+}
+
+#[test]
 fn an_unavailable_cuda_device_is_an_error() {
     // As the runner does: libtorch's CUDA backend is a separate library.
     if let Ok(cuda) = unsafe { libloading::Library::new("libtorch_cuda.so") } {

@@ -24,6 +24,9 @@ pub struct Progress {
     pub first_losses: BTreeMap<String, f64>,
     /// Loss terms of the last completed step.
     pub last_losses: BTreeMap<String, f64>,
+    /// The fp16 loss scaler, when training in fp16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<visage_core::optim::GradScaler>,
 }
 
 /// The checkpoint folder of a run.

@@ -184,6 +184,7 @@ fn resolve(experiment: &Path, sets: &[String]) -> anyhow::Result<(Resolved, Host
 fn run_experiment(experiment: &Path, args: &RunArgs, json_log: &logging::JsonLog) -> anyhow::Result<ExitCode> {
     let (resolved, host) = resolve(experiment, &args.overrides.sets)?;
     let device = run::device(&resolved.experiment.device)?;
+    run::check_precision(&resolved, device)?;
     let resumed = match &args.resume {
         Some(target) => rundir::RunDir::resume(&resolved, target)?,
         None => None,

@@ -15,7 +15,7 @@ use visage_core::rng::Rng;
 use visage_core::{Batch, Registry};
 
 use crate::checkpoint::{self, Checkpoints};
-use crate::config::Pretrain;
+use crate::config::{Precision, Pretrain};
 use crate::metrics::MetricsLog;
 use crate::results::PretrainResult;
 
@@ -78,6 +78,7 @@ pub fn pretrain(
     let (mut first, mut last) = (done.first_losses, done.last_losses);
     let mut metrics = MetricsLog::open(checkpoints.run_dir(), done.step)?;
     let mut skipped = 0;
+    let mut scaler = (config.precision == Precision::Fp16).then(|| done.loss_scaler.clone().unwrap_or_default());
     for step in done.step..config.steps {
         // libtorch's generator (dropout, masks) is a function of (seed, step),
         // so a resumed run draws what the uninterrupted one drew.
@@ -88,12 +89,19 @@ pub fn pretrain(
         for _ in 0..micro_batches {
             let batch =
                 next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
-            let losses = method.training_step(backbone, &batch)?;
+            let losses = match scaler {
+                Some(_) => tch::autocast(true, || method.training_step(backbone, &batch))?,
+                None => method.training_step(backbone, &batch)?,
+            };
             for (name, term) in &losses.0 {
                 *values.entry(name.clone()).or_default() += term.double_value(&[]) / micro_batches as f64;
             }
             if values.values().all(|v| v.is_finite()) {
-                (losses.total()? / micro_batches as f64).backward();
+                let loss = losses.total()? / micro_batches as f64;
+                match &scaler {
+                    Some(s) => s.scale_loss(&loss).backward(),
+                    None => loss.backward(),
+                }
             }
         }
         if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
@@ -105,7 +113,22 @@ pub fn pretrain(
                 config.skip_nonfinite
             );
             tracing::warn!(step, term = %name, %value, skipped, "non-finite loss; step skipped");
+        } else if let Some(s) = scaler.as_mut().filter(|s| {
+            let finite = s.unscale(vs);
+            if !finite {
+                tracing::warn!(
+                    step,
+                    scale = s.scale,
+                    "fp16 gradients overflowed; step skipped, loss scale halved"
+                );
+            }
+            !finite
+        }) {
+            s.update(false);
         } else {
+            if let Some(s) = scaler.as_mut() {
+                s.update(true);
+            }
             let lr_factor = scheduler.factor(step, config.steps)?;
             if let Some(max_norm) = config.clip_grad_norm {
                 clip_grad_norm(vs, max_norm);
@@ -125,6 +148,7 @@ pub fn pretrain(
                 step: completed,
                 first_losses: first.clone(),
                 last_losses: last.clone(),
+                loss_scaler: scaler.clone(),
             };
             checkpoints.save(vs, optimizer.as_ref(), &state)?;
         }

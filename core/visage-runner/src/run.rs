@@ -7,7 +7,7 @@ use tch::{nn, Device};
 use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::nn::weights::{export_safetensors, load_state_dict, read_state_dict, WeightsSpec};
 
-use crate::config::{parse_device, Resolved};
+use crate::config::{parse_device, Precision, Resolved};
 use crate::host::Host;
 use crate::results::{EvaluationResult, Results, Status};
 use crate::rundir::RunDir;
@@ -53,6 +53,26 @@ pub fn device(spec: &str) -> anyhow::Result<Device> {
         );
     }
     Ok(device)
+}
+
+/// Refuses a precision the device cannot run, before anything is created.
+pub fn check_precision(resolved: &Resolved, device: Device) -> anyhow::Result<()> {
+    let Some(pretrain) = &resolved.experiment.pretrain else {
+        return Ok(());
+    };
+    match pretrain.precision {
+        Precision::Fp32 => Ok(()),
+        Precision::Fp16 => {
+            anyhow::ensure!(
+                device.is_cuda(),
+                "pretrain.precision: fp16 autocast runs on CUDA only; the device is {device:?} (use fp32)"
+            );
+            Ok(())
+        }
+        Precision::Bf16 => anyhow::bail!(
+            "pretrain.precision: bf16 is not implemented (tch 0.24 cannot select the autocast dtype); use fp16 or fp32"
+        ),
+    }
 }
 
 /// The backbone, initialised from the seed (the same for the same seed),

@@ -14,6 +14,7 @@ mod ema;
 mod groups;
 mod lars;
 mod rule;
+mod scaler;
 mod sgd;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use ema::{cosine_momentum, ema_update};
 pub use groups::{build_groups, decay_groups, layer_id, single_group, GroupSpec, ParamGroup};
 pub use lars::{Lars, LarsConfig};
 pub use rule::{Rule, Stateful, Step};
+pub use scaler::GradScaler;
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::{Error, Result};

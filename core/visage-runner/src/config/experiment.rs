@@ -129,6 +129,10 @@ pub struct Pretrain {
     /// (gradient accumulation); the loss is averaged over them.
     #[serde(default = "one")]
     pub accumulate: u32,
+    /// Arithmetic of the forward pass: `fp32`, or `fp16` (CUDA autocast with
+    /// dynamic loss scaling).
+    #[serde(default)]
+    pub precision: Precision,
     /// Clip the global gradient norm to this value before each step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
@@ -150,6 +154,20 @@ pub struct Pretrain {
     /// How many checkpoints to keep.
     #[serde(default = "default_keep")]
     pub keep_checkpoints: usize,
+}
+
+/// Floating-point precision of training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Full precision.
+    #[default]
+    Fp32,
+    /// CUDA autocast to float16 with dynamic loss scaling.
+    Fp16,
+    /// CUDA autocast to bfloat16 (not implemented: tch 0.24 exposes no
+    /// autocast dtype; refused with an error that says so).
+    Bf16,
 }
 
 fn one() -> u32 {

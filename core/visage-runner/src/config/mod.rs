@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use visage_core::{Kind, Registry};
 
 pub use diagnostic::{ConfigError, Place};
-pub use experiment::{Component, Evaluation, Experiment, Pretrain};
+pub use experiment::{Component, Evaluation, Experiment, Precision, Pretrain};
 use load::Layers;
 
 /// A loaded experiment and the layers it came from.
