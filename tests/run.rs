@@ -290,6 +290,45 @@ fn gradient_accumulation_equals_the_large_batch() {
 }
 
 #[test]
+fn the_knn_monitor_tracks_the_representation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    ok(runner(&[
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.steps=100",
+        "--set",
+        "pretrain.knn_monitor={dataset: {name: example_shapes, params: {count: 400, resolution: 32}}, label: class, every: 50, k: 10}",
+        "--set",
+        "evaluations=[]",
+        "--set",
+        "device=cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let knn: Vec<(u64, f64)> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|v| Some((v["step"].as_u64()?, v["knn/class"].as_f64()?)))
+        .collect();
+    assert_eq!(knn.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![49, 99], "{log}");
+    // Four shape classes: chance is 25%.
+    assert!(knn.iter().all(|(_, a)| (0.0..=100.0).contains(a)));
+    assert!(knn[1].1 > 40.0, "kNN accuracy after pre-training: {knn:?}");
+    let stderr = fails(runner(&[
+        "validate",
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.knn_monitor={dataset: {name: example_shapez}, label: class}",
+    ]));
+    assert!(
+        stderr.contains("`pretrain.knn_monitor.dataset.name`: unknown dataset `example_shapez`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn mixed_precision_needs_cuda_and_bf16_says_it_is_not_implemented() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never");

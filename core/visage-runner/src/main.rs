@@ -7,6 +7,7 @@ mod config;
 mod embed;
 mod evaluate;
 mod host;
+mod knn;
 mod logging;
 mod metrics;
 mod pretrain;

@@ -48,6 +48,13 @@ impl MetricsLog {
         Ok(MetricsLog { path, file, events })
     }
 
+    /// Appends a named measurement (e.g. `knn/expression`) at `step`.
+    pub fn measurement(&mut self, step: u64, name: &str, value: f64) -> anyhow::Result<()> {
+        let line = serde_json::json!({ "step": step, name: value });
+        writeln!(self.file, "{line}").with_context(|| format!("{}: cannot write", self.path.display()))?;
+        self.events.scalars(step, [(name, value)])
+    }
+
     /// Appends one step.
     pub fn step(&mut self, step: u64, losses: &BTreeMap<String, f64>, lr_factor: f64) -> anyhow::Result<()> {
         let line = serde_json::json!({ "step": step, "losses": losses, "lr_factor": lr_factor });

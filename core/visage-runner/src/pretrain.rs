@@ -65,6 +65,10 @@ pub fn pretrain(
     )?;
     let scheduler = registry.build_scheduler(&config.scheduler.name, &params(&config.scheduler))?;
 
+    let knn = match &config.knn_monitor {
+        Some(k) => Some(crate::knn::Knn::new(registry, k, seed)?),
+        None => None,
+    };
     let mut done = checkpoint::Progress::default();
     if let Some(latest) = checkpoints.resume_from()? {
         done = checkpoints.load(&latest, vs, optimizer.as_mut())?;
@@ -143,6 +147,11 @@ pub fn pretrain(
             last = values;
         }
         let completed = step + 1;
+        if let Some(knn) = knn.as_ref().filter(|k| k.due(completed, config.steps)) {
+            let accuracy = knn.measure(backbone, device)?;
+            tracing::info!(step = completed, "{} {accuracy:.2}", knn.name());
+            metrics.measurement(step, &knn.name(), accuracy)?;
+        }
         if completed == config.steps || (config.checkpoint_every > 0 && completed % config.checkpoint_every == 0) {
             let state = checkpoint::Progress {
                 step: completed,

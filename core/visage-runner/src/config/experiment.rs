@@ -154,6 +154,47 @@ pub struct Pretrain {
     /// How many checkpoints to keep.
     #[serde(default = "default_keep")]
     pub keep_checkpoints: usize,
+    /// Watch the representation during pre-training with a kNN classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_monitor: Option<KnnMonitor>,
+}
+
+/// A kNN monitor: every `every` steps, the backbone's `feature` of the
+/// dataset's train split is the memory bank, and its test split is
+/// classified by a cosine-similarity kNN vote (InstDisc's weighting,
+/// temperature 0.07). The top-1 accuracy goes to metrics.jsonl and
+/// TensorBoard as `knn/<label>`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnnMonitor {
+    /// Labelled data.
+    pub dataset: Component,
+    /// The integer label to classify (e.g. `expression`, `identity`).
+    pub label: String,
+    /// Steps between measurements (and at the last step).
+    #[serde(default = "default_knn_every")]
+    pub every: u64,
+    /// Neighbours.
+    #[serde(default = "default_knn_k")]
+    pub k: i64,
+    /// Backbone output to use.
+    #[serde(default = "default_feature")]
+    pub feature: String,
+    /// At most this many samples of each split.
+    #[serde(default = "default_knn_samples")]
+    pub max_samples: usize,
+}
+
+fn default_knn_every() -> u64 {
+    100
+}
+
+fn default_knn_k() -> i64 {
+    20
+}
+
+fn default_knn_samples() -> usize {
+    2000
 }
 
 /// Floating-point precision of training.
@@ -263,6 +304,13 @@ impl Experiment {
             }
             out.push(site(p(&["pretrain", "optimizer"]), Kind::Optimizer, &mut pre.optimizer));
             out.push(site(p(&["pretrain", "scheduler"]), Kind::Scheduler, &mut pre.scheduler));
+            if let Some(knn) = &mut pre.knn_monitor {
+                out.push(site(
+                    p(&["pretrain", "knn_monitor", "dataset"]),
+                    Kind::Dataset,
+                    &mut knn.dataset,
+                ));
+            }
         }
         for (i, e) in self.evaluations.iter_mut().enumerate() {
             let i = i.to_string();
