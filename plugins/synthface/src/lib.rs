@@ -18,6 +18,7 @@ pub mod dataset;
 pub mod expression;
 pub mod face_model;
 pub mod identity;
+pub mod learnability;
 pub mod math;
 pub mod nuisance;
 pub mod params;

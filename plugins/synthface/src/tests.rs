@@ -467,3 +467,30 @@ fn landmarks_outside_the_image_are_not_visible() {
     );
     assert!(shifted.landmarks[36][0] < 64.0 && shifted.visible[36]);
 }
+
+/// The fast learnability check (the full one is the `learnability` example,
+/// reported in the README): on easy faces a small supervised CNN learns
+/// identity and pose far beyond a linear probe on random features and the
+/// best constant, so these labels are read from the pixels.
+#[test]
+fn identity_and_pose_are_learnable_from_the_pixels() {
+    use crate::learnability::{measure, Config};
+    let report = measure(&Config {
+        identities: 30,
+        samples_per_identity: 20,
+        resolution: 64,
+        width: 32,
+        epochs: 8,
+        seed: 0,
+        easy: true,
+    })
+    .unwrap();
+    let (s, r, c) = (report.supervised, report.random_probe, report.constant);
+    assert!(
+        s.identity > 60.0 && s.identity > 5.0 * r.identity.max(c.identity),
+        "{report}"
+    );
+    assert!(s.pose_mae < 0.75 * r.pose_mae.min(c.pose_mae), "{report}");
+    // The constant baseline is what it claims: 1 / identities at best.
+    assert!(c.identity < 100.0 / 30.0 + 1e-9, "{report}");
+}
