@@ -106,6 +106,35 @@ fn the_same_seed_gives_the_same_results() {
 }
 
 #[test]
+fn any_number_of_loader_workers_gives_the_same_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = |workers: &str, prefetch: &str| {
+        let out = dir.path().join(format!("w{workers}"));
+        ok(runner(&[
+            "experiments/example.yaml",
+            "--set",
+            "pretrain.steps=12",
+            "--set",
+            "pretrain.batch_size=48",
+            "--set",
+            &format!("pretrain.workers={workers}"),
+            "--set",
+            &format!("pretrain.prefetch={prefetch}"),
+            "--set",
+            "device=cpu",
+            "--set",
+            "evaluations=[]",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        std::fs::read_to_string(out.join("metrics.jsonl")).unwrap()
+    };
+    let inline = metrics("0", "1");
+    assert_eq!(inline.lines().count(), 12, "{inline}");
+    assert_eq!(inline, metrics("3", "2"), "workers=0 and workers=3 differ");
+}
+
+#[test]
 fn exported_backbone_weights_reproduce_the_evaluation() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");

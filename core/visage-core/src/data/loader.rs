@@ -1,7 +1,6 @@
 //! The loader: batches produced on a pool of threads, handed out in order.
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -62,8 +61,12 @@ pub struct LoaderConfig {
 /// **Threads.** Workers are `std::thread`s. Each sets libtorch's intra-op
 /// threads to 1 for itself (libtorch's OpenMP setting is per thread), so
 /// `workers` threads decode and augment without oversubscribing the cores
-/// the training thread's own intra-op pool uses; with `workers: 0` the
-/// calling thread does the same around each batch and restores its setting.
+/// the training thread's own intra-op pool uses. With `workers: 0` each
+/// batch is built synchronously when asked for, on a short-lived helper
+/// thread with the same setting: the caller waits for it, nothing is built
+/// ahead, and the caller's own libtorch settings stay untouched (changing
+/// and restoring them is not neutral: libtorch's `set_num_threads` also
+/// fixes MKL's dynamic threading, which changed training numerics).
 /// A panic in a dataset or augmentation is caught and returned as
 /// [`Error::Panic`]; dropping the loader stops and joins the workers.
 ///
@@ -240,7 +243,13 @@ impl Loader {
         let produced = if self.threads.is_empty() {
             let producer = self.producer.clone();
             let (b, cache) = (self.next, &mut self.cache);
-            with_one_thread(|| produce(&producer, b, cache))
+            with_one_thread(|| produce(&producer, b, cache)).unwrap_or_else(|e| {
+                Some(Produced {
+                    batch: Err(e),
+                    first_epoch: 0,
+                    skipped_epochs: vec![],
+                })
+            })
         } else {
             let mut state = self.shared.lock();
             let produced = loop {
@@ -294,10 +303,7 @@ impl Drop for Loader {
 /// A worker: takes batch numbers in turn while fewer than `prefetch` batches
 /// are ahead of the consumer.
 fn work(producer: &Producer, shared: &Shared) {
-    // Initialise this thread's libtorch thread setting first, so that a
-    // later lazy initialisation does not overwrite the 1.
-    let _ = tch::get_num_threads();
-    tch::set_num_threads(1);
+    single_threaded();
     let mut cache = PermutationCache::default();
     loop {
         let b = {
@@ -391,15 +397,29 @@ impl Producer {
     }
 }
 
-/// Runs `f` with one libtorch intra-op thread on this thread, restoring the
-/// previous setting after.
-fn with_one_thread<T>(f: impl FnOnce() -> T) -> T {
-    let before = tch::get_num_threads();
-    if before == 1 {
-        return f();
-    }
+/// Runs `f` synchronously on a short-lived helper thread with one libtorch
+/// intra-op thread. Changing the calling thread's own setting and back is
+/// not neutral (libtorch's `set_num_threads` also fixes MKL's dynamic
+/// threading), and would change the training thread's numerics.
+fn with_one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("visage-loader".into())
+            .spawn_scoped(scope, || {
+                single_threaded();
+                f()
+            })
+            .map_err(|e| Error::msg(format!("cannot start a loader thread: {e}")))?;
+        helper
+            .join()
+            .map_err(|_| Error::msg("a loader thread panicked outside a dataset or augmentation"))
+    })
+}
+
+/// One libtorch intra-op thread for the calling thread. Its thread setting
+/// is initialised first, so that a later lazy initialisation (which copies
+/// the process-wide value) does not overwrite the 1.
+fn single_threaded() {
+    let _ = tch::get_num_threads();
     tch::set_num_threads(1);
-    let out = catch_unwind(AssertUnwindSafe(f));
-    tch::set_num_threads(before);
-    out.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
