@@ -59,7 +59,11 @@ fn the_example_experiment_runs_end_to_end() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(plugins, ["builtin", "example"]);
+    // Every plugin found is recorded (the workspace also builds synthface).
+    assert!(
+        plugins.first() == Some(&"builtin") && plugins.contains(&"example"),
+        "{plugins:?}"
+    );
 
     // The resolved config repeats the run's configuration exactly.
     let config = std::fs::read_to_string(out.join("config.yaml")).unwrap();
