@@ -165,7 +165,18 @@ pub(crate) fn adjust_hue(img: &Tensor, shift: f64) -> Result<Tensor> {
 /// (`fmod`, plus 1 when negative): `x - floor(x)` is exact for `x >= 0` and
 /// for `x <= -1`, and rounds `x + 1` like it for `-1 < x < 0`.
 fn rem1(x: f32) -> f32 {
-    x - x.floor()
+    x - floor_small(x)
+}
+
+/// `x.floor()` for `|x| < 2^31` (hue values are within a few units), without
+/// the libm call that `f32::floor` is on targets without SSE4.1.
+fn floor_small(x: f32) -> f32 {
+    let t = x as i32 as f32;
+    if t > x {
+        t - 1.0
+    } else {
+        t
+    }
 }
 
 /// [`adjust_hue`] on planar RGB data `[3 * n]`.
@@ -196,7 +207,7 @@ fn hue_shift_rgb(data: &[f32], shift: f32) -> Vec<f32> {
         };
         let h = rem1(rem1(h / 6.0 + 1.0) + shift);
         let v = maxc;
-        let i6 = (h * 6.0).floor();
+        let i6 = floor_small(h * 6.0);
         let f = h * 6.0 - i6;
         let p = (v * (1.0 - s)).clamp(0.0, 1.0);
         let q = (v * (1.0 - s * f)).clamp(0.0, 1.0);
