@@ -56,14 +56,9 @@ fn peak_rss_mib() -> f64 {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: usize| args.get(i).map_or(Ok(default), |a| a.parse::<usize>());
-    let (Some(root), Ok(size), Ok(workers), Ok(batch), Ok(epochs), Ok(prefetch)) = (
-        args.first(),
-        arg(1, 112),
-        arg(2, 2),
-        arg(3, 64),
-        arg(4, 1),
-        arg(5, 4),
-    ) else {
+    let (Some(root), Ok(size), Ok(workers), Ok(batch), Ok(epochs), Ok(prefetch)) =
+        (args.first(), arg(1, 112), arg(2, 2), arg(3, 64), arg(4, 1), arg(5, 4))
+    else {
         eprintln!("usage: pipeline_bench DIR SIZE WORKERS [BATCH] [EPOCHS] [PREFETCH]");
         std::process::exit(2);
     };
@@ -71,7 +66,10 @@ fn main() -> Result<()> {
     visage_core::builtin::register(&mut registry)?;
     let aug = |name: &str, params: String| registry.build_augmentation(name, &params);
     // PIPELINE_BENCH_OPS (profiling): how many of the four ops to apply.
-    let ops: usize = std::env::var("PIPELINE_BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let ops: usize = std::env::var("PIPELINE_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let mut chain = vec![
         aug("random_resized_crop", format!(r#"{{"size": {size}}}"#))?,
         aug("hflip", "{}".into())?,

@@ -38,7 +38,9 @@ pub fn decode_rgb8(bytes: &[u8], resize: Option<(u32, u32)>) -> std::result::Res
         return Err("the image is empty".into());
     }
     Ok(match resize {
-        Some((h, w)) if (h, w) != (rgb.height(), rgb.width()) => image::imageops::resize(&rgb, w, h, FilterType::Triangle),
+        Some((h, w)) if (h, w) != (rgb.height(), rgb.width()) => {
+            image::imageops::resize(&rgb, w, h, FilterType::Triangle)
+        }
         _ => rgb,
     })
 }
@@ -86,7 +88,9 @@ mod tests {
     use super::*;
 
     fn encoded(format: ImageFormat) -> Vec<u8> {
-        let img = RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x + y) * 3) as u8]));
+        let img = RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x + y) * 3) as u8])
+        });
         let mut out = Cursor::new(Vec::new());
         img.write_to(&mut out, format).unwrap();
         out.into_inner()

@@ -166,7 +166,9 @@ impl Loader {
             return Err(Error::msg("the loader's batch_size must be at least 1"));
         }
         if config.workers > 0 && config.prefetch == 0 {
-            return Err(Error::msg("the loader's prefetch must be at least 1 when it has workers"));
+            return Err(Error::msg(
+                "the loader's prefetch must be at least 1 when it has workers",
+            ));
         }
         let len = dataset.len();
         if len == 0 {

@@ -89,7 +89,10 @@ fn any_number_of_workers_gives_the_same_batches() {
         for workers in [1, 4] {
             let other = run(workers);
             assert_eq!(other.len(), reference.len());
-            assert!(reference.iter().zip(&other).all(|(a, b)| same(a, b)), "{workers} workers");
+            assert!(
+                reference.iter().zip(&other).all(|(a, b)| same(a, b)),
+                "{workers} workers"
+            );
         }
     }
 }
@@ -98,7 +101,12 @@ fn any_number_of_workers_gives_the_same_batches() {
 fn stream_batches_match_the_data_order_and_seeds() {
     let augs = augmentations();
     let dataset = Noise::new(13);
-    let mut loader = Loader::new(dataset.clone(), augs.clone(), config(2, 2, Sampling::Stream { consumed: 4 })).unwrap();
+    let mut loader = Loader::new(
+        dataset.clone(),
+        augs.clone(),
+        config(2, 2, Sampling::Stream { consumed: 4 }),
+    )
+    .unwrap();
     let mut order = DataOrder::at(11, 13, 4);
     for _ in 0..4 {
         let samples = (0..5)
@@ -106,12 +114,17 @@ fn stream_batches_match_the_data_order_and_seeds() {
                 let (epoch, index) = order.next();
                 let mut s = dataset.get(index).unwrap();
                 for (k, a) in augs.iter().enumerate() {
-                    s = a.apply(s, Rng::new(&[11, epoch, index as u64, k as u64]).next_u64()).unwrap();
+                    s = a
+                        .apply(s, Rng::new(&[11, epoch, index as u64, k as u64]).next_u64())
+                        .unwrap();
                 }
                 s
             })
             .collect();
-        assert!(same(&loader.next().unwrap().unwrap(), &Batch::collate(samples).unwrap()));
+        assert!(same(
+            &loader.next().unwrap().unwrap(),
+            &Batch::collate(samples).unwrap()
+        ));
     }
 }
 
@@ -119,14 +132,26 @@ fn stream_batches_match_the_data_order_and_seeds() {
 fn prefetch_bounds_the_batches_made_ahead_of_a_slow_consumer() {
     let dataset = Noise::new(1000);
     let (prefetch, bs) = (3, 5);
-    let mut loader = Loader::new(dataset.clone(), Arc::new([]), config(4, prefetch, Sampling::Stream { consumed: 0 })).unwrap();
+    let mut loader = Loader::new(
+        dataset.clone(),
+        Arc::new([]),
+        config(4, prefetch, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(dataset.gets.load(Ordering::SeqCst), prefetch * bs, "workers filled the prefetch");
+    assert_eq!(
+        dataset.gets.load(Ordering::SeqCst),
+        prefetch * bs,
+        "workers filled the prefetch"
+    );
     for taken in 1..=6 {
         loader.next().unwrap().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(30));
         let gets = dataset.gets.load(Ordering::SeqCst);
-        assert!(gets <= (taken + prefetch) * bs, "{gets} samples read after {taken} batches");
+        assert!(
+            gets <= (taken + prefetch) * bs,
+            "{gets} samples read after {taken} batches"
+        );
     }
     drop(loader);
 }
@@ -134,10 +159,20 @@ fn prefetch_bounds_the_batches_made_ahead_of_a_slow_consumer() {
 #[test]
 fn workers_keep_the_callers_libtorch_threads() {
     let before = tch::get_num_threads();
-    let loader = Loader::new(Noise::new(20), augmentations(), config(2, 2, Sampling::Stream { consumed: 0 })).unwrap();
+    let loader = Loader::new(
+        Noise::new(20),
+        augmentations(),
+        config(2, 2, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
     assert_eq!(loader.take(3).count(), 3);
     assert_eq!(tch::get_num_threads(), before);
-    let mut inline = Loader::new(Noise::new(20), augmentations(), config(0, 2, Sampling::Stream { consumed: 0 })).unwrap();
+    let mut inline = Loader::new(
+        Noise::new(20),
+        augmentations(),
+        config(0, 2, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
     inline.next().unwrap().unwrap();
     assert_eq!(tch::get_num_threads(), before);
 }
@@ -153,9 +188,17 @@ impl Augmentation for Panics {
 fn a_panic_or_error_is_returned_in_place_of_the_batch() {
     for workers in [0, 2] {
         let augs: Arc<[Box<dyn Augmentation>]> = Arc::from(vec![Box::new(Panics) as Box<dyn Augmentation>]);
-        let mut loader = Loader::new(Noise::new(10), augs, config(workers, 2, Sampling::Stream { consumed: 0 })).unwrap();
+        let mut loader = Loader::new(
+            Noise::new(10),
+            augs,
+            config(workers, 2, Sampling::Stream { consumed: 0 }),
+        )
+        .unwrap();
         let err = loader.next().unwrap().unwrap_err();
-        assert!(matches!(&err, Error::Panic { message, .. } if message == "boom"), "{err}");
+        assert!(
+            matches!(&err, Error::Panic { message, .. } if message == "boom"),
+            "{err}"
+        );
     }
     let bad = config(1, 0, Sampling::Stream { consumed: 0 });
     assert!(Loader::new(Noise::new(10), Arc::new([]), bad).is_err());
@@ -191,15 +234,25 @@ fn image_folder_reads_any_depth_with_folder_labels() {
     write_image(&root.join("a/2.png"), 20, image::ImageFormat::Png);
     write_image(&root.join("b/3.jpeg"), 30, image::ImageFormat::Jpeg);
     std::fs::write(root.join("a/notes.txt"), "not an image").unwrap();
-    let folder = ImageFolder::new(folder_params(&root, serde_json::json!({"label": "folder"})), Split::Train).unwrap();
+    let folder = ImageFolder::new(
+        folder_params(&root, serde_json::json!({"label": "folder"})),
+        Split::Train,
+    )
+    .unwrap();
     assert_eq!(folder.classes(), ["a", "b"]);
     assert_eq!(folder.len(), 3);
-    let classes: Vec<i64> = (0..3).map(|i| folder.get(i).unwrap().labels["class"].int64_value(&[])).collect();
+    let classes: Vec<i64> = (0..3)
+        .map(|i| folder.get(i).unwrap().labels["class"].int64_value(&[]))
+        .collect();
     assert_eq!(classes, [0, 1, 1]);
     let png = folder.get(0).unwrap().image;
     assert_eq!(png.size(), vec![3, 10, 12]);
     assert!((png.double_value(&[0, 0, 0]) - 20.0 / 255.0).abs() < 1e-7);
-    let resized = ImageFolder::new(folder_params(&root, serde_json::json!({"resize": [5, 6]})), Split::Train).unwrap();
+    let resized = ImageFolder::new(
+        folder_params(&root, serde_json::json!({"resize": [5, 6]})),
+        Split::Train,
+    )
+    .unwrap();
     assert_eq!(resized.get(2).unwrap().image.size(), vec![3, 5, 6]);
     assert!(resized.get(0).unwrap().labels.is_empty());
     let err = ImageFolder::new(folder_params(&root, serde_json::json!({})), Split::Test).unwrap_err();
@@ -232,7 +285,9 @@ fn file_lists_read_paths_and_labels_relative_to_the_list() {
     let list = FileList::new(params("list.txt"), Split::Train).unwrap();
     assert_eq!(list.paths(), [root.join("img/a b.png"), root.join("img/c.jpg")]);
     assert_eq!(list.get(1).unwrap().labels["class"].int64_value(&[]), 7);
-    let err = FileList::new(params("mixed.txt"), Split::Train).unwrap_err().to_string();
+    let err = FileList::new(params("mixed.txt"), Split::Train)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mixed.txt:2: either every line has a label"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -264,7 +319,10 @@ fn bad_files_are_errors_naming_the_file_by_default() {
         let err = folder.get(index).unwrap_err();
         assert!(matches!(err, Error::BadSample { skip: false, .. }));
         let text = err.to_string();
-        assert!(text.starts_with(&path.display().to_string()) && text.contains(what), "{text}");
+        assert!(
+            text.starts_with(&path.display().to_string()) && text.contains(what),
+            "{text}"
+        );
     }
     let sampling = Sampling::Epoch {
         epoch: 0,
@@ -318,7 +376,12 @@ fn a_dataset_of_only_bad_files_is_an_error() {
     std::fs::write(root.join("b.jpg"), [0xFF, 0xD8, 0xFF]).unwrap();
     let params = folder_params(&root, serde_json::json!({"on_bad_sample": "skip"}));
     let folder = ImageFolder::new(params, Split::Train).unwrap();
-    let mut loader = Loader::new(Arc::new(folder), Arc::new([]), config(1, 1, Sampling::Stream { consumed: 0 })).unwrap();
+    let mut loader = Loader::new(
+        Arc::new(folder),
+        Arc::new([]),
+        config(1, 1, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
     let err = loader.next().unwrap().unwrap_err().to_string();
     assert!(err.contains("every one of the 2 samples"), "{err}");
     drop(loader);
@@ -328,7 +391,12 @@ fn a_dataset_of_only_bad_files_is_an_error() {
 #[test]
 fn pinned_batches_are_only_requested_on_cuda() {
     // Pinning needs a CUDA device; without one the loader must not try.
-    let mut loader = Loader::new(Noise::new(10), Arc::new([]), config(1, 1, Sampling::Stream { consumed: 0 })).unwrap();
+    let mut loader = Loader::new(
+        Noise::new(10),
+        Arc::new([]),
+        config(1, 1, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
     let batch = loader.next().unwrap().unwrap();
     assert_eq!(batch.images.kind(), Kind::Float);
     if tch::Cuda::is_available() {

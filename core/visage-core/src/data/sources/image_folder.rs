@@ -65,7 +65,11 @@ impl ImageFolder {
     /// Lists the folder of `split`.
     pub fn new(p: ImageFolderParams, split: Split) -> Result<Self> {
         let root = split_path(split, &p.root, p.test_root.as_deref(), "root", "test_root")?;
-        let extensions: Vec<String> = p.extensions.iter().map(|e| e.trim_start_matches('.').to_lowercase()).collect();
+        let extensions: Vec<String> = p
+            .extensions
+            .iter()
+            .map(|e| e.trim_start_matches('.').to_lowercase())
+            .collect();
         let mut paths = vec![];
         walk(root, &extensions, &mut paths)?;
         paths.sort();

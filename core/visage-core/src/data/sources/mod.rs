@@ -18,7 +18,9 @@ use crate::{Error, Registry, Result, Sample};
 
 /// Registers `image_folder` and `file_list`.
 pub fn register(registry: &mut Registry) -> Result<()> {
-    registry.dataset("image_folder", |p: ImageFolderParams, ctx| ImageFolder::new(p, ctx.split))?;
+    registry.dataset("image_folder", |p: ImageFolderParams, ctx| {
+        ImageFolder::new(p, ctx.split)
+    })?;
     registry.dataset("file_list", |p: FileListParams, ctx| FileList::new(p, ctx.split))?;
     Ok(())
 }
@@ -66,7 +68,10 @@ fn resize_hw(size: Option<Size>) -> Result<Option<(u32, u32)>> {
         Size::HeightWidth([h, w]) => (h, w),
     };
     if h <= 0 || w <= 0 || h > 65535 || w > 65535 {
-        return Err(crate::augment::bad("resize", format!("must be 1..=65535 pixels, got {size:?}")));
+        return Err(crate::augment::bad(
+            "resize",
+            format!("must be 1..=65535 pixels, got {size:?}"),
+        ));
     }
     Ok(Some((h as u32, w as u32)))
 }
