@@ -87,6 +87,10 @@ fn main() -> Result<()> {
     let params = serde_json::from_value(serde_json::json!({ "root": root })).map_err(visage_core::Error::msg)?;
     let dataset = Arc::new(ImageFolder::new(params, Split::Train)?);
     let augmentations: Arc<[Box<dyn Augmentation>]> = Arc::from(vec![Box::new(views) as Box<dyn Augmentation>]);
+    let consumer_ms: u64 = std::env::var("PIPELINE_BENCH_CONSUMER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let (mut images, mut start) = (0usize, None);
     for epoch in 0..epochs as u64 {
         let config = LoaderConfig {
@@ -106,6 +110,11 @@ fn main() -> Result<()> {
             let n = b.images.size()[0] as usize;
             assert_eq!(b.images.size(), [n as i64, 3, size as i64, size as i64]);
             assert_eq!(b.label("view2")?.size(), b.images.size());
+            if consumer_ms > 0 {
+                // A slow training step (PIPELINE_BENCH_CONSUMER_MS): the loader
+                // runs up to `prefetch` batches ahead and then waits.
+                std::thread::sleep(std::time::Duration::from_millis(consumer_ms));
+            }
             if start.is_none() {
                 start = Some(Instant::now()); // after the first batch: thread start-up excluded
             } else {
