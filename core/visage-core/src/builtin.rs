@@ -5,7 +5,8 @@
 //! augmentations of [`crate::augment`] (`resize`, `center_crop`,
 //! `random_resized_crop`, `distance_crop`, `hflip`, `rotate`, `affine`,
 //! `color_jitter`, `grayscale`, `gaussian_blur`, `solarize`, `sobel`,
-//! `gaussian_noise`, `random_erasing`, `normalize`).
+//! `gaussian_noise`, `random_erasing`, `normalize`), and the datasets of
+//! [`crate::data::sources`] (`image_folder`, `file_list`).
 
 use std::collections::BTreeMap;
 
@@ -74,6 +75,7 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
     registry.metric("accuracy", |_: NoParams, _| Ok(Accuracy))?;
     crate::augment::register(registry)?;
+    crate::data::sources::register(registry)?;
     Ok(())
 }
 

@@ -49,6 +49,19 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A data file that cannot be read or decoded (missing, unreadable,
+    /// truncated, corrupt, not an image). `skip` says whether the dataset was
+    /// configured with `on_bad_sample: skip`, in which case the data loader
+    /// replaces the sample instead of failing (see [`crate::data`]).
+    #[error("{path}: {message}")]
+    BadSample {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+        /// Whether the loader may skip it.
+        skip: bool,
+    },
     /// Anything else, as a sentence.
     #[error("{0}")]
     Message(String),

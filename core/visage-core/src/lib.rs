@@ -25,6 +25,7 @@
 pub mod augment;
 pub mod builtin;
 pub mod components;
+pub mod data;
 pub mod error;
 pub mod fs;
 pub mod guard;

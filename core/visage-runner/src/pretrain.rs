@@ -3,16 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use tch::{nn, Device};
-use visage_core::augmentation::Augmentation;
 use visage_core::backbone::Backbone;
-use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::data::{Loader, LoaderConfig, Sampling};
+use visage_core::dataset::{DatasetContext, Split};
 use visage_core::method::MethodContext;
 use visage_core::optim::clip_grad_norm;
 use visage_core::optimizer::OptimizerContext;
 use visage_core::rng::Rng;
-use visage_core::{Batch, Registry};
+use visage_core::Registry;
 
 use crate::checkpoint::{self, Checkpoints};
 use crate::config::{Precision, Pretrain};
@@ -77,8 +78,21 @@ pub fn pretrain(
     anyhow::ensure!(config.accumulate >= 1, "pretrain.accumulate must be at least 1");
     let micro_batches = config.accumulate as usize;
     let progress = Progress::new(config.steps, config.log_every, done.step);
+    // Micro-batch `m` of the run holds stream positions
+    // `m * batch_size ..`, so the step alone fixes where a resumed run starts.
     let consumed = done.step as usize * config.batch_size * micro_batches;
-    let mut order = DataOrder::at(seed, dataset.len(), consumed);
+    let mut loader = Loader::new(
+        Arc::from(dataset),
+        Arc::from(augmentations),
+        LoaderConfig {
+            batch_size: config.batch_size,
+            workers: config.workers,
+            prefetch: config.prefetch,
+            seed,
+            sampling: Sampling::Stream { consumed },
+            device,
+        },
+    )?;
     let (mut first, mut last) = (done.first_losses, done.last_losses);
     let mut metrics = MetricsLog::open(checkpoints.run_dir(), done.step)?;
     let mut skipped = 0;
@@ -91,8 +105,10 @@ pub fn pretrain(
         optimizer.zero_grad()?;
         let mut values: BTreeMap<String, f64> = BTreeMap::new();
         for _ in 0..micro_batches {
-            let batch =
-                next_batch(&mut order, config.batch_size, dataset.as_ref(), &augmentations, seed)?.to_device(device);
+            let batch = loader
+                .next_batch()
+                .ok_or_else(|| anyhow::anyhow!("the pre-training data stream ended"))??
+                .to_device(device);
             let losses = match scaler {
                 Some(_) => tch::autocast(true, || method.training_step(backbone, &batch))?,
                 None => method.training_step(backbone, &batch)?,
@@ -172,58 +188,6 @@ pub fn pretrain(
 
 /// Stream of the per-step libtorch seed, apart from data and augmentation.
 const TORCH_STREAM: u64 = 0x7a6f;
-
-/// Sample order: a fresh permutation per epoch, derived from (seed, epoch).
-struct DataOrder {
-    seed: u64,
-    epoch: u64,
-    position: usize,
-    permutation: Vec<usize>,
-}
-
-impl DataOrder {
-    /// The order after `consumed` samples have been drawn.
-    fn at(seed: u64, len: usize, consumed: usize) -> Self {
-        let (epoch, position) = ((consumed / len) as u64, consumed % len);
-        DataOrder {
-            seed,
-            epoch,
-            position,
-            permutation: Rng::new(&[seed, epoch]).permutation(len),
-        }
-    }
-
-    /// The next `(epoch, index)`.
-    fn next(&mut self) -> (u64, usize) {
-        if self.position == self.permutation.len() {
-            self.epoch += 1;
-            self.position = 0;
-            self.permutation = Rng::new(&[self.seed, self.epoch]).permutation(self.permutation.len());
-        }
-        self.position += 1;
-        (self.epoch, self.permutation[self.position - 1])
-    }
-}
-
-fn next_batch(
-    order: &mut DataOrder,
-    size: usize,
-    dataset: &dyn Dataset,
-    augmentations: &[Box<dyn Augmentation>],
-    seed: u64,
-) -> visage_core::Result<Batch> {
-    let mut samples = Vec::with_capacity(size);
-    for _ in 0..size {
-        let (epoch, index) = order.next();
-        let mut sample = dataset.get(index)?;
-        for (k, augmentation) in augmentations.iter().enumerate() {
-            let aug_seed = Rng::new(&[seed, epoch, index as u64, k as u64]).next_u64();
-            sample = augmentation.apply(sample, aug_seed)?;
-        }
-        samples.push(sample);
-    }
-    Batch::collate(samples)
-}
 
 /// A progress bar on a terminal, periodic log lines otherwise.
 struct Progress {

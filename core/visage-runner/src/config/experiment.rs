@@ -133,6 +133,15 @@ pub struct Pretrain {
     /// dynamic loss scaling).
     #[serde(default)]
     pub precision: Precision,
+    /// Threads that decode and augment batches ahead of the training step
+    /// (0: on the training thread). Results are identical for any value.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Batches prepared ahead of the training step, at most (>= 1; bounds
+    /// the loader's memory).
+    #[serde(default = "default_prefetch")]
+    #[schemars(range(min = 1))]
+    pub prefetch: usize,
     /// Clip the global gradient norm to this value before each step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
@@ -213,6 +222,14 @@ pub enum Precision {
 
 fn one() -> u32 {
     1
+}
+
+fn default_workers() -> usize {
+    2
+}
+
+fn default_prefetch() -> usize {
+    4
 }
 
 fn default_checkpoint_every() -> u64 {

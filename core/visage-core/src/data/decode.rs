@@ -1,0 +1,132 @@
+//! JPEG and PNG decoding into `[3, H, W]` float tensors, in pure Rust (the
+//! `image` crate with `zune-jpeg` and `png`), so that loader workers make no
+//! libtorch calls to decode.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::{ImageFormat, ImageReader, RgbImage};
+use tch::Tensor;
+
+use crate::{Error, Result};
+
+/// Decodes a JPEG or PNG (the format is read from the bytes, not the file
+/// name) into interleaved 8-bit RGB, optionally resized to `(height, width)`
+/// with a bilinear (triangle) filter. Grey and alpha images become RGB
+/// (alpha is dropped). A truncated or corrupt file, or anything that is not
+/// a JPEG or PNG, is an error describing the problem; a decoder panic is
+/// caught and reported the same way.
+pub fn decode_rgb8(bytes: &[u8], resize: Option<(u32, u32)>) -> std::result::Result<RgbImage, String> {
+    let format = image::guess_format(bytes).map_err(|_| "not a JPEG or PNG image".to_string())?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
+        return Err(format!("a {format:?} image; only JPEG and PNG are read"));
+    }
+    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        return Err("truncated JPEG (no end-of-image marker)".into());
+    }
+    let decoded = catch_unwind(AssertUnwindSafe(|| {
+        let mut reader = ImageReader::new(Cursor::new(bytes));
+        reader.set_format(format);
+        reader.decode()
+    }))
+    .map_err(|_| "the image decoder panicked on this file".to_string())?
+    .map_err(|e| format!("cannot decode {format:?}: {e}"))?;
+    let rgb = decoded.into_rgb8();
+    if rgb.width() == 0 || rgb.height() == 0 {
+        return Err("the image is empty".into());
+    }
+    Ok(match resize {
+        Some((h, w)) if (h, w) != (rgb.height(), rgb.width()) => {
+            image::imageops::resize(&rgb, w, h, FilterType::Triangle)
+        }
+        _ => rgb,
+    })
+}
+
+/// A JPEG ends with the EOI marker `FF D9`, possibly followed by a little
+/// padding; a file cut short does not (the decoder would otherwise fill the
+/// missing rows silently).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Interleaved RGB bytes `[H, W, 3]` as a float tensor `[3, H, W]` in 0..1
+/// (`x / 255`, as torchvision's `ToTensor`).
+pub fn rgb8_to_tensor(image: &RgbImage) -> Tensor {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let plane = w * h;
+    let mut out = vec![0f32; 3 * plane];
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+        r[i] = px[0] as f32 / 255.0;
+        g[i] = px[1] as f32 / 255.0;
+        b[i] = px[2] as f32 / 255.0;
+    }
+    Tensor::from_slice(&out).view([3, h as i64, w as i64])
+}
+
+/// Reads and decodes the image at `path` into `[3, H, W]` float. Any
+/// problem (missing, unreadable, truncated, corrupt, not an image) is
+/// [`Error::BadSample`] naming the file, with `skip` as given.
+pub fn load_image(path: &Path, resize: Option<(u32, u32)>, skip: bool) -> Result<Tensor> {
+    let bad = |message: String| Error::BadSample {
+        path: path.to_path_buf(),
+        message,
+        skip,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let rgb = decode_rgb8(&bytes, resize).map_err(bad)?;
+    Ok(rgb8_to_tensor(&rgb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(format: ImageFormat) -> Vec<u8> {
+        let img = RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x + y) * 3) as u8])
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn png_round_trips_exactly_and_jpeg_closely() {
+        let png = decode_rgb8(&encoded(ImageFormat::Png), None).unwrap();
+        assert_eq!((png.width(), png.height()), (40, 30));
+        assert_eq!(png.get_pixel(5, 7).0, [30, 56, 36]);
+        let t = rgb8_to_tensor(&png);
+        assert_eq!(t.size(), vec![3, 30, 40]);
+        assert!((t.double_value(&[1, 7, 5]) - 56.0 / 255.0).abs() < 1e-7);
+        let jpeg = decode_rgb8(&encoded(ImageFormat::Jpeg), Some((15, 20))).unwrap();
+        assert_eq!((jpeg.width(), jpeg.height()), (20, 15));
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_not_panics() {
+        let jpeg = encoded(ImageFormat::Jpeg);
+        let png = encoded(ImageFormat::Png);
+        for (bytes, expect) in [
+            (&jpeg[..jpeg.len() / 2], "truncated"),
+            (&png[..png.len() / 2], "cannot decode"),
+            (&png[..20], "cannot decode"),
+            (b"hello, I am text".as_slice(), "not a JPEG or PNG"),
+            (&[][..], "not a JPEG or PNG"),
+        ] {
+            let err = decode_rgb8(bytes, None).unwrap_err();
+            assert!(err.contains(expect), "{err}");
+        }
+        // Garbage inside an otherwise well-formed JPEG.
+        let mut corrupt = jpeg.clone();
+        for b in &mut corrupt[20..jpeg.len() - 2] {
+            *b = 0xFF;
+        }
+        assert!(decode_rgb8(&corrupt, None).is_err());
+    }
+}

@@ -1,0 +1,408 @@
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tch::{Device, Kind, Tensor};
+
+use super::sources::{FileList, ImageFolder};
+use super::*;
+use crate::augmentation::Augmentation;
+use crate::dataset::{Dataset, Split};
+use crate::rng::Rng;
+use crate::{Batch, Error, Registry, Result, Sample};
+
+/// Pseudo-random images, counting `get` calls.
+struct Noise {
+    len: usize,
+    gets: AtomicUsize,
+}
+
+impl Noise {
+    fn new(len: usize) -> Arc<Noise> {
+        Arc::new(Noise {
+            len,
+            gets: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl Dataset for Noise {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let mut rng = Rng::new(&[index as u64]);
+        let pixels: Vec<f32> = (0..3 * 24 * 20).map(|_| rng.uniform() as f32).collect();
+        Ok(Sample::new(Tensor::from_slice(&pixels).view([3, 24, 20])).with_label("class", Tensor::from(index as i64)))
+    }
+}
+
+fn augmentations() -> Arc<[Box<dyn Augmentation>]> {
+    let mut registry = Registry::new();
+    crate::builtin::register(&mut registry).unwrap();
+    let build = |name: &str, params: &str| registry.build_augmentation(name, params).unwrap();
+    Arc::from(vec![
+        build("random_resized_crop", r#"{"size": 16}"#),
+        build("hflip", "{}"),
+        build(
+            "color_jitter",
+            r#"{"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}"#,
+        ),
+        build("grayscale", r#"{"p": 0.2}"#),
+    ])
+}
+
+fn config(workers: usize, prefetch: usize, sampling: Sampling) -> LoaderConfig {
+    LoaderConfig {
+        batch_size: 5,
+        workers,
+        prefetch,
+        seed: 11,
+        sampling,
+        device: Device::Cpu,
+    }
+}
+
+fn same(a: &Batch, b: &Batch) -> bool {
+    a.images.size() == b.images.size()
+        && a.images.equal(&b.images)
+        && a.labels.len() == b.labels.len()
+        && a.labels.iter().all(|(k, v)| b.labels[k].equal(v))
+}
+
+#[test]
+fn any_number_of_workers_gives_the_same_batches() {
+    let epoch = Sampling::Epoch {
+        epoch: 3,
+        shuffle: true,
+        drop_last: false,
+    };
+    for sampling in [Sampling::Stream { consumed: 7 }, epoch] {
+        let run = |workers| -> Vec<Batch> {
+            let loader = Loader::new(Noise::new(23), augmentations(), config(workers, 3, sampling)).unwrap();
+            loader.take(9).collect::<Result<_>>().unwrap()
+        };
+        let reference = run(0);
+        assert_eq!(reference.len(), if sampling == epoch { 5 } else { 9 });
+        for workers in [1, 4] {
+            let other = run(workers);
+            assert_eq!(other.len(), reference.len());
+            assert!(
+                reference.iter().zip(&other).all(|(a, b)| same(a, b)),
+                "{workers} workers"
+            );
+        }
+    }
+}
+
+#[test]
+fn stream_batches_match_the_data_order_and_seeds() {
+    let augs = augmentations();
+    let dataset = Noise::new(13);
+    let mut loader = Loader::new(
+        dataset.clone(),
+        augs.clone(),
+        config(2, 2, Sampling::Stream { consumed: 4 }),
+    )
+    .unwrap();
+    let mut order = DataOrder::at(11, 13, 4);
+    for _ in 0..4 {
+        let samples = (0..5)
+            .map(|_| {
+                let (epoch, index) = order.next();
+                let mut s = dataset.get(index).unwrap();
+                for (k, a) in augs.iter().enumerate() {
+                    s = a
+                        .apply(s, Rng::new(&[11, epoch, index as u64, k as u64]).next_u64())
+                        .unwrap();
+                }
+                s
+            })
+            .collect();
+        assert!(same(
+            &loader.next().unwrap().unwrap(),
+            &Batch::collate(samples).unwrap()
+        ));
+    }
+}
+
+#[test]
+fn prefetch_bounds_the_batches_made_ahead_of_a_slow_consumer() {
+    let dataset = Noise::new(1000);
+    let (prefetch, bs) = (3, 5);
+    let mut loader = Loader::new(
+        dataset.clone(),
+        Arc::new([]),
+        config(4, prefetch, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        dataset.gets.load(Ordering::SeqCst),
+        prefetch * bs,
+        "workers filled the prefetch"
+    );
+    for taken in 1..=6 {
+        loader.next().unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let gets = dataset.gets.load(Ordering::SeqCst);
+        assert!(
+            gets <= (taken + prefetch) * bs,
+            "{gets} samples read after {taken} batches"
+        );
+    }
+    drop(loader);
+}
+
+#[test]
+fn workers_keep_the_callers_libtorch_threads() {
+    let before = tch::get_num_threads();
+    let loader = Loader::new(
+        Noise::new(20),
+        augmentations(),
+        config(2, 2, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
+    assert_eq!(loader.take(3).count(), 3);
+    assert_eq!(tch::get_num_threads(), before);
+    let mut inline = Loader::new(
+        Noise::new(20),
+        augmentations(),
+        config(0, 2, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
+    inline.next().unwrap().unwrap();
+    assert_eq!(tch::get_num_threads(), before);
+}
+
+struct Panics;
+impl Augmentation for Panics {
+    fn apply(&self, _: Sample, _: u64) -> Result<Sample> {
+        panic!("boom")
+    }
+}
+
+#[test]
+fn a_panic_or_error_is_returned_in_place_of_the_batch() {
+    for workers in [0, 2] {
+        let augs: Arc<[Box<dyn Augmentation>]> = Arc::from(vec![Box::new(Panics) as Box<dyn Augmentation>]);
+        let mut loader = Loader::new(
+            Noise::new(10),
+            augs,
+            config(workers, 2, Sampling::Stream { consumed: 0 }),
+        )
+        .unwrap();
+        let err = loader.next().unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::Panic { message, .. } if message == "boom"),
+            "{err}"
+        );
+    }
+    let bad = config(1, 0, Sampling::Stream { consumed: 0 });
+    assert!(Loader::new(Noise::new(10), Arc::new([]), bad).is_err());
+}
+
+// ---- image sources ----
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visage-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_image(path: &Path, shade: u8, format: image::ImageFormat) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([shade, (x * 20) as u8, (y * 20) as u8]));
+    let mut out = Cursor::new(vec![]);
+    img.write_to(&mut out, format).unwrap();
+    std::fs::write(path, out.into_inner()).unwrap();
+}
+
+fn folder_params(root: &Path, extra: serde_json::Value) -> super::sources::ImageFolderParams {
+    let mut v = serde_json::json!({ "root": root });
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn image_folder_reads_any_depth_with_folder_labels() {
+    let root = scratch("folder");
+    write_image(&root.join("b/x/deep/1.JPG"), 10, image::ImageFormat::Jpeg);
+    write_image(&root.join("a/2.png"), 20, image::ImageFormat::Png);
+    write_image(&root.join("b/3.jpeg"), 30, image::ImageFormat::Jpeg);
+    std::fs::write(root.join("a/notes.txt"), "not an image").unwrap();
+    let folder = ImageFolder::new(
+        folder_params(&root, serde_json::json!({"label": "folder"})),
+        Split::Train,
+    )
+    .unwrap();
+    assert_eq!(folder.classes(), ["a", "b"]);
+    assert_eq!(folder.len(), 3);
+    let classes: Vec<i64> = (0..3)
+        .map(|i| folder.get(i).unwrap().labels["class"].int64_value(&[]))
+        .collect();
+    assert_eq!(classes, [0, 1, 1]);
+    let png = folder.get(0).unwrap().image;
+    assert_eq!(png.size(), vec![3, 10, 12]);
+    assert!((png.double_value(&[0, 0, 0]) - 20.0 / 255.0).abs() < 1e-7);
+    let resized = ImageFolder::new(
+        folder_params(&root, serde_json::json!({"resize": [5, 6]})),
+        Split::Train,
+    )
+    .unwrap();
+    assert_eq!(resized.get(2).unwrap().image.size(), vec![3, 5, 6]);
+    assert!(resized.get(0).unwrap().labels.is_empty());
+    let err = ImageFolder::new(folder_params(&root, serde_json::json!({})), Split::Test).unwrap_err();
+    assert!(err.to_string().contains("test_root"), "{err}");
+    // Through the registry, as an experiment names it.
+    let mut registry = Registry::new();
+    crate::builtin::register(&mut registry).unwrap();
+    let ctx = crate::dataset::DatasetContext {
+        split: Split::Train,
+        seed: 0,
+    };
+    let params = serde_json::json!({"root": root, "extensions": ["png"]}).to_string();
+    assert_eq!(registry.build_dataset("image_folder", &params, &ctx).unwrap().len(), 1);
+    let err = registry
+        .build_dataset("image_folder", r#"{"root": "x", "on_bad_sample": "ignore"}"#, &ctx)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("on_bad_sample"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn file_lists_read_paths_and_labels_relative_to_the_list() {
+    let root = scratch("list");
+    write_image(&root.join("img/a b.png"), 1, image::ImageFormat::Png);
+    write_image(&root.join("img/c.jpg"), 2, image::ImageFormat::Jpeg);
+    std::fs::write(root.join("list.txt"), "# path label\nimg/a b.png 4\n\nimg/c.jpg 7\n").unwrap();
+    std::fs::write(root.join("mixed.txt"), "img/c.jpg 1\nimg/c.jpg\n").unwrap();
+    let params = |file: &str| serde_json::from_value(serde_json::json!({ "file": root.join(file) })).unwrap();
+    let list = FileList::new(params("list.txt"), Split::Train).unwrap();
+    assert_eq!(list.paths(), [root.join("img/a b.png"), root.join("img/c.jpg")]);
+    assert_eq!(list.get(1).unwrap().labels["class"].int64_value(&[]), 7);
+    let err = FileList::new(params("mixed.txt"), Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mixed.txt:2: either every line has a label"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A folder of 8 good images with a truncated JPEG, a text file named .png
+/// and a missing file (a broken link) among them.
+fn folder_with_bad_files(name: &str) -> (PathBuf, Vec<PathBuf>) {
+    let root = scratch(name);
+    for i in 0..8 {
+        write_image(&root.join(format!("img{i}.jpg")), i * 10, image::ImageFormat::Jpeg);
+    }
+    let good = std::fs::read(root.join("img0.jpg")).unwrap();
+    let truncated = root.join("img3a.jpg");
+    std::fs::write(&truncated, &good[..good.len() * 2 / 3]).unwrap();
+    let text = root.join("img5a.png");
+    std::fs::write(&text, "this is not a PNG\n").unwrap();
+    let missing = root.join("img6a.jpg");
+    std::os::unix::fs::symlink(root.join("nowhere.jpg"), &missing).unwrap();
+    (root, vec![truncated, text, missing])
+}
+
+#[test]
+fn bad_files_are_errors_naming_the_file_by_default() {
+    let (root, bad) = folder_with_bad_files("bad-error");
+    let folder = ImageFolder::new(folder_params(&root, serde_json::json!({})), Split::Train).unwrap();
+    assert_eq!(folder.len(), 11);
+    for (path, what) in bad.iter().zip(["truncated JPEG", "not a JPEG or PNG", "cannot read"]) {
+        let index = folder.paths().iter().position(|p| p == path).unwrap();
+        let err = folder.get(index).unwrap_err();
+        assert!(matches!(err, Error::BadSample { skip: false, .. }));
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&path.display().to_string()) && text.contains(what),
+            "{text}"
+        );
+    }
+    let sampling = Sampling::Epoch {
+        epoch: 0,
+        shuffle: false,
+        drop_last: false,
+    };
+    let mut loader = Loader::new(Arc::new(folder), Arc::new([]), config(2, 2, sampling)).unwrap();
+    // The first batch holds indices 0..5, the truncated JPEG among them.
+    let err = loader.next().unwrap().unwrap_err().to_string();
+    assert!(err.contains("img3a.jpg: truncated JPEG"), "{err}");
+    drop(loader);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn skipped_bad_files_are_replaced_so_batches_stay_full() {
+    let (root, _) = folder_with_bad_files("bad-skip");
+    let params = folder_params(&root, serde_json::json!({"on_bad_sample": "skip", "resize": 8}));
+    let folder: Arc<dyn Dataset> = Arc::new(ImageFolder::new(params, Split::Train).unwrap());
+    for workers in [0, 3] {
+        let run = |sampling, batch_size| {
+            let mut cfg = config(workers, 2, sampling);
+            cfg.batch_size = batch_size;
+            let mut loader = Loader::new(folder.clone(), augmentations(), cfg).unwrap();
+            let batches: Vec<Batch> = loader.by_ref().take(6).collect::<Result<_>>().unwrap();
+            (batches, loader.skipped())
+        };
+        let (batches, skipped) = run(
+            Sampling::Epoch {
+                epoch: 0,
+                shuffle: false,
+                drop_last: false,
+            },
+            5,
+        );
+        // 11 files: batches of 5, 5, 1, every one full, 3 bad ones replaced.
+        let sizes: Vec<i64> = batches.iter().map(Batch::len).collect();
+        assert_eq!((sizes, skipped), (vec![5, 5, 1], 3));
+        // An endless stream, two batches of one epoch each: 3 per epoch.
+        let (batches, skipped) = run(Sampling::Stream { consumed: 0 }, 11);
+        assert!(batches.iter().all(|b| b.len() == 11));
+        assert_eq!((batches.len(), skipped), (6, 6 * 3));
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_dataset_of_only_bad_files_is_an_error() {
+    let root = scratch("all-bad");
+    std::fs::write(root.join("a.png"), "text").unwrap();
+    std::fs::write(root.join("b.jpg"), [0xFF, 0xD8, 0xFF]).unwrap();
+    let params = folder_params(&root, serde_json::json!({"on_bad_sample": "skip"}));
+    let folder = ImageFolder::new(params, Split::Train).unwrap();
+    let mut loader = Loader::new(
+        Arc::new(folder),
+        Arc::new([]),
+        config(1, 1, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
+    let err = loader.next().unwrap().unwrap_err().to_string();
+    assert!(err.contains("every one of the 2 samples"), "{err}");
+    drop(loader);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn pinned_batches_are_only_requested_on_cuda() {
+    // Pinning needs a CUDA device; without one the loader must not try.
+    let mut loader = Loader::new(
+        Noise::new(10),
+        Arc::new([]),
+        config(1, 1, Sampling::Stream { consumed: 0 }),
+    )
+    .unwrap();
+    let batch = loader.next().unwrap().unwrap();
+    assert_eq!(batch.images.kind(), Kind::Float);
+    if tch::Cuda::is_available() {
+        let mut cfg = config(1, 1, Sampling::Stream { consumed: 0 });
+        cfg.device = Device::Cuda(0);
+        let mut loader = Loader::new(Noise::new(10), Arc::new([]), cfg).unwrap();
+        assert!(loader.next().unwrap().unwrap().images.is_pinned(Device::Cuda(0)));
+    }
+}
