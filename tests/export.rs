@@ -151,7 +151,7 @@ print(json.dumps({"bins": len(bins), "issame": [bool(x) for x in issame], "types
         "--out",
         out.to_str().unwrap(),
     ]));
-    assert!(err.contains("one split"), "{err}");
+    assert!(err.contains("writes one split"), "{err}");
 }
 
 #[test]

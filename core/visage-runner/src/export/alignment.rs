@@ -289,4 +289,44 @@ mod tests {
         let r = std::f64::consts::PI / 180.0;
         assert_eq!(pose, [-10.0 * r, -30.0 * r, -90.0 * r]);
     }
+
+    fn item(points: usize) -> Item {
+        let marks: Vec<f32> = (0..points).flat_map(|i| [i as f32 + 0.5, 10.5]).collect();
+        let mut visible = vec![1.0f32; points];
+        visible[3] = 0.0;
+        let labels = [
+            (
+                labels::LANDMARKS,
+                tch::Tensor::from_slice(&marks).view([points as i64, 2]),
+            ),
+            (labels::LANDMARKS_VISIBLE, tch::Tensor::from_slice(&visible)),
+            (labels::POSE, tch::Tensor::from_slice(&[50.0f32, 0.0, 0.0])),
+            (labels::EXPRESSION, tch::Tensor::from(0i64)),
+        ];
+        Item {
+            split: visage_core::dataset::Split::Test,
+            index: 0,
+            image: tch::Tensor::zeros([3, 4, 4], (tch::Kind::Float, tch::Device::Cpu)),
+            labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            format: "wflw",
+            dataset: "fake".into(),
+        }
+    }
+
+    #[test]
+    fn wflw_writes_98_points_and_refuses_68() {
+        let line = wflw_line(&item(98), "a/b.jpg").unwrap();
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
+        assert_eq!(fields.len(), 196 + 4 + 6 + 1);
+        assert_eq!(fields[..4], ["0.000", "10.000", "1.000", "10.000"]);
+        assert_eq!(fields[196..200], ["0", "10", "98", "11"]);
+        // pose (|yaw| > 45), not expression (neutral), occlusion (point 3).
+        assert_eq!(fields[200..206], ["1", "0", "0", "0", "1", "0"]);
+        assert_eq!(fields[206], "a/b.jpg");
+        let err = wflw_line(&item(68), "x.jpg").unwrap_err().to_string();
+        assert!(
+            err.contains("needs 98-point landmarks") && err.contains("`fake` has 68 points"),
+            "{err}"
+        );
+    }
 }

@@ -28,7 +28,7 @@ pub struct Pair {
 }
 
 /// Stream tag of the pair draws, so that they differ from the dataset's.
-const PAIRS_STREAM: u64 = 0x7061_6972_73; // "pairs"
+const PAIRS_STREAM: u64 = 0x0070_6169_7273; // "pairs"
 
 /// `folds` folds of `per_fold` same then `per_fold` different pairs over
 /// samples with identities `ids`.
@@ -137,7 +137,7 @@ pub fn person(id: i64) -> String {
 /// `<out>/pairs.txt` and `<out>/<name>/<name>_%04d.jpg` for every exported
 /// sample (numbered from 1 within its identity, in sample order), as
 /// `lfw.tgz` unpacks beside the separately downloaded `pairs.txt`. The
-/// header is `folds<TAB>pairs`, as LFW's `10	300`: the number of folds and
+/// header is `folds<TAB>pairs`, as LFW's `10<TAB>300`: the number of folds and
 /// the number of same (and of different) pairs in each; then per fold the
 /// same pairs `name<TAB>n1<TAB>n2`, then the different pairs
 /// `name1<TAB>n1<TAB>name2<TAB>n2`.

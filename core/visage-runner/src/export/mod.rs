@@ -229,7 +229,7 @@ pub fn export(args: &ExportArgs, host: &Host) -> anyhow::Result<()> {
     })?;
     let splits = match (args.split, format.splits) {
         (Some(SplitArg::Both), Splits::One) => bail!(
-            "format `{}` holds one split (its pairs or files are built within it): pass --split train or --split test",
+            "format `{}` writes one split per export: pass --split train or --split test",
             format.name
         ),
         (Some(SplitArg::Train), _) => vec![Split::Train],
