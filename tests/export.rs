@@ -285,8 +285,8 @@ fn pts_files_hold_one_based_points() {
             let f = face(split, i);
             for (p, line) in lines[3..71].iter().enumerate() {
                 let xy: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
-                assert!(close(xy[0], f.landmarks[p][0] as f64 + 0.5, 6e-4), "{line}");
-                assert!(close(xy[1], f.landmarks[p][1] as f64 + 0.5, 6e-4), "{line}");
+                assert!(close(xy[0], f.landmarks[p][0] as f64 + 0.5, 1e-5), "{line}");
+                assert!(close(xy[1], f.landmarks[p][1] as f64 + 0.5, 1e-5), "{line}");
             }
         }
     }

@@ -72,7 +72,8 @@ pub fn aflw2000(ex: &Export) -> anyhow::Result<()> {
 
 /// `<out>/<split>/<split>_00001.jpg` beside `.pts`: `version: 1`,
 /// `n_points:  68` (two spaces, as in the 300W files), `{`, one `x y` line
-/// per point in 1-based MATLAB pixel centres (our `x + 0.5`), `}`. 300W's
+/// per point (6 decimals, as the 300W files) in 1-based MATLAB pixel
+/// centres (our `x + 0.5`), `}`. 300W's
 /// own folders (afw, helen, lfpw, ibug) are replaced by the split's name.
 /// Any number of points is written (`n_points` says how many).
 pub fn pts300w(ex: &Export) -> anyhow::Result<()> {
@@ -82,7 +83,7 @@ pub fn pts300w(ex: &Export) -> anyhow::Result<()> {
             let marks = item.landmarks()?;
             let mut text = format!("version: 1\nn_points:  {}\n{{\n", marks.len());
             for p in &marks {
-                text += &format!("{:.3} {:.3}\n", matlab(p[0]), matlab(p[1]));
+                text += &format!("{:.6} {:.6}\n", matlab(p[0]), matlab(p[1]));
             }
             text += "}\n";
             let stem = ex
@@ -120,7 +121,7 @@ pub fn wflw_line(item: &Item, path: &str) -> anyhow::Result<String> {
     let mut fields: Vec<String> = marks
         .iter()
         .flat_map(|p| [zero_based(p[0]), zero_based(p[1])])
-        .map(|v| format!("{v:.3}"))
+        .map(|v| format!("{v:.6}"))
         .collect();
     let (lo, hi) = bounds(&marks);
     fields.extend(
@@ -318,7 +319,7 @@ mod tests {
         let line = wflw_line(&item(98), "a/b.jpg").unwrap();
         let fields: Vec<&str> = line.trim_end().split(' ').collect();
         assert_eq!(fields.len(), 196 + 4 + 6 + 1);
-        assert_eq!(fields[..4], ["0.000", "10.000", "1.000", "10.000"]);
+        assert_eq!(fields[..4], ["0.000000", "10.000000", "1.000000", "10.000000"]);
         assert_eq!(fields[196..200], ["0", "10", "98", "11"]);
         // pose (|yaw| > 45), not expression (neutral), occlusion (point 3).
         assert_eq!(fields[200..206], ["1", "0", "0", "0", "1", "0"]);

@@ -25,7 +25,7 @@ pub fn lapa(ex: &Export) -> anyhow::Result<()> {
             let marks = item.landmarks()?;
             let mut text = format!("{}\n", marks.len());
             for p in &marks {
-                text += &format!("{:.3} {:.3}\n", zero_based(p[0]), zero_based(p[1]));
+                text += &format!("{:.6} {:.6}\n", zero_based(p[0]), zero_based(p[1]));
             }
             io::save_image(&dir.join("images").join(format!("{stem}.jpg")), &item.image_u8()?)?;
             io::save_grey_png(&dir.join("labels").join(format!("{stem}.png")), h, w, &ids)?;
