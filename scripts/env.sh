@@ -23,9 +23,10 @@ visage_ensure_torch() {
 }
 
 # The test suite compares the built-in backbones with torchvision's and
-# timm's (core/visage-core/tests/pytorch_interop.rs) and reads the runner's
-# TensorBoard files with TensorBoard's own reader; the runner needs none of them.
-VISAGE_REFERENCE="torchvision==0.26.0 timm==1.0.31 tensorboard==2.20.0"
+# timm's (core/visage-core/tests/pytorch_interop.rs), reads the runner's
+# TensorBoard files with TensorBoard's own reader and the files of
+# `runner export` with scipy (tests/export.rs); the runner needs none of them.
+VISAGE_REFERENCE="torchvision==0.26.0 timm==1.0.31 tensorboard==2.20.0 scipy==1.17.1"
 visage_ensure_reference() {
   local marker="$VISAGE_VENV/.reference-${VISAGE_REFERENCE// /-}"
   if [ -f "$marker" ]; then return 0; fi

@@ -6,6 +6,7 @@ mod checkpoint;
 mod config;
 mod embed;
 mod evaluate;
+mod export;
 mod host;
 mod knn;
 mod logging;
@@ -92,6 +93,8 @@ enum Command {
     Plugins,
     /// Write a trained backbone's features for images or a dataset as .npy.
     Embed(Box<embed::EmbedArgs>),
+    /// Write a dataset split in a real face benchmark's on-disk layout.
+    Export(Box<export::ExportArgs>),
     /// Create a plugin crate with one working component of KIND.
     NewPlugin {
         /// snake_case name of the plugin and its component.
@@ -159,6 +162,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Embed(args)) => {
             let host = Host::load(&host::default_dirs())?;
             embed::embed(&args, &host)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Export(args)) => {
+            let host = Host::load(&host::default_dirs())?;
+            export::export(&args, &host)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::NewPlugin { name, kind, dir }) => {

@@ -1,0 +1,67 @@
+//! Action-unit layouts: a DISFA-style CSV and BP4D-style lists.
+//!
+//! Neither benchmark ships such a list with its frames (DISFA has per-AU
+//! intensity files, BP4D per-session CSVs); these are the preprocessed
+//! lists that AU repositories build and that `datasets.md` specifies. One
+//! file per split, `<out>/<split>.csv` or `<out>/<split>.txt`, with image
+//! paths relative to `<out>`: `images/<split>/<split>_00001.jpg`. The units
+//! are the dataset's 12 (`labels::AU_NAMES`), occurrence = value > 0.5.
+
+use visage_core::labels;
+
+use super::{io, split_name, Export, Item};
+
+/// The image path of a sample, relative to `<out>`.
+fn image_path(item: &Item) -> String {
+    let split = split_name(item.split);
+    format!("images/{split}/{split}_{:05}.jpg", item.number())
+}
+
+/// Writes every sample's image and calls `line` with its path and AU flags.
+fn write(ex: &Export, ext: &str, header: Option<String>, line: impl Fn(&str, &[bool]) -> String) -> anyhow::Result<()> {
+    for split in ex.splits() {
+        let mut text = header.clone().unwrap_or_default();
+        for item in ex.items(split) {
+            let item = item?;
+            let au: Vec<bool> = item
+                .vector(labels::AU, labels::AU_NAMES.len())?
+                .iter()
+                .map(|&v| v > 0.5)
+                .collect();
+            let path = image_path(&item);
+            io::save_image(&ex.out.join(&path), &item.image_u8()?)?;
+            text += &line(&path, &au);
+        }
+        io::write_text(&ex.out.join(format!("{}.{ext}", split_name(split))), &text)?;
+    }
+    Ok(())
+}
+
+/// `au_1` for `AU1`: the CSV column of a unit, by its FACS number.
+pub fn csv_column(name: &str) -> String {
+    format!("au_{}", name.trim_start_matches("AU"))
+}
+
+/// `<out>/<split>.csv`: header `img_path,au_1,au_2,au_4,...,au_26`, rows of
+/// the path and 0/1 per unit.
+pub fn disfa(ex: &Export) -> anyhow::Result<()> {
+    let columns: Vec<String> = labels::AU_NAMES.iter().map(|n| csv_column(n)).collect();
+    let header = format!("img_path,{}\n", columns.join(","));
+    write(ex, "csv", Some(header), |path, au| {
+        let values: Vec<&str> = au.iter().map(|&a| if a { "1" } else { "0" }).collect();
+        format!("{path},{}\n", values.join(","))
+    })
+}
+
+/// `<out>/<split>.txt`: lines `img_path AU1:1 AU2:-1 ...` (1 present, -1
+/// absent), units in label order, no header.
+pub fn bp4d(ex: &Export) -> anyhow::Result<()> {
+    write(ex, "txt", None, |path, au| {
+        let fields: Vec<String> = labels::AU_NAMES
+            .iter()
+            .zip(au)
+            .map(|(n, &a)| format!("{n}:{}", if a { 1 } else { -1 }))
+            .collect();
+        format!("{path} {}\n", fields.join(" "))
+    })
+}

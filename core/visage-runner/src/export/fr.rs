@@ -1,0 +1,206 @@
+//! Face verification layouts: the `.bin` of the MS1M/WebFace packs and
+//! LFW's raw `pairs.txt` with its image tree.
+//!
+//! Pairs are built within the exported split, in folds as LFW's View 2:
+//! `--folds` folds (default 10), each with `--pairs` same-identity pairs
+//! followed by as many different-identity pairs (LFW: 10 folds of 300 + 300,
+//! 6000 pairs). The `.bin` lists its pairs in the same order, as
+//! `lfw.bin` does, so a 10-fold evaluation sees balanced folds. Pairs are
+//! drawn from `--seed`: a same pair picks an identity with at least two
+//! exported samples and two different samples of it; a different pair
+//! picks two identities and one sample of each. A pair already drawn is
+//! redrawn (up to 20 times) while others remain.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{ensure, Context};
+use visage_core::labels;
+use visage_core::rng::Rng;
+
+use super::{io, pickle, Export, Item};
+
+/// A verification pair: indices into the exported samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pair {
+    pub a: usize,
+    pub b: usize,
+    pub same: bool,
+}
+
+/// Stream tag of the pair draws, so that they differ from the dataset's.
+const PAIRS_STREAM: u64 = 0x0070_6169_7273; // "pairs"
+
+/// `folds` folds of `per_fold` same then `per_fold` different pairs over
+/// samples with identities `ids`.
+pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> anyhow::Result<Vec<Pair>> {
+    ensure!(folds > 0 && per_fold > 0, "--folds and --pairs must be positive");
+    let mut by_id: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &id) in ids.iter().enumerate() {
+        by_id.entry(id).or_default().push(i);
+    }
+    let groups: Vec<&Vec<usize>> = by_id.values().collect();
+    let multi: Vec<&Vec<usize>> = by_id.values().filter(|v| v.len() >= 2).collect();
+    ensure!(
+        !multi.is_empty(),
+        "same-identity pairs need an identity with at least two samples among the {} exported (raise --count)",
+        ids.len()
+    );
+    ensure!(
+        groups.len() >= 2,
+        "different-identity pairs need at least two identities among the {} exported samples (raise --count)",
+        ids.len()
+    );
+    let mut rng = Rng::new(&[seed, PAIRS_STREAM]);
+    let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
+    let mut seen = BTreeSet::new();
+    let mut pairs = Vec::with_capacity(2 * folds * per_fold);
+    for _ in 0..folds {
+        for same in [true, false] {
+            for _ in 0..per_fold {
+                let mut pair = Pair { a: 0, b: 0, same };
+                for _ in 0..20 {
+                    pair = if same {
+                        let g = multi[pick(multi.len())];
+                        let i = pick(g.len());
+                        let j = (i + 1 + pick(g.len() - 1)) % g.len();
+                        Pair { a: g[i], b: g[j], same }
+                    } else {
+                        let i = pick(groups.len());
+                        let j = (i + 1 + pick(groups.len() - 1)) % groups.len();
+                        let (gi, gj) = (groups[i], groups[j]);
+                        Pair {
+                            a: gi[pick(gi.len())],
+                            b: gj[pick(gj.len())],
+                            same,
+                        }
+                    };
+                    let key = (pair.a.min(pair.b), pair.a.max(pair.b));
+                    if seen.insert(key) {
+                        break;
+                    }
+                }
+                pairs.push(pair);
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// The one exported split's samples.
+fn samples(ex: &Export) -> anyhow::Result<Vec<Item>> {
+    let split = ex.splits()[0];
+    ex.items(split).collect()
+}
+
+/// Same (and different) pairs per fold.
+fn per_fold(ex: &Export, n: usize) -> usize {
+    ex.args.pairs.unwrap_or((n / (2 * ex.args.folds.max(1))).max(1))
+}
+
+/// `<out>/<name>.bin`: `pickle.dump((bins, issame_list))` with two JPEG
+/// byte strings per pair (the pair's images, in pair order) and one bool
+/// per pair. Written with protocol 4 (readable by Python 3 with a plain
+/// `pickle.load`, and with `encoding='bytes'` as insightface calls it).
+pub fn verification_bin(ex: &Export) -> anyhow::Result<()> {
+    let name = &ex.args.name;
+    ensure!(
+        !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
+        "--name must be a plain file name, got `{name}`"
+    );
+    let items = samples(ex)?;
+    let ids: Vec<i64> = items
+        .iter()
+        .map(|i| i.int(labels::IDENTITY))
+        .collect::<anyhow::Result<_>>()?;
+    let pairs = build_pairs(&ids, ex.args.folds, per_fold(ex, items.len()), ex.args.seed)?;
+    let jpegs: Vec<Vec<u8>> = items
+        .iter()
+        .map(|i| io::encode(&i.image_u8()?, &ex.out, "jpg").with_context(|| i.what()))
+        .collect::<anyhow::Result<_>>()?;
+    let mut bins = Vec::with_capacity(2 * pairs.len());
+    for p in &pairs {
+        bins.push(jpegs[p.a].clone());
+        bins.push(jpegs[p.b].clone());
+    }
+    let flags: Vec<bool> = pairs.iter().map(|p| p.same).collect();
+    io::write_bytes(
+        &ex.out.join(format!("{name}.bin")),
+        &pickle::list_of_bytes_and_bools(&bins, &flags)?,
+    )
+}
+
+/// LFW's name for an identity.
+pub fn person(id: i64) -> String {
+    format!("Person_{id:04}")
+}
+
+/// `<out>/pairs.txt` and `<out>/<name>/<name>_%04d.jpg` for every exported
+/// sample (numbered from 1 within its identity, in sample order), as
+/// `lfw.tgz` unpacks beside the separately downloaded `pairs.txt`. The
+/// header is `folds<TAB>pairs`, as LFW's `10<TAB>300`: the number of folds and
+/// the number of same (and of different) pairs in each; then per fold the
+/// same pairs `name<TAB>n1<TAB>n2`, then the different pairs
+/// `name1<TAB>n1<TAB>name2<TAB>n2`.
+pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
+    let items = samples(ex)?;
+    let ids: Vec<i64> = items
+        .iter()
+        .map(|i| i.int(labels::IDENTITY))
+        .collect::<anyhow::Result<_>>()?;
+    let per_fold = per_fold(ex, items.len());
+    let pairs = build_pairs(&ids, ex.args.folds, per_fold, ex.args.seed)?;
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut numbers = Vec::with_capacity(items.len());
+    for (item, &id) in items.iter().zip(&ids) {
+        let n = counts.entry(id).or_default();
+        *n += 1;
+        numbers.push(*n);
+        let name = person(id);
+        io::save_image(
+            &ex.out.join(&name).join(format!("{name}_{:04}.jpg", *n)),
+            &item.image_u8()?,
+        )?;
+    }
+    let mut text = format!("{}\t{per_fold}\n", ex.args.folds);
+    for p in &pairs {
+        text += &if p.same {
+            format!("{}\t{}\t{}\n", person(ids[p.a]), numbers[p.a], numbers[p.b])
+        } else {
+            format!(
+                "{}\t{}\t{}\t{}\n",
+                person(ids[p.a]),
+                numbers[p.a],
+                person(ids[p.b]),
+                numbers[p.b]
+            )
+        };
+    }
+    io::write_text(&ex.out.join("pairs.txt"), &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_balanced_valid_and_deterministic() {
+        let ids = [0, 0, 0, 1, 1, 2, 3, 3];
+        let pairs = build_pairs(&ids, 3, 2, 5).unwrap();
+        assert_eq!(pairs.len(), 12);
+        for (k, p) in pairs.iter().enumerate() {
+            assert_eq!(p.same, k % 4 < 2, "fold order: same first");
+            assert_ne!(p.a, p.b);
+            assert_eq!(ids[p.a] == ids[p.b], p.same);
+        }
+        assert_eq!(pairs, build_pairs(&ids, 3, 2, 5).unwrap());
+        assert_ne!(pairs, build_pairs(&ids, 3, 2, 6).unwrap());
+        assert!(build_pairs(&[0, 1, 2], 1, 1, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("two samples"));
+        assert!(build_pairs(&[4, 4], 1, 1, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("two identities"));
+    }
+}
