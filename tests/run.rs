@@ -362,6 +362,31 @@ fn the_knn_monitor_tracks_the_representation() {
 }
 
 #[test]
+fn view_augmentations_are_checked_like_the_others() {
+    let stderr = fails(runner(&[
+        "validate",
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.views=[{count: 2, augmentations: [{name: hflip}, {name: random_resized_crop, params: {sise: 16}}]}]",
+    ]));
+    assert!(
+        stderr.contains("`pretrain.views.0.augmentations.1.params.sise`: unknown field `sise`"),
+        "{stderr}"
+    );
+    let resolved = ok(runner(&[
+        "validate",
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.views=[{count: 2, augmentations: [{name: hflip}]}]",
+    ]));
+    // The resolved view chain has its defaults filled in.
+    assert!(
+        resolved.contains("count: 2") && resolved.contains("p: 0.5"),
+        "{resolved}"
+    );
+}
+
+#[test]
 fn mixed_precision_needs_cuda_and_bf16_says_it_is_not_implemented() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never");

@@ -13,6 +13,9 @@ pub struct Sample {
     pub image: Tensor,
     /// Labels by name (`class`, `identity`, `landmarks`, ...).
     pub labels: BTreeMap<String, Tensor>,
+    /// Extra augmented views of the image (multi-view methods: DINO/LAFS
+    /// global and local crops), in the order of the loader's view groups.
+    pub views: Vec<Tensor>,
 }
 
 impl Sample {
@@ -21,6 +24,7 @@ impl Sample {
         Sample {
             image,
             labels: BTreeMap::new(),
+            views: vec![],
         }
     }
 
@@ -38,6 +42,9 @@ pub struct Batch {
     pub images: Tensor,
     /// Stacked labels by name.
     pub labels: BTreeMap<String, Tensor>,
+    /// The samples' extra views, each stacked `[N, C, h, w]` (sizes may
+    /// differ between views).
+    pub views: Vec<Tensor>,
 }
 
 impl Batch {
@@ -49,6 +56,8 @@ impl Batch {
             .ok_or_else(|| Error::msg("cannot collate an empty batch"))?;
         let names: Vec<String> = first.labels.keys().cloned().collect();
         let shape = first.image.size();
+        let view_shapes: Vec<Vec<i64>> = first.views.iter().map(|v| v.size()).collect();
+        let mut views: Vec<Vec<Tensor>> = view_shapes.iter().map(|_| vec![]).collect();
         let mut images = Vec::with_capacity(samples.len());
         let mut labels: BTreeMap<String, Vec<Tensor>> = names.iter().map(|n| (n.clone(), vec![])).collect();
         for (i, sample) in samples.into_iter().enumerate() {
@@ -59,6 +68,15 @@ impl Batch {
                 )));
             }
             images.push(sample.image);
+            let shapes: Vec<Vec<i64>> = sample.views.iter().map(|v| v.size()).collect();
+            if shapes != view_shapes {
+                return Err(Error::msg(format!(
+                    "sample {i} of the batch has views of shapes {shapes:?}, the first has {view_shapes:?}"
+                )));
+            }
+            for (stack, view) in views.iter_mut().zip(sample.views) {
+                stack.push(view);
+            }
             for (name, value) in sample.labels {
                 labels
                     .get_mut(&name)
@@ -78,6 +96,10 @@ impl Batch {
         Ok(Batch {
             images: Tensor::f_stack(&images, 0)?,
             labels: stacked,
+            views: views
+                .iter()
+                .map(|v| Tensor::f_stack(v, 0))
+                .collect::<std::result::Result<_, _>>()?,
         })
     }
 
@@ -108,6 +130,7 @@ impl Batch {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_device(device)))
                 .collect(),
+            views: self.views.iter().map(|v| v.to_device(device)).collect(),
         }
     }
 }

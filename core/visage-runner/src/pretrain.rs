@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tch::{nn, Device};
 use visage_core::backbone::Backbone;
-use visage_core::data::{Loader, LoaderConfig, Sampling};
+use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
 use visage_core::dataset::{DatasetContext, Split};
 use visage_core::method::MethodContext;
 use visage_core::optim::clip_grad_norm;
@@ -51,6 +51,21 @@ pub fn pretrain(
         .iter()
         .map(|a| registry.build_augmentation(&a.name, &params(a)))
         .collect::<Result<Vec<_>, _>>()?;
+    let views = config
+        .views
+        .iter()
+        .map(|group| {
+            let augmentations = group
+                .augmentations
+                .iter()
+                .map(|a| registry.build_augmentation(&a.name, &params(a)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ViewGroup {
+                count: group.count,
+                augmentations,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let method_ctx = MethodContext {
         vs: vs.root() / "method",
         backbone_outputs: backbone.outputs(),
@@ -81,9 +96,10 @@ pub fn pretrain(
     // Micro-batch `m` of the run holds stream positions
     // `m * batch_size ..`, so the step alone fixes where a resumed run starts.
     let consumed = done.step as usize * config.batch_size * micro_batches;
-    let mut loader = Loader::new(
+    let mut loader = Loader::with_views(
         Arc::from(dataset),
         Arc::from(augmentations),
+        Arc::from(views),
         LoaderConfig {
             batch_size: config.batch_size,
             workers: config.workers,

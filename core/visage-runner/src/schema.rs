@@ -17,6 +17,7 @@ const SLOTS: &[(Option<&str>, &str, Kind, bool)] = &[
     (Some("Pretrain"), "optimizer", Kind::Optimizer, false),
     (Some("Pretrain"), "scheduler", Kind::Scheduler, false),
     (Some("KnnMonitor"), "dataset", Kind::Dataset, false),
+    (Some("Views"), "augmentations", Kind::Augmentation, true),
     (Some("Evaluation"), "task", Kind::Task, false),
     (Some("Evaluation"), "dataset", Kind::Dataset, false),
     (Some("Evaluation"), "metrics", Kind::Metric, true),

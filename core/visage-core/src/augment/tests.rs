@@ -93,6 +93,7 @@ fn face() -> Sample {
 
 fn copy(s: &Sample) -> Sample {
     Sample {
+        views: vec![],
         image: s.image.copy(),
         labels: s.labels.iter().map(|(k, v)| (k.clone(), v.copy())).collect(),
     }
@@ -435,6 +436,7 @@ fn photometric_ops_do_what_they_say() {
 fn face_free(image: &Tensor) -> Sample {
     let s = face();
     Sample {
+        views: vec![],
         image: image.copy(),
         labels: s.labels,
     }

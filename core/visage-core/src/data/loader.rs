@@ -35,6 +35,22 @@ pub struct LoaderConfig {
     pub device: Device,
 }
 
+/// `count` extra views of every sample, each made by applying
+/// `augmentations` to a copy of the sample after the loader's own
+/// augmentations (e.g. DINO: 2 global and 8 local crops). View `c` of group
+/// `g` draws augmentation `k` with the seed of
+/// `(seed, epoch, index, VIEWS, g, c, k)`, so views are reproducible and
+/// independent of each other. Views carry the image only (no labels).
+pub struct ViewGroup {
+    /// Views in the group.
+    pub count: usize,
+    /// The chain that makes each view.
+    pub augmentations: Vec<Box<dyn Augmentation>>,
+}
+
+/// Stream of the view seeds, apart from the sample's own augmentation.
+const VIEWS: u64 = 0x7669_6577;
+
 /// Batches of a dataset, decoded and augmented on a pool of threads.
 ///
 /// Batch `b` is a pure function of `(seed, sampling, b)`: its samples are
@@ -117,6 +133,7 @@ struct Producer {
     plan: Plan,
     dataset: Arc<dyn Dataset>,
     augmentations: Arc<[Box<dyn Augmentation>]>,
+    views: Arc<[ViewGroup]>,
     pin: Option<Device>,
 }
 
@@ -162,6 +179,17 @@ impl Loader {
         augmentations: Arc<[Box<dyn Augmentation>]>,
         config: LoaderConfig,
     ) -> Result<Loader> {
+        Loader::with_views(dataset, augmentations, Arc::from(vec![]), config)
+    }
+
+    /// As [`Loader::new`], and every sample also gets the extra views of
+    /// `views` (see [`ViewGroup`]); batches hold them in `Batch::views`.
+    pub fn with_views(
+        dataset: Arc<dyn Dataset>,
+        augmentations: Arc<[Box<dyn Augmentation>]>,
+        views: Arc<[ViewGroup]>,
+        config: LoaderConfig,
+    ) -> Result<Loader> {
         if config.batch_size == 0 {
             return Err(Error::msg("the loader's batch_size must be at least 1"));
         }
@@ -183,6 +211,7 @@ impl Loader {
             },
             dataset,
             augmentations,
+            views,
             pin: config.device.is_cuda().then_some(config.device),
         });
         let shared = Arc::new(Shared {
@@ -394,6 +423,20 @@ impl Producer {
             }
             .next_u64();
             sample = augmentation.apply(sample, seed)?;
+        }
+        for (g, group) in self.views.iter().enumerate() {
+            for c in 0..group.count {
+                let mut view = Sample::new(sample.image.copy());
+                view.labels = sample.labels.iter().map(|(k, v)| (k.clone(), v.copy())).collect();
+                for (k, augmentation) in group.augmentations.iter().enumerate() {
+                    let mut parts = vec![self.plan.seed, epoch, index as u64, VIEWS, g as u64, c as u64, k as u64];
+                    if let Some(o) = replaces {
+                        parts.extend([REPLACED, o as u64]);
+                    }
+                    view = augmentation.apply(view, Rng::new(&parts).next_u64())?;
+                }
+                sample.views.push(view.image);
+            }
         }
         Ok(sample)
     }

@@ -49,6 +49,6 @@ pub mod sources;
 #[cfg(test)]
 mod tests;
 
-pub use loader::{Loader, LoaderConfig};
+pub use loader::{Loader, LoaderConfig, ViewGroup};
 pub use order::{DataOrder, Sampling};
 pub use sources::OnBadSample;

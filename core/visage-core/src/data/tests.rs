@@ -406,3 +406,41 @@ fn pinned_batches_are_only_requested_on_cuda() {
         assert!(loader.next().unwrap().unwrap().images.is_pinned(Device::Cuda(0)));
     }
 }
+
+#[test]
+fn views_are_reproducible_independent_and_leave_the_image_alone() {
+    let mut registry = Registry::new();
+    crate::builtin::register(&mut registry).unwrap();
+    let build = |name: &str, params: &str| registry.build_augmentation(name, params).unwrap();
+    let groups = || -> Arc<[ViewGroup]> {
+        Arc::from(vec![
+            ViewGroup {
+                count: 2,
+                augmentations: vec![build("random_resized_crop", r#"{"size": 16}"#), build("hflip", "{}")],
+            },
+            ViewGroup {
+                count: 3,
+                augmentations: vec![build("random_resized_crop", r#"{"size": 8, "scale": [0.05, 0.4]}"#)],
+            },
+        ])
+    };
+    let sampling = Sampling::Stream { consumed: 0 };
+    let batches = |workers: usize| -> Vec<Batch> {
+        let mut loader =
+            Loader::with_views(Noise::new(23), augmentations(), groups(), config(workers, 3, sampling)).unwrap();
+        (0..3).map(|_| loader.next_batch().unwrap().unwrap()).collect()
+    };
+    let (inline, threaded) = (batches(0), batches(3));
+    let mut plain = Loader::new(Noise::new(23), augmentations(), config(2, 3, sampling)).unwrap();
+    for (a, b) in inline.iter().zip(&threaded) {
+        assert_eq!(a.views.len(), 5);
+        assert_eq!(a.views[0].size(), vec![5, 3, 16, 16]);
+        assert_eq!(a.views[4].size(), vec![5, 3, 8, 8]);
+        for (x, y) in a.views.iter().zip(&b.views) {
+            assert!(x.equal(y), "views differ between 0 and 3 workers");
+        }
+        assert!(!a.views[0].equal(&a.views[1]), "two views of a group are the same");
+        // The loader's own output is what it is without views.
+        assert!(a.images.equal(&plain.next_batch().unwrap().unwrap().images));
+    }
+}

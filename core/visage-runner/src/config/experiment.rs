@@ -121,6 +121,12 @@ pub struct Pretrain {
     /// Applied in order to every sample.
     #[serde(default)]
     pub augmentations: Vec<Component>,
+    /// Extra augmented views of every sample for multi-view methods (e.g.
+    /// `[{count: 2, augmentations: [...]}, {count: 8, augmentations: [...]}]`
+    /// for DINO's global and local crops); a method finds them in
+    /// `Batch::views`, group by group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<Views>,
     /// Optimisation steps.
     pub steps: u64,
     /// Samples per micro-batch; a step sees `batch_size * accumulate`.
@@ -166,6 +172,16 @@ pub struct Pretrain {
     /// Watch the representation during pre-training with a kNN classifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn_monitor: Option<KnnMonitor>,
+}
+
+/// A group of extra views: `count` views, each made by `augmentations`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Views {
+    /// Number of views.
+    pub count: usize,
+    /// The chain that makes each view from the augmented sample.
+    pub augmentations: Vec<Component>,
 }
 
 /// A kNN monitor: every `every` steps, the backbone's `feature` of the
@@ -318,6 +334,12 @@ impl Experiment {
                     Kind::Augmentation,
                     a,
                 ));
+            }
+            for (g, group) in pre.views.iter_mut().enumerate() {
+                for (k, a) in group.augmentations.iter_mut().enumerate() {
+                    let path = p(&["pretrain", "views", &g.to_string(), "augmentations", &k.to_string()]);
+                    out.push(site(path, Kind::Augmentation, a));
+                }
             }
             out.push(site(p(&["pretrain", "optimizer"]), Kind::Optimizer, &mut pre.optimizer));
             out.push(site(p(&["pretrain", "scheduler"]), Kind::Scheduler, &mut pre.scheduler));
