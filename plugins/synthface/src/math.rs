@@ -172,16 +172,7 @@ impl Polygon {
         let n = self.points.len();
         let mut best = f64::INFINITY;
         for i in 0..n {
-            let (a, b) = (self.points[i], self.points[(i + 1) % n]);
-            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
-            let len2 = dx * dx + dy * dy;
-            let t = if len2 > 0.0 {
-                (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
-            let (ex, ey) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
-            best = best.min((ex * ex + ey * ey).sqrt());
+            best = best.min(segment_distance(p, self.points[i], self.points[(i + 1) % n]));
         }
         best
     }
@@ -190,6 +181,19 @@ impl Polygon {
     pub fn points(&self) -> &[P2] {
         &self.points
     }
+}
+
+/// Distance from `p` to the segment `a`-`b`.
+pub fn segment_distance(p: P2, a: P2, b: P2) -> f64 {
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (ex, ey) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
+    (ex * ex + ey * ey).sqrt()
 }
 
 fn catmull_rom(p0: P2, p1: P2, p2: P2, p3: P2, t: f64) -> P2 {

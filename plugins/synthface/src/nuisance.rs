@@ -210,18 +210,6 @@ impl Background {
     }
 }
 
-fn capsule_distance(p: P2, a: P2, b: P2) -> f64 {
-    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 {
-        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let (ex, ey) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
-    (ex * ex + ey * ey).sqrt()
-}
-
 impl Occluder {
     /// A hand or a bar near `centre`.
     fn sample(rng: &mut Rng, centre: P2) -> Occluder {
@@ -262,7 +250,10 @@ impl Occluder {
         self.disks
             .iter()
             .any(|(c, r)| (p[0] - c[0]) * (p[0] - c[0]) + (p[1] - c[1]) * (p[1] - c[1]) < r * r)
-            || self.capsules.iter().any(|(a, b, r)| capsule_distance(p, *a, *b) < *r)
+            || self
+                .capsules
+                .iter()
+                .any(|(a, b, r)| crate::math::segment_distance(p, *a, *b) < *r)
     }
 
     /// Its colour at `(x, y)`: flat, darker towards the bottom.
