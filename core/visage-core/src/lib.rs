@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amp;
 pub mod augment;
 pub mod builtin;
 pub mod components;
