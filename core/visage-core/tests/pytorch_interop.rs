@@ -66,6 +66,24 @@ fn resnet(depth: u32) -> (nn::VarStore, ResNet) {
     (vs, model)
 }
 
+/// Under bfloat16 autocast, `forward` gives what PyTorch's
+/// `torch.autocast("cpu", dtype=torch.bfloat16)` gives (`theirs`): the same
+/// libtorch kernels on the same casts, so equal to float32 rounding, while
+/// it differs from the float32 result `fp32` by bfloat16's rounding.
+fn bf16_autocast_matches_pytorch(forward: impl FnOnce() -> Tensor, fp32: &Tensor, theirs: &Tensor) {
+    let ours = tch::no_grad(|| visage_core::amp::autocast(Device::Cpu, tch::Kind::BFloat16, forward).unwrap());
+    let ours = ours.to_kind(tch::Kind::Float);
+    let (to_pytorch, to_fp32) = (max_diff(&ours, theirs), max_diff(&ours, fp32));
+    assert!(
+        to_pytorch < 1e-5,
+        "bf16 autocast differs from PyTorch's by {to_pytorch}"
+    );
+    assert!(
+        to_fp32 > 1e-3,
+        "bf16 autocast is as close to fp32 as {to_fp32}: did it cast?"
+    );
+}
+
 #[test]
 fn torchvision_and_timm_weights_give_pytorch_features() {
     let dir = reference_dir();
@@ -85,6 +103,13 @@ fn torchvision_and_timm_weights_give_pytorch_features() {
             diff < 1e-4,
             "resnet{depth} features differ from torchvision's by {diff}"
         );
+        if depth == 18 {
+            bf16_autocast_matches_pytorch(
+                || model.forward(x, false).unwrap().remove(POOLED).unwrap(),
+                &got,
+                &reference["resnet18_bf16"],
+            );
+        }
         // A fresh, unloaded model differs: the comparison can fail.
         let (_vs, fresh) = resnet(depth);
         let other = tch::no_grad(|| fresh.forward(x, false).unwrap().remove(POOLED).unwrap());
@@ -118,6 +143,11 @@ fn torchvision_and_timm_weights_give_pytorch_features() {
     let features = tch::no_grad(|| model.forward(x, false).unwrap());
     assert!(max_diff(&features[vit::CLS], &reference["vit_cls"]) < 1e-4);
     assert!(max_diff(&features[vit::TOKENS], &reference["vit_tokens"]) < 1e-4);
+    bf16_autocast_matches_pytorch(
+        || model.forward(x, false).unwrap().remove(vit::TOKENS).unwrap(),
+        &features[vit::TOKENS],
+        &reference["vit_tokens_bf16"].narrow(1, 1, 16),
+    );
     let masked = tch::no_grad(|| model.forward_masked(x, &reference["vit_keep"], false).unwrap());
     assert!(max_diff(&masked[vit::CLS], &reference["vit_masked_cls"]) < 1e-4);
     assert!(max_diff(&masked[vit::TOKENS], &reference["vit_masked_tokens"]) < 1e-4);

@@ -125,8 +125,8 @@ pub fn pretrain(
                 .next_batch()
                 .ok_or_else(|| anyhow::anyhow!("the pre-training data stream ended"))??
                 .to_device(device);
-            let losses = match scaler {
-                Some(_) => tch::autocast(true, || method.training_step(backbone, &batch))?,
+            let losses = match config.precision.autocast_kind() {
+                Some(kind) => visage_core::amp::autocast(device, kind, || method.training_step(backbone, &batch))??,
                 None => method.training_step(backbone, &batch)?,
             };
             for (name, term) in &losses.0 {

@@ -127,6 +127,9 @@ def make(out):
         torch.save(sd, f"{out}/resnet{depth}.pth")
         ref[f"resnet{depth}"] = resnet_features(m, x)
         if depth == 18:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                ref["resnet18_bf16"] = resnet_features(m, x).float()
+        if depth == 18:
             # As MoCo v3 stores its encoder.
             moco = {"module.base_encoder." + k: v for k, v in sd.items()}
             moco["module.predictor.0.weight"] = torch.zeros(4, 4)
@@ -146,6 +149,8 @@ def make(out):
     }
     torch.save(nested, f"{out}/vit_mae_checkpoint.pth")
     tokens = vit.forward_features(x)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref["vit_tokens_bf16"] = vit.forward_features(x).float()
     ref["vit_cls"] = tokens[:, 0]
     ref["vit_tokens"] = tokens[:, 1:]
     keep = torch.tensor([[0, 3, 5, 15], [2, 7, 8, 9]])

@@ -135,8 +135,10 @@ pub struct Pretrain {
     /// (gradient accumulation); the loss is averaged over them.
     #[serde(default = "one")]
     pub accumulate: u32,
-    /// Arithmetic of the forward pass: `fp32`, or `fp16` (CUDA autocast with
-    /// dynamic loss scaling).
+    /// Arithmetic of the forward pass: `fp32`; `bf16` (autocast to bfloat16,
+    /// on the CPU or CUDA); or `fp16` (CUDA autocast to float16 with dynamic
+    /// loss scaling). Backward passes, optimiser steps and evaluation stay
+    /// in float32.
     #[serde(default)]
     pub precision: Precision,
     /// Threads that decode and augment batches ahead of the training step
@@ -231,9 +233,20 @@ pub enum Precision {
     Fp32,
     /// CUDA autocast to float16 with dynamic loss scaling.
     Fp16,
-    /// CUDA autocast to bfloat16 (not implemented: tch 0.24 exposes no
-    /// autocast dtype; refused with an error that says so).
+    /// Autocast to bfloat16 on the CPU or CUDA; bfloat16 has float32's
+    /// range, so no loss scaling.
     Bf16,
+}
+
+impl Precision {
+    /// The dtype the forward pass autocasts to, if any.
+    pub fn autocast_kind(self) -> Option<tch::Kind> {
+        match self {
+            Precision::Fp32 => None,
+            Precision::Fp16 => Some(tch::Kind::Half),
+            Precision::Bf16 => Some(tch::Kind::BFloat16),
+        }
+    }
 }
 
 fn one() -> u32 {
