@@ -6,6 +6,7 @@ same models, sizes and thread count as core/visage-core/benches/train_step.rs.
 prints one JSON line.
 """
 import json
+import os
 import sys
 import time
 
@@ -64,9 +65,14 @@ def main(name, batch, size, steps, threads):
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     data = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
 
+    # VISAGE_BENCH_PRECISION=bf16: the forward pass under bfloat16 autocast.
+    bf16 = os.environ.get("VISAGE_BENCH_PRECISION") == "bf16"
+
     def step():
         x = data.float() / 255.0
-        loss = net(x).pow(2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            pooled = net(x)
+        loss = pooled.float().pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

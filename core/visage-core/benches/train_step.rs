@@ -80,11 +80,16 @@ fn main() {
     };
     let mut opt = Sgd::new(config, single_group(&vs, 0.0));
     let data = Tensor::randint(256, [batch, 3, size, size], (Kind::Uint8, Device::Cpu));
+    // VISAGE_BENCH_PRECISION=bf16: the forward pass under bfloat16 autocast.
+    let bf16 = std::env::var("VISAGE_BENCH_PRECISION").as_deref() == Ok("bf16");
     let mut step = || {
         let x = data.to_kind(Kind::Float) / 255.0;
-        let loss = net.forward(&x, true).unwrap()[POOLED]
-            .pow_tensor_scalar(2)
-            .mean(Kind::Float);
+        let forward = || net.forward(&x, true).unwrap().remove(POOLED).unwrap();
+        let pooled = match bf16 {
+            true => visage_core::amp::autocast(Device::Cpu, Kind::BFloat16, forward).unwrap(),
+            false => forward(),
+        };
+        let loss = pooled.to_kind(Kind::Float).pow_tensor_scalar(2).mean(Kind::Float);
         opt.zero_grad().unwrap();
         loss.backward();
         opt.step(1.0).unwrap();
