@@ -1,5 +1,7 @@
 //! Components every host registers under the plugin name `builtin`:
-//! backbones (`resnet` with torchvision's names, `vit` with timm's and MAE's),
+//! backbones (`resnet` with torchvision's names, `vit` with timm's and MAE's,
+//! `facecycle` (PCL's encoder), `fvit` (LAFS's landmark-token ViT) and
+//! `mobilenet_v3` (LAFS's landmark network), with their papers' names),
 //! optimisers (`sgd`, `adam`, `adamw`, `lars`, with exportable state),
 //! schedulers (`constant`, `cosine`), the metric `accuracy`, and the
 //! augmentations of [`crate::augment`] (`resize`, `center_crop`,
@@ -15,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::metric::Metric;
-use crate::nn::{FaceCycle, FaceCycleParams, ResNet, ResNetParams, VisionTransformer, VitParams};
+use crate::nn::{
+    FaceCycle, FaceCycleParams, Fvit, FvitParams, MobileNetV3, MobileNetV3Params, ResNet, ResNetParams,
+    VisionTransformer, VitParams,
+};
 
 use crate::optim::{build_groups, Adam, AdamConfig, GroupSpec, Lars, LarsConfig, Rule, Sgd, SgdConfig, Stateful};
 use crate::optimizer::OptimizerContext;
@@ -47,6 +52,10 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     })?;
     registry.backbone("vit", |p: VitParams, ctx| {
         VisionTransformer::new(&ctx.vs, ctx.in_channels, &p)
+    })?;
+    registry.backbone("fvit", |p: FvitParams, ctx| Fvit::new(&ctx.vs, ctx.in_channels, &p))?;
+    registry.backbone("mobilenet_v3", |p: MobileNetV3Params, ctx| {
+        MobileNetV3::new(&ctx.vs, ctx.in_channels, &p)
     })?;
     registry.optimizer("sgd", |p: SgdParams, ctx| {
         let config = SgdConfig {

@@ -42,6 +42,24 @@ pub trait Backbone {
             "this backbone does not support token masking (use a ViT)",
         ))
     }
+    /// The points `[N, L, 2]` (`(x, y)` in pixels, see
+    /// [`crate::labels`]) at which a landmark-token backbone samples its
+    /// tokens, as its own landmark network predicts them. Others refuse.
+    fn landmarks(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        let _ = (images, train);
+        Err(crate::Error::msg(
+            "this backbone predicts no landmarks (use fvit, or mobilenet_v3 with `landmarks`)",
+        ))
+    }
+    /// Runs the images with one token per point of `points` `[N, K, 2]`
+    /// (pixels), as LAFS's views with jittered or subsampled landmarks need.
+    /// Backbones whose tokens are not sampled at points refuse.
+    fn forward_at(&self, images: &Tensor, points: &Tensor, train: bool) -> Result<Features> {
+        let _ = (images, points, train);
+        Err(crate::Error::msg(
+            "this backbone does not sample tokens at given points (use fvit)",
+        ))
+    }
 }
 
 /// What a backbone constructor receives.
@@ -67,6 +85,12 @@ impl<B: Backbone> Backbone for Guarded<B> {
     }
     fn forward_masked(&self, images: &Tensor, keep: &Tensor, train: bool) -> Result<Features> {
         self.run(|b| b.forward_masked(images, keep, train))
+    }
+    fn landmarks(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        self.run(|b| b.landmarks(images, train))
+    }
+    fn forward_at(&self, images: &Tensor, points: &Tensor, train: bool) -> Result<Features> {
+        self.run(|b| b.forward_at(images, points, train))
     }
 }
 

@@ -209,7 +209,7 @@ impl Block {
 }
 
 /// Stochastic depth: drops whole samples of a residual branch.
-fn drop_path(x: &Tensor, rate: f64, train: bool) -> Tensor {
+pub(crate) fn drop_path(x: &Tensor, rate: f64, train: bool) -> Tensor {
     if !train || rate == 0.0 {
         return x.shallow_clone();
     }
