@@ -335,7 +335,10 @@ mod tests {
         let mut r = Registry::new();
         register(&mut r).unwrap();
         assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "lars", "sgd"]);
-        assert_eq!(r.names(crate::Kind::Backbone), vec!["facecycle", "fvit", "mobilenet_v3", "resnet", "vit"]);
+        assert_eq!(
+            r.names(crate::Kind::Backbone),
+            vec!["facecycle", "fvit", "mobilenet_v3", "resnet", "vit"]
+        );
         let err = r
             .info(crate::Kind::Optimizer, "sgd")
             .unwrap()

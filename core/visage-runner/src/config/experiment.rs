@@ -184,6 +184,13 @@ pub struct Views {
     pub count: usize,
     /// The chain that makes each view from the augmented sample.
     pub augmentations: Vec<Component>,
+    /// Positions in `augmentations` whose random draw is shared: step `k`
+    /// listed here gets one seed per sample, the same in every view of
+    /// every group that lists `k`. PCL's two distance crops are two groups
+    /// with `shared_steps: [0]` and `distance_crop` views 0 and 1 first, so
+    /// that they take two different quadrants of one draw.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_steps: Vec<usize>,
 }
 
 /// A kNN monitor: every `every` steps, the backbone's `feature` of the
