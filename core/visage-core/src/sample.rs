@@ -13,9 +13,12 @@ pub struct Sample {
     pub image: Tensor,
     /// Labels by name (`class`, `identity`, `landmarks`, ...).
     pub labels: BTreeMap<String, Tensor>,
-    /// Extra augmented views of the image (multi-view methods: DINO/LAFS
-    /// global and local crops), in the order of the loader's view groups.
-    pub views: Vec<Tensor>,
+    /// Extra augmented views (multi-view methods: DINO/LAFS global and
+    /// local crops, PCL's distance crops), in the order of the loader's view
+    /// groups. Each view is a sample of its own: its image and the labels
+    /// its augmentations moved with it (landmarks, masks, pose), without
+    /// views of its own.
+    pub views: Vec<Sample>,
 }
 
 impl Sample {
@@ -42,9 +45,11 @@ pub struct Batch {
     pub images: Tensor,
     /// Stacked labels by name.
     pub labels: BTreeMap<String, Tensor>,
-    /// The samples' extra views, each stacked `[N, C, h, w]` (sizes may
-    /// differ between views).
-    pub views: Vec<Tensor>,
+    /// The samples' extra views, view by view: `views[v].images` stacks
+    /// view `v` of every sample `[N, C, h, w]` (sizes may differ between
+    /// views) and `views[v].labels` its labels, moved with the view's
+    /// pixels.
+    pub views: Vec<Batch>,
 }
 
 impl Batch {
@@ -56,8 +61,8 @@ impl Batch {
             .ok_or_else(|| Error::msg("cannot collate an empty batch"))?;
         let names: Vec<String> = first.labels.keys().cloned().collect();
         let shape = first.image.size();
-        let view_shapes: Vec<Vec<i64>> = first.views.iter().map(|v| v.size()).collect();
-        let mut views: Vec<Vec<Tensor>> = view_shapes.iter().map(|_| vec![]).collect();
+        let view_count = first.views.len();
+        let mut views: Vec<Vec<Sample>> = (0..view_count).map(|_| vec![]).collect();
         let mut images = Vec::with_capacity(samples.len());
         let mut labels: BTreeMap<String, Vec<Tensor>> = names.iter().map(|n| (n.clone(), vec![])).collect();
         for (i, sample) in samples.into_iter().enumerate() {
@@ -68,10 +73,10 @@ impl Batch {
                 )));
             }
             images.push(sample.image);
-            let shapes: Vec<Vec<i64>> = sample.views.iter().map(|v| v.size()).collect();
-            if shapes != view_shapes {
+            if sample.views.len() != view_count {
                 return Err(Error::msg(format!(
-                    "sample {i} of the batch has views of shapes {shapes:?}, the first has {view_shapes:?}"
+                    "sample {i} of the batch has {} views, the first has {view_count}",
+                    sample.views.len()
                 )));
             }
             for (stack, view) in views.iter_mut().zip(sample.views) {
@@ -97,9 +102,10 @@ impl Batch {
             images: Tensor::f_stack(&images, 0)?,
             labels: stacked,
             views: views
-                .iter()
-                .map(|v| Tensor::f_stack(v, 0))
-                .collect::<std::result::Result<_, _>>()?,
+                .into_iter()
+                .enumerate()
+                .map(|(v, samples)| Batch::collate(samples).map_err(|e| Error::msg(format!("view {v}: {e}"))))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -121,17 +127,33 @@ impl Batch {
         })
     }
 
-    /// The same batch on `device`.
+    /// The same batch, views included, on `device`.
     pub fn to_device(&self, device: Device) -> Batch {
-        Batch {
-            images: self.images.to_device(device),
+        match self.map_tensors(&|t| Ok::<_, std::convert::Infallible>(t.to_device(device))) {
+            Ok(batch) => batch,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The same batch with every tensor (images, labels, views) replaced by
+    /// `f` of it.
+    pub(crate) fn map_tensors<E>(
+        &self,
+        f: &impl Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    ) -> std::result::Result<Batch, E> {
+        Ok(Batch {
+            images: f(&self.images)?,
             labels: self
                 .labels
                 .iter()
-                .map(|(k, v)| (k.clone(), v.to_device(device)))
-                .collect(),
-            views: self.views.iter().map(|v| v.to_device(device)).collect(),
-        }
+                .map(|(k, v)| Ok((k.clone(), f(v)?)))
+                .collect::<std::result::Result<_, E>>()?,
+            views: self
+                .views
+                .iter()
+                .map(|v| v.map_tensors(f))
+                .collect::<std::result::Result<_, E>>()?,
+        })
     }
 }
 
@@ -155,6 +177,34 @@ mod tests {
             vec![0, 1, 2]
         );
         assert!(batch.label("pose").unwrap_err().to_string().contains("it has: class"));
+    }
+
+    #[test]
+    fn views_collate_into_batches_with_their_labels() {
+        let sample = |i: i64, views: usize| {
+            let mut s = Sample::new(Tensor::zeros([3, 4, 4], (Kind::Float, Device::Cpu)));
+            s.views = (0..views)
+                .map(|v| {
+                    Sample::new(Tensor::zeros([3, 2, 2], (Kind::Float, Device::Cpu)))
+                        .with_label("class", Tensor::from(10 * i + v as i64))
+                })
+                .collect();
+            s
+        };
+        let batch = Batch::collate(vec![sample(1, 2), sample(2, 2)]).unwrap();
+        assert_eq!(batch.views.len(), 2);
+        assert_eq!(batch.views[1].images.size(), vec![2, 3, 2, 2]);
+        assert_eq!(
+            Vec::<i64>::try_from(batch.views[1].label("class").unwrap()).unwrap(),
+            vec![11, 21]
+        );
+        let err = Batch::collate(vec![sample(1, 2), sample(2, 1)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sample 1 of the batch has 1 views, the first has 2"),
+            "{err}"
+        );
     }
 
     #[test]

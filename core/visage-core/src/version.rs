@@ -2,7 +2,7 @@
 
 /// Version of the plugin interface. Bump it whenever a type that crosses the
 /// plugin boundary changes shape.
-pub const PLUGIN_API_VERSION: u32 = 1;
+pub const PLUGIN_API_VERSION: u32 = 2;
 
 /// Version of the visage-core crate.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -63,6 +63,7 @@ pub fn pretrain(
             Ok(ViewGroup {
                 count: group.count,
                 augmentations,
+                shared_steps: group.shared_steps.clone(),
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

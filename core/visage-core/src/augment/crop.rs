@@ -237,10 +237,12 @@ fn default_ratio_pcl() -> f64 {
 ///
 /// Two views from one op: an augmentation returns one sample, so the crop
 /// pair is drawn from `seed` alone and `view` picks one. Both views must
-/// therefore get the same seed for this step (a pipeline that gives each
-/// view its own seed still gets valid crops, but the two quadrants then
-/// coincide with probability 1/4). This keeps each view an ordinary
-/// single-sample pipeline whose other steps draw independently.
+/// therefore get the same seed for this step: put each first in its own
+/// view group and list step 0 in both groups' `shared_steps`
+/// ([`crate::data::ViewGroup`]). (Views that draw this step independently
+/// still get valid crops, but their quadrants coincide with probability
+/// 1/4.) This keeps each view an ordinary single-sample pipeline whose
+/// other steps draw independently.
 #[derive(Debug, Clone)]
 pub struct DistanceCrop {
     ratio: f64,

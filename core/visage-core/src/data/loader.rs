@@ -40,16 +40,25 @@ pub struct LoaderConfig {
 /// augmentations (e.g. DINO: 2 global and 8 local crops). View `c` of group
 /// `g` draws augmentation `k` with the seed of
 /// `(seed, epoch, index, VIEWS, g, c, k)`, so views are reproducible and
-/// independent of each other. Views carry the image only (no labels).
+/// independent of each other, except at the `shared_steps`: there every
+/// view of every group that shares step `k` draws it with the seed of
+/// `(seed, epoch, index, VIEWS, SHARED, k)`, so that one draw can serve
+/// several views (PCL's pair of distance crops). A view is a [`Sample`]:
+/// its labels are the sample's, moved by the view's augmentations as its
+/// pixels were.
 pub struct ViewGroup {
     /// Views in the group.
     pub count: usize,
     /// The chain that makes each view.
     pub augmentations: Vec<Box<dyn Augmentation>>,
+    /// Positions in `augmentations` whose seed is shared (see above).
+    pub shared_steps: Vec<usize>,
 }
 
 /// Stream of the view seeds, apart from the sample's own augmentation.
 const VIEWS: u64 = 0x7669_6577;
+/// Stream of the seeds of shared view steps.
+const SHARED: u64 = 0x7368_6172;
 
 /// Batches of a dataset, decoded and augmented on a pool of threads.
 ///
@@ -201,6 +210,14 @@ impl Loader {
         let len = dataset.len();
         if len == 0 {
             return Err(Error::msg("the loader's dataset is empty"));
+        }
+        for (g, group) in views.iter().enumerate() {
+            if let Some(k) = group.shared_steps.iter().find(|&&k| k >= group.augmentations.len()) {
+                return Err(Error::msg(format!(
+                    "view group {g} shares step {k}, but its chain has {} augmentation(s)",
+                    group.augmentations.len()
+                )));
+            }
         }
         let producer = Arc::new(Producer {
             plan: Plan {
@@ -402,16 +419,13 @@ impl Producer {
             };
             samples.push(sample);
         }
-        let mut batch = Batch::collate(samples)?;
-        if let Some(device) = self.pin {
+        let batch = Batch::collate(samples)?;
+        match self.pin {
             // Page-locked host memory for fast, asynchronous copies to CUDA.
             // (Not exercised by the tests: the test machines have no GPU.)
-            batch.images = batch.images.f_pin_memory(device)?;
-            for value in batch.labels.values_mut() {
-                *value = value.f_pin_memory(device)?;
-            }
+            Some(device) => Ok(batch.map_tensors(&|t| t.f_pin_memory(device))?),
+            None => Ok(batch),
         }
-        Ok(batch)
     }
 
     fn sample(&self, epoch: u64, index: usize, replaces: Option<usize>) -> Result<Sample> {
@@ -429,13 +443,17 @@ impl Producer {
                 let mut view = Sample::new(sample.image.copy());
                 view.labels = sample.labels.iter().map(|(k, v)| (k.clone(), v.copy())).collect();
                 for (k, augmentation) in group.augmentations.iter().enumerate() {
-                    let mut parts = vec![self.plan.seed, epoch, index as u64, VIEWS, g as u64, c as u64, k as u64];
+                    let mut parts = if group.shared_steps.contains(&k) {
+                        vec![self.plan.seed, epoch, index as u64, VIEWS, SHARED, k as u64]
+                    } else {
+                        vec![self.plan.seed, epoch, index as u64, VIEWS, g as u64, c as u64, k as u64]
+                    };
                     if let Some(o) = replaces {
                         parts.extend([REPLACED, o as u64]);
                     }
                     view = augmentation.apply(view, Rng::new(&parts).next_u64())?;
                 }
-                sample.views.push(view.image);
+                sample.views.push(view);
             }
         }
         Ok(sample)

@@ -417,10 +417,12 @@ fn views_are_reproducible_independent_and_leave_the_image_alone() {
             ViewGroup {
                 count: 2,
                 augmentations: vec![build("random_resized_crop", r#"{"size": 16}"#), build("hflip", "{}")],
+                shared_steps: vec![],
             },
             ViewGroup {
                 count: 3,
                 augmentations: vec![build("random_resized_crop", r#"{"size": 8, "scale": [0.05, 0.4]}"#)],
+                shared_steps: vec![],
             },
         ])
     };
@@ -434,13 +436,90 @@ fn views_are_reproducible_independent_and_leave_the_image_alone() {
     let mut plain = Loader::new(Noise::new(23), augmentations(), config(2, 3, sampling)).unwrap();
     for (a, b) in inline.iter().zip(&threaded) {
         assert_eq!(a.views.len(), 5);
-        assert_eq!(a.views[0].size(), vec![5, 3, 16, 16]);
-        assert_eq!(a.views[4].size(), vec![5, 3, 8, 8]);
+        assert_eq!(a.views[0].images.size(), vec![5, 3, 16, 16]);
+        assert_eq!(a.views[4].images.size(), vec![5, 3, 8, 8]);
         for (x, y) in a.views.iter().zip(&b.views) {
-            assert!(x.equal(y), "views differ between 0 and 3 workers");
+            assert!(same(x, y), "views differ between 0 and 3 workers");
+            // Labels travel with every view.
+            assert!(x.label("class").unwrap().equal(a.label("class").unwrap()));
         }
-        assert!(!a.views[0].equal(&a.views[1]), "two views of a group are the same");
+        assert!(
+            !a.views[0].images.equal(&a.views[1].images),
+            "two views of a group are the same"
+        );
         // The loader's own output is what it is without views.
         assert!(a.images.equal(&plain.next_batch().unwrap().unwrap().images));
     }
+}
+
+/// Every landmark at the image's corner `(0, 0)`: after a crop at
+/// `(top, left)` it sits at `(-left, -top)`, which tells the crop's box.
+struct Cornered;
+
+impl Dataset for Cornered {
+    fn len(&self) -> usize {
+        40
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        let image = Tensor::full([3, 24, 20], index as f64 / 40.0, (Kind::Float, Device::Cpu));
+        Ok(Sample::new(image).with_label(
+            crate::labels::LANDMARKS,
+            Tensor::zeros([crate::labels::IBUG68 as i64, 2], (Kind::Float, Device::Cpu)),
+        ))
+    }
+}
+
+/// The quadrant (0 top-left .. 3 bottom-right of a 24 x 20 image) of each
+/// sample's crop in a view of [`Cornered`], read from its landmarks.
+fn quadrants(view: &Batch) -> Vec<i64> {
+    let corner = view.label(crate::labels::LANDMARKS).unwrap().select(1, 0);
+    let (x, y) = (-corner.select(1, 0), -corner.select(1, 1));
+    let q = y.ge(12.0).to_kind(Kind::Int64) * 2 + x.ge(10.0).to_kind(Kind::Int64);
+    Vec::<i64>::try_from(q).unwrap()
+}
+
+#[test]
+fn views_carry_moved_labels_and_shared_steps_share_one_draw() {
+    let mut registry = Registry::new();
+    crate::builtin::register(&mut registry).unwrap();
+    let crop = |view: usize| {
+        registry
+            .build_augmentation("distance_crop", &format!(r#"{{"ratio": 0.4, "view": {view}}}"#))
+            .unwrap()
+    };
+    let pair = |shared: Vec<usize>| -> Arc<[ViewGroup]> {
+        Arc::from(
+            (0..2)
+                .map(|view| ViewGroup {
+                    count: 1,
+                    augmentations: vec![crop(view)],
+                    shared_steps: shared.clone(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let views = |shared: Vec<usize>| -> Vec<Batch> {
+        let mut cfg = config(0, 1, Sampling::Stream { consumed: 0 });
+        cfg.batch_size = 40;
+        let mut loader = Loader::with_views(Arc::new(Cornered), Arc::from(vec![]), pair(shared), cfg).unwrap();
+        loader.next_batch().unwrap().unwrap().views
+    };
+    // Shared: PCL's two crops take two different quadrants of one draw.
+    let shared = views(vec![0]);
+    assert_eq!(shared[0].images.size(), vec![40, 3, 8, 8]);
+    let (a, b) = (quadrants(&shared[0]), quadrants(&shared[1]));
+    assert!(a.iter().zip(&b).all(|(p, q)| p != q), "{a:?} {b:?}");
+    assert!((0..4).all(|q| a.contains(&q)), "{a:?}");
+    // Independent draws land on the same quadrant about one time in four.
+    let apart = views(vec![]);
+    let (a, b) = (quadrants(&apart[0]), quadrants(&apart[1]));
+    let together = a.iter().zip(&b).filter(|(p, q)| p == q).count();
+    assert!((3..=20).contains(&together), "{together} of 40: {a:?} {b:?}");
+    // A shared step must exist.
+    let cfg = config(0, 1, Sampling::Stream { consumed: 0 });
+    let err = Loader::with_views(Arc::new(Cornered), Arc::from(vec![]), pair(vec![1]), cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("view group 0 shares step 1"), "{err}");
 }

@@ -33,7 +33,30 @@ impl Resolved {
         let experiment = layers.experiment()?;
         let resolved = Resolved { experiment, layers };
         resolved.check_device()?;
+        resolved.check_views()?;
         Ok(resolved)
+    }
+
+    /// Every shared step of a view group names a step of its chain.
+    fn check_views(&self) -> Result<(), ConfigError> {
+        let Some(pretrain) = &self.experiment.pretrain else {
+            return Ok(());
+        };
+        for (g, group) in pretrain.views.iter().enumerate() {
+            for (i, &k) in group.shared_steps.iter().enumerate() {
+                if k >= group.augmentations.len() {
+                    let path: Vec<String> = ["pretrain", "views", &g.to_string(), "shared_steps", &i.to_string()]
+                        .map(String::from)
+                        .into();
+                    let message = format!(
+                        "shared step {k} is not a step of this group's chain, which has {} augmentation(s)",
+                        group.augmentations.len()
+                    );
+                    return Err(ConfigError::Invalid(self.layers.diagnose(&path, message)));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_device(&self) -> Result<(), ConfigError> {
