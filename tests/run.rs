@@ -384,6 +384,30 @@ fn view_augmentations_are_checked_like_the_others() {
         resolved.contains("count: 2") && resolved.contains("p: 0.5"),
         "{resolved}"
     );
+    let stderr = fails(runner(&[
+        "validate",
+        "experiments/example.yaml",
+        "--set",
+        "pretrain.views=[{count: 1, shared_steps: [0, 1], augmentations: [{name: hflip}]}]",
+    ]));
+    assert!(
+        stderr.contains("`pretrain.views.0.shared_steps.1`: shared step 1 is not a step of this group's chain, which has 1 augmentation(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn evaluation_augmentations_are_checked_like_the_others() {
+    let stderr = fails(runner(&[
+        "validate",
+        "experiments/example.yaml",
+        "--set",
+        "evaluations.0.test_augmentations=[{name: center_crop, params: {sise: 16}}]",
+    ]));
+    assert!(
+        stderr.contains("`evaluations.0.test_augmentations.0.params.sise`: unknown field `sise`"),
+        "{stderr}"
+    );
 }
 
 #[test]

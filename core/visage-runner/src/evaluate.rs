@@ -1,10 +1,12 @@
 //! Downstream evaluation of a backbone, and of a randomly initialised copy
 //! as a baseline.
 
+use std::sync::Arc;
+
 use tch::Device;
 use visage_core::backbone::Backbone;
 use visage_core::dataset::{DatasetContext, Split};
-use visage_core::task::{EvalContext, Metrics, TaskContext};
+use visage_core::task::{EvalContext, EvalSplit, Metrics, TaskContext};
 use visage_core::Registry;
 
 use crate::config::Evaluation;
@@ -18,14 +20,21 @@ pub fn evaluate(
     device: Device,
 ) -> anyhow::Result<Metrics> {
     let params = |c: &crate::config::Component| c.params.to_string();
-    let split = |split| {
-        registry.build_dataset(
+    let split = |split, chain: &[crate::config::Component]| -> anyhow::Result<EvalSplit> {
+        let dataset = registry.build_dataset(
             &evaluation.dataset.name,
             &params(&evaluation.dataset),
             &DatasetContext { split, seed },
-        )
+        )?;
+        let augmentations = chain
+            .iter()
+            .map(|a| registry.build_augmentation(&a.name, &params(a)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EvalSplit {
+            dataset: Arc::from(dataset),
+            augmentations: Arc::from(augmentations),
+        })
     };
-    let (train, test) = (split(Split::Train)?, split(Split::Test)?);
     let metrics = evaluation
         .metrics
         .iter()
@@ -42,11 +51,12 @@ pub fn evaluate(
         backbone,
         feature: &evaluation.feature,
         protocol: evaluation.protocol,
-        train: train.as_ref(),
-        test: test.as_ref(),
+        train: split(Split::Train, &evaluation.augmentations)?,
+        test: split(Split::Test, &evaluation.test_augmentations)?,
         metrics: &metrics,
         device,
         seed,
+        workers: evaluation.workers,
     };
     Ok(task.evaluate(&ctx)?)
 }

@@ -7,10 +7,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::backbone::feature;
-use visage_core::dataset::Dataset;
-use visage_core::task::{EvalContext, Metrics, Protocol, Task, TaskContext};
+use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol, Task, TaskContext};
 use visage_core::tch::{Device, Tensor};
-use visage_core::{declare_plugin, Batch, Error, Registry, Result};
+use visage_core::{declare_plugin, Error, Registry, Result};
 
 /// Parameters, checked before anything is built.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -33,20 +32,26 @@ impl NearestMean {
         Ok(NearestMean(params))
     }
 
-    fn features(&self, ctx: &EvalContext<'_>, data: &dyn Dataset) -> Result<(Tensor, Tensor)> {
+    fn features(&self, ctx: &EvalContext<'_>, split: &EvalSplit) -> Result<(Tensor, Tensor)> {
         let _no_grad = visage_core::tch::no_grad_guard();
-        let samples = (0..data.len()).map(|i| data.get(i)).collect::<Result<Vec<_>>>()?;
-        let batch = Batch::collate(samples)?.to_device(ctx.device);
-        let out = ctx.backbone.forward(&batch.images, false)?;
-        let x = feature(&out, ctx.feature)?.flatten(1, -1).to_device(Device::Cpu);
-        Ok((x, batch.label(&self.0.label)?.to_device(Device::Cpu)))
+        let (mut xs, mut ys) = (vec![], vec![]);
+        for batch in ctx.batches(split, 256, None)? {
+            let batch = batch?.to_device(ctx.device);
+            let out = ctx.backbone.forward(&batch.images, false)?;
+            xs.push(feature(&out, ctx.feature)?.flatten(1, -1).to_device(Device::Cpu));
+            ys.push(batch.label(&self.0.label)?.to_device(Device::Cpu));
+        }
+        if xs.is_empty() {
+            return Err(Error::msg("the evaluation dataset is empty"));
+        }
+        Ok((Tensor::cat(&xs, 0), Tensor::cat(&ys, 0)))
     }
 }
 
 impl Task for NearestMean {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let (train_x, train_y) = self.features(ctx, ctx.train)?;
-        let (test_x, test_y) = self.features(ctx, ctx.test)?;
+        let (train_x, train_y) = self.features(ctx, &ctx.train)?;
+        let (test_x, test_y) = self.features(ctx, &ctx.test)?;
         let classes = train_y.max().int64_value(&[]) + 1;
         let means: Vec<Tensor> = (0..classes)
             .map(|c| {

@@ -5,10 +5,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::backbone::feature;
-use visage_core::dataset::Dataset;
-use visage_core::task::{EvalContext, Metrics, Task, TaskContext};
+use visage_core::task::{EvalContext, EvalSplit, Metrics, Task, TaskContext};
 use visage_core::tch::{nn, nn::Module, nn::OptimizerConfig, Device, Tensor};
-use visage_core::{Batch, Error, Result};
+use visage_core::{Error, Result};
 
 /// Parameters of `example_classification`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -53,13 +52,11 @@ impl LinearProbe {
         Ok(LinearProbe(params))
     }
 
-    fn extract(&self, ctx: &EvalContext<'_>, data: &dyn Dataset) -> Result<(Tensor, Tensor)> {
+    fn extract(&self, ctx: &EvalContext<'_>, split: &EvalSplit) -> Result<(Tensor, Tensor)> {
         let _no_grad = visage_core::tch::no_grad_guard();
         let (mut feats, mut labels) = (vec![], vec![]);
-        let indices: Vec<usize> = (0..data.len()).collect();
-        for chunk in indices.chunks(self.0.batch_size) {
-            let samples = chunk.iter().map(|&i| data.get(i)).collect::<Result<Vec<_>>>()?;
-            let batch = Batch::collate(samples)?.to_device(ctx.device);
+        for batch in ctx.batches(split, self.0.batch_size, None)? {
+            let batch = batch?.to_device(ctx.device);
             let out = ctx.backbone.forward(&batch.images, false)?;
             feats.push(feature(&out, ctx.feature)?.flatten(1, -1).to_device(Device::Cpu));
             labels.push(batch.label(&self.0.label)?.to_device(Device::Cpu));
@@ -73,8 +70,8 @@ impl LinearProbe {
 
 impl Task for LinearProbe {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let (train_x, train_y) = self.extract(ctx, ctx.train)?;
-        let (test_x, test_y) = self.extract(ctx, ctx.test)?;
+        let (train_x, train_y) = self.extract(ctx, &ctx.train)?;
+        let (test_x, test_y) = self.extract(ctx, &ctx.test)?;
         let mean = train_x.mean_dim(0, true, train_x.kind());
         let std = train_x.std_dim(0, false, true) + 1e-6;
         let (train_x, test_x) = ((&train_x - &mean) / &std, (&test_x - &mean) / &std);

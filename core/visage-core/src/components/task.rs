@@ -1,12 +1,15 @@
 //! Tasks: downstream evaluations of a backbone's representation.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use crate::augmentation::Augmentation;
 use crate::backbone::Backbone;
+use crate::data::{Loader, LoaderConfig, Sampling};
 use crate::dataset::Dataset;
 use crate::guard::Guarded;
 use crate::metric::Metric;
@@ -47,6 +50,16 @@ pub struct TaskContext {
     pub protocol: Protocol,
 }
 
+/// One split of the evaluation data, and the augmentations applied to it
+/// when it is read through [`EvalContext::batches`].
+pub struct EvalSplit {
+    /// The samples.
+    pub dataset: Arc<dyn Dataset>,
+    /// Applied in order to every sample (e.g. fine-tuning's flips on the
+    /// train split, a centre crop on the test split).
+    pub augmentations: Arc<[Box<dyn Augmentation>]>,
+}
+
 /// Everything one evaluation needs.
 pub struct EvalContext<'a> {
     /// The representation under test.
@@ -56,19 +69,149 @@ pub struct EvalContext<'a> {
     /// The protocol.
     pub protocol: Protocol,
     /// Training split of the evaluation dataset.
-    pub train: &'a dyn Dataset,
+    pub train: EvalSplit,
     /// Test split of the evaluation dataset.
-    pub test: &'a dyn Dataset,
+    pub test: EvalSplit,
     /// Metrics to report, by name.
     pub metrics: &'a [(String, Box<dyn Metric>)],
     /// Where to compute.
     pub device: Device,
     /// Seed for the head's initialisation and data order.
     pub seed: u64,
+    /// Loader threads that decode and augment batches (0: the calling
+    /// thread); the batches are the same for any value.
+    pub workers: usize,
+}
+
+impl EvalContext<'_> {
+    /// One pass over `split` in batches of `batch_size`, decoded and
+    /// augmented on the evaluation's loader threads: in index order with
+    /// the last batch short when `epoch` is `None` (feature extraction,
+    /// scoring), else shuffled with the permutation of `(seed, epoch)`,
+    /// the last partial batch dropped (training a head). Augmentations draw
+    /// from `(seed, epoch, index)`, as in pre-training.
+    ///
+    /// ```no_run
+    /// # fn f(ctx: &visage_core::task::EvalContext<'_>) -> visage_core::Result<()> {
+    /// for batch in ctx.batches(&ctx.test, 256, None)? {
+    ///     let batch = batch?.to_device(ctx.device);
+    ///     let _features = ctx.backbone.forward(&batch.images, false)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn batches(&self, split: &EvalSplit, batch_size: usize, epoch: Option<u64>) -> Result<Loader> {
+        let sampling = match epoch {
+            None => Sampling::Epoch {
+                epoch: 0,
+                shuffle: false,
+                drop_last: false,
+            },
+            Some(epoch) => Sampling::Epoch {
+                epoch,
+                shuffle: true,
+                drop_last: true,
+            },
+        };
+        let config = LoaderConfig {
+            batch_size,
+            workers: self.workers,
+            prefetch: self.workers.max(1) * 2,
+            seed: self.seed,
+            sampling,
+            device: self.device,
+        };
+        Loader::new(split.dataset.clone(), split.augmentations.clone(), config)
+    }
 }
 
 impl<T: Task> Task for Guarded<T> {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         self.run_mut(|t| t.evaluate(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Registry, Sample};
+    use tch::{nn, Kind, Tensor};
+
+    /// Sample `i` is an image of value `i / len` with label `class = i`.
+    struct Ramp(usize);
+
+    impl Dataset for Ramp {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn get(&self, i: usize) -> Result<Sample> {
+            let image = Tensor::full([3, 8, 8], i as f64 / self.0 as f64, (Kind::Float, Device::Cpu));
+            Ok(Sample::new(image).with_label("class", Tensor::from(i as i64)))
+        }
+    }
+
+    fn classes(loader: Loader) -> Vec<Vec<i64>> {
+        loader
+            .map(|b| Vec::<i64>::try_from(b.unwrap().label("class").unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn batches_read_the_splits_in_order_or_shuffled_with_their_augmentations() {
+        let mut registry = Registry::new();
+        crate::builtin::register(&mut registry).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let backbone = registry
+            .build_backbone(
+                "resnet",
+                r#"{"width": 4, "small_stem": true}"#,
+                &crate::backbone::BackboneContext {
+                    vs: vs.root(),
+                    in_channels: 3,
+                },
+            )
+            .unwrap();
+        let invert = || {
+            registry
+                .build_augmentation("solarize", r#"{"threshold": 0.0, "p": 1}"#)
+                .unwrap()
+        };
+        let ctx = |workers| EvalContext {
+            backbone: backbone.as_ref(),
+            feature: "pooled",
+            protocol: Protocol::LinearProbe,
+            train: EvalSplit {
+                dataset: Arc::new(Ramp(10)),
+                augmentations: Arc::from(vec![]),
+            },
+            test: EvalSplit {
+                dataset: Arc::new(Ramp(10)),
+                augmentations: Arc::from(vec![invert()]),
+            },
+            metrics: &[],
+            device: Device::Cpu,
+            seed: 3,
+            workers,
+        };
+        let (inline, threaded) = (ctx(0), ctx(3));
+        // In order, every sample once, the last batch short.
+        let ordered = classes(inline.batches(&inline.train, 4, None).unwrap());
+        assert_eq!(ordered, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+        // Shuffled per epoch, the partial batch dropped, the same for any workers.
+        let epoch = |c: &EvalContext<'_>, e| classes(c.batches(&c.train, 4, Some(e)).unwrap());
+        assert_eq!(epoch(&inline, 1), epoch(&threaded, 1));
+        assert_ne!(epoch(&inline, 1), epoch(&inline, 2));
+        assert_eq!(epoch(&inline, 1).len(), 2);
+        // Each split has its own augmentations: solarize at 0 inverts the test images.
+        let first = |c: &EvalContext<'_>, split: &EvalSplit| {
+            c.batches(split, 10, None)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .images
+                .double_value(&[9, 0, 0, 0])
+        };
+        assert!((first(&inline, &inline.train) - 0.9).abs() < 1e-6);
+        assert!((first(&threaded, &threaded.test) - 0.1).abs() < 1e-6);
     }
 }

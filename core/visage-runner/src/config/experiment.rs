@@ -294,6 +294,18 @@ pub struct Evaluation {
     pub protocol: Protocol,
     /// Labelled data: its train split trains the head, its test split is scored.
     pub dataset: Component,
+    /// Applied in order to every sample of the train split when the task
+    /// reads it in batches (e.g. fine-tuning's random crops and flips).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub augmentations: Vec<Component>,
+    /// Applied in order to every sample of the test split (e.g. a centre
+    /// crop).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_augmentations: Vec<Component>,
+    /// Loader threads that decode and augment the task's batches (0: the
+    /// evaluating thread). Results are identical for any value.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// The backbone output the task reads.
     #[serde(default = "default_feature")]
     pub feature: String,
@@ -375,6 +387,18 @@ impl Experiment {
             let i = i.to_string();
             out.push(site(p(&["evaluations", &i, "task"]), Kind::Task, &mut e.task));
             out.push(site(p(&["evaluations", &i, "dataset"]), Kind::Dataset, &mut e.dataset));
+            for (key, chain) in [
+                ("augmentations", &mut e.augmentations),
+                ("test_augmentations", &mut e.test_augmentations),
+            ] {
+                for (k, a) in chain.iter_mut().enumerate() {
+                    out.push(site(
+                        p(&["evaluations", &i, key, &k.to_string()]),
+                        Kind::Augmentation,
+                        a,
+                    ));
+                }
+            }
             for (j, m) in e.metrics.iter_mut().enumerate() {
                 out.push(site(
                     p(&["evaluations", &i, "metrics", &j.to_string()]),
