@@ -469,28 +469,40 @@ fn landmarks_outside_the_image_are_not_visible() {
 }
 
 /// The fast learnability check (the full one is the `learnability` example,
-/// reported in the README): on easy faces a small supervised CNN learns
-/// identity and pose far beyond a linear probe on random features and the
-/// best constant, so these labels are read from the pixels.
+/// reported in the README): on easy faces at 64 px a small supervised CNN
+/// reads every label from the pixels far better than a linear probe on
+/// random features and the best constant.
 #[test]
-fn identity_and_pose_are_learnable_from_the_pixels() {
+fn every_label_is_learnable_from_the_pixels() {
     use crate::learnability::{measure, Config};
     let report = measure(&Config {
-        identities: 30,
-        samples_per_identity: 20,
+        identities: 60,
+        samples_per_identity: 30,
         resolution: 64,
         width: 32,
-        epochs: 8,
+        epochs: 12,
         seed: 0,
         easy: true,
     })
     .unwrap();
     let (s, r, c) = (report.supervised, report.random_probe, report.constant);
+    // Higher is better for these; lower for pose MAE and NME.
+    let beats = |ours: f64, probe: f64, constant: f64, factor: f64| ours > factor * probe.max(constant);
     assert!(
-        s.identity > 60.0 && s.identity > 5.0 * r.identity.max(c.identity),
-        "{report}"
+        beats(s.identity, r.identity, c.identity, 5.0) && s.identity > 60.0,
+        "identity\n{report}"
     );
-    assert!(s.pose_mae < 0.75 * r.pose_mae.min(c.pose_mae), "{report}");
+    assert!(
+        beats(s.expression, r.expression, c.expression, 1.5),
+        "expression\n{report}"
+    );
+    assert!(
+        beats(s.parsing_f1, r.parsing_f1, c.parsing_f1, 1.5),
+        "parsing\n{report}"
+    );
+    assert!(s.au_f1 > r.au_f1.max(c.au_f1) + 5.0, "AU\n{report}");
+    assert!(s.pose_mae < 0.75 * r.pose_mae.min(c.pose_mae), "pose\n{report}");
+    assert!(s.nme < 0.75 * r.nme.min(c.nme), "landmarks\n{report}");
     // The constant baseline is what it claims: 1 / identities at best.
-    assert!(c.identity < 100.0 / 30.0 + 1e-9, "{report}");
+    assert!(c.identity < 100.0 / 60.0 + 1e-9, "{report}");
 }
