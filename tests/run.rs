@@ -254,10 +254,7 @@ fn exported_backbone_weights_reproduce_the_evaluation() {
     // A corrupt image is named.
     std::fs::write(images.join("sub/broken.png"), b"not a png").unwrap();
     let stderr = fails(embed_images(&dir.path().join("never.npy")));
-    assert!(
-        stderr.contains("broken.png: not a readable JPEG or PNG image"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("broken.png: not a JPEG or PNG image"), "{stderr}");
     assert!(!dir.path().join("never.npy").exists());
 }
 

@@ -8,12 +8,16 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context};
 use clap::{Args, ValueEnum};
 use tch::{nn, Device, Kind, Tensor};
+use visage_core::augmentation::Augmentation;
 use visage_core::backbone::{feature, BackboneContext};
-use visage_core::dataset::{DatasetContext, Split};
+use visage_core::data::sources::ImageFolder;
+use visage_core::data::{Loader, LoaderConfig, Sampling};
+use visage_core::dataset::{Dataset, DatasetContext, Split};
 use visage_core::nn::weights::{load_state_dict, read_state_dict};
 use visage_core::Registry;
 
@@ -40,10 +44,11 @@ pub struct EmbedArgs {
     /// The backbone output to write.
     #[arg(long, default_value = "pooled")]
     output: String,
-    /// A folder of JPEG/PNG images (searched recursively, sorted by path).
+    /// A folder of JPEG/PNG images (searched recursively, sorted by path;
+    /// read as the `image_folder` dataset reads them).
     #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset")]
     images: Option<PathBuf>,
-    /// Resize images to SIZE x SIZE.
+    /// Resize inputs to SIZE x SIZE (the `resize` augmentation).
     #[arg(long)]
     size: Option<i64>,
     /// Pixel normalisation of images.
@@ -64,6 +69,9 @@ pub struct EmbedArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Threads that decode and resize the inputs ahead of the backbone.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -104,18 +112,28 @@ pub fn embed(args: &EmbedArgs, host: &Host) -> anyhow::Result<()> {
     tracing::info!(file = %weights.display(), "{report}");
 
     let inputs = Inputs::new(args, registry)?;
-    ensure!(inputs.len() > 0, "no inputs to embed");
     ensure!(args.batch_size > 0, "--batch-size must be positive");
+    let config = LoaderConfig {
+        batch_size: args.batch_size,
+        workers: args.workers,
+        prefetch: args.workers.max(1) * 2,
+        seed: args.seed,
+        sampling: Sampling::Epoch {
+            epoch: 0,
+            shuffle: false,
+            drop_last: false,
+        },
+        device,
+    };
     let mut rows = vec![];
-    let progress = indicatif::ProgressBar::new(inputs.len() as u64);
-    for start in (0..inputs.len()).step_by(args.batch_size) {
-        let end = (start + args.batch_size).min(inputs.len());
-        let images: Vec<Tensor> = (start..end).map(|i| inputs.image(i)).collect::<anyhow::Result<_>>()?;
-        let batch = Tensor::f_stack(&images, 0).context("the inputs have different sizes (use --size)")?;
-        let batch = normalize(batch, args.normalize).to_device(device);
+    let progress = indicatif::ProgressBar::new(inputs.names.len() as u64);
+    for batch in Loader::new(inputs.dataset, inputs.augmentations, config)? {
+        let images = batch?.images;
+        let n = images.size()[0];
+        let batch = normalize(images, args.normalize).to_device(device);
         let features = tch::no_grad(|| backbone.forward(&batch, false))?;
         rows.push(feature(&features, &args.output)?.flatten(1, -1).to_device(Device::Cpu));
-        progress.inc((end - start) as u64);
+        progress.inc(n as u64);
     }
     progress.finish_and_clear();
     let features = Tensor::cat(&rows, 0).to_kind(Kind::Float);
@@ -186,101 +204,55 @@ fn normalize(batch: Tensor, how: Normalize) -> Tensor {
     }
 }
 
-/// What is embedded, in order.
+/// What is embedded, in order: a dataset (an `image_folder` for
+/// `--images`, so that files are decoded exactly as in training), the
+/// `resize` augmentation for `--size`, and a name per sample.
 struct Inputs {
     names: Vec<String>,
-    files: Vec<PathBuf>,
-    dataset: Option<Box<dyn visage_core::dataset::Dataset>>,
-    size: Option<i64>,
+    dataset: Arc<dyn Dataset>,
+    augmentations: Arc<[Box<dyn Augmentation>]>,
 }
 
 impl Inputs {
     fn new(args: &EmbedArgs, registry: &Registry) -> anyhow::Result<Self> {
-        if let Some(dir) = &args.images {
-            let files = image_files(dir)?;
-            let names = files
-                .iter()
-                .map(|f| f.strip_prefix(dir).unwrap_or(f).display().to_string())
-                .collect();
-            return Ok(Inputs {
-                names,
-                files,
-                dataset: None,
-                size: args.size,
-            });
-        }
-        let name = args.dataset.as_deref().context("--images or --dataset is required")?;
-        let params = match &args.dataset_params {
-            Some(text) => yaml_value(text, "--dataset-params")?,
-            None => serde_json::json!({}),
+        let augmentations: Vec<Box<dyn Augmentation>> = match args.size {
+            Some(s) => vec![registry.build_augmentation("resize", &serde_json::json!({ "size": [s, s] }).to_string())?],
+            None => vec![],
         };
-        let split = match args.split {
-            SplitArg::Train => Split::Train,
-            SplitArg::Test => Split::Test,
+        let (dataset, names): (Arc<dyn Dataset>, Vec<String>) = match &args.images {
+            Some(dir) => {
+                let params = serde_json::from_value(serde_json::json!({ "root": dir }))?;
+                let folder = ImageFolder::new(params, Split::Train)?;
+                let names = folder
+                    .paths()
+                    .iter()
+                    .map(|f| f.strip_prefix(dir).unwrap_or(f).display().to_string())
+                    .collect();
+                (Arc::new(folder), names)
+            }
+            None => {
+                let name = args.dataset.as_deref().context("--images or --dataset is required")?;
+                let params = match &args.dataset_params {
+                    Some(text) => yaml_value(text, "--dataset-params")?,
+                    None => serde_json::json!({}),
+                };
+                let split = match args.split {
+                    SplitArg::Train => Split::Train,
+                    SplitArg::Test => Split::Test,
+                };
+                let ctx = DatasetContext { split, seed: args.seed };
+                let dataset = registry.build_dataset(name, &params.to_string(), &ctx)?;
+                let names = (0..dataset.len()).map(|i| format!("{name}:{i}")).collect();
+                (Arc::from(dataset), names)
+            }
         };
-        let ctx = DatasetContext { split, seed: args.seed };
-        let dataset = registry.build_dataset(name, &params.to_string(), &ctx)?;
-        let names = (0..dataset.len()).map(|i| format!("{name}:{i}")).collect();
+        ensure!(!names.is_empty(), "no inputs to embed");
         Ok(Inputs {
             names,
-            files: vec![],
-            dataset: Some(dataset),
-            size: args.size,
+            dataset,
+            augmentations: Arc::from(augmentations),
         })
     }
-
-    fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// Input `i` as a float image `[3, H, W]` in [0, 1].
-    fn image(&self, i: usize) -> anyhow::Result<Tensor> {
-        let image = match &self.dataset {
-            Some(d) => d.get(i)?.image,
-            None => {
-                let file = &self.files[i];
-                let pixels = tch::vision::image::load(file)
-                    .map_err(|e| anyhow::anyhow!("{}: not a readable JPEG or PNG image ({e})", file.display()))?;
-                ensure!(
-                    pixels.size()[0] == 3,
-                    "{}: expected an RGB image, got {} channels",
-                    file.display(),
-                    pixels.size()[0]
-                );
-                pixels.to_kind(Kind::Float) / 255.0
-            }
-        };
-        Ok(match self.size {
-            Some(s) => image
-                .unsqueeze(0)
-                .upsample_bilinear2d([s, s], false, None, None)
-                .squeeze_dim(0),
-            None => image,
-        })
-    }
-}
-
-/// JPEG and PNG files under `dir`, at any depth, sorted by path.
-fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).with_context(|| format!("{}: cannot read the folder", d.display()))?;
-        for entry in entries {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// `<out>` (the features) and `<out>.inputs.txt` (one input per line),
