@@ -16,31 +16,9 @@ use std::time::Instant;
 use tch::Device;
 use visage_core::augmentation::Augmentation;
 use visage_core::data::sources::ImageFolder;
-use visage_core::data::{Loader, LoaderConfig, Sampling};
+use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
 use visage_core::dataset::Split;
-use visage_core::rng::Rng;
-use visage_core::{Registry, Result, Sample};
-
-/// Two independent views of a sample: the first is the image, the second the
-/// label `view2`.
-struct TwoViews(Vec<Box<dyn Augmentation>>);
-
-impl TwoViews {
-    fn view(&self, mut sample: Sample, seed: u64, v: u64) -> Result<Sample> {
-        for (k, a) in self.0.iter().enumerate() {
-            sample = a.apply(sample, Rng::new(&[seed, v, k as u64]).next_u64())?;
-        }
-        Ok(sample)
-    }
-}
-
-impl Augmentation for TwoViews {
-    fn apply(&self, sample: Sample, seed: u64) -> Result<Sample> {
-        let copy = Sample::new(sample.image.shallow_clone());
-        let second = self.view(copy, seed, 1)?.image;
-        Ok(self.view(sample, seed, 0)?.with_label("view2", second))
-    }
-}
+use visage_core::{Registry, Result};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -70,23 +48,32 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    let mut chain = vec![
-        aug("random_resized_crop", format!(r#"{{"size": {size}}}"#))?,
-        aug("hflip", "{}".into())?,
-        aug(
-            "color_jitter",
-            r#"{"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1, "p": 0.8}"#.into(),
-        )?,
-        aug("grayscale", r#"{"p": 0.2}"#.into())?,
-    ];
-    chain.truncate(ops);
-    if ops == 0 {
-        chain.push(aug("resize", format!(r#"{{"size": [{size}, {size}]}}"#))?);
-    }
-    let views = TwoViews(chain);
+    // The first view is the loader's own augmentation of the image, the
+    // second a view group of one, as a two-view method is configured.
+    let chain = || -> Result<Vec<Box<dyn Augmentation>>> {
+        let mut chain = vec![
+            aug("random_resized_crop", format!(r#"{{"size": {size}}}"#))?,
+            aug("hflip", "{}".into())?,
+            aug(
+                "color_jitter",
+                r#"{"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1, "p": 0.8}"#.into(),
+            )?,
+            aug("grayscale", r#"{"p": 0.2}"#.into())?,
+        ];
+        chain.truncate(ops);
+        if ops == 0 {
+            chain.push(aug("resize", format!(r#"{{"size": [{size}, {size}]}}"#))?);
+        }
+        Ok(chain)
+    };
     let params = serde_json::from_value(serde_json::json!({ "root": root })).map_err(visage_core::Error::msg)?;
     let dataset = Arc::new(ImageFolder::new(params, Split::Train)?);
-    let augmentations: Arc<[Box<dyn Augmentation>]> = Arc::from(vec![Box::new(views) as Box<dyn Augmentation>]);
+    let augmentations: Arc<[Box<dyn Augmentation>]> = Arc::from(chain()?);
+    let views: Arc<[ViewGroup]> = Arc::from(vec![ViewGroup {
+        count: 1,
+        augmentations: chain()?,
+        shared_steps: vec![],
+    }]);
     let consumer_ms: u64 = std::env::var("PIPELINE_BENCH_CONSUMER_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -105,11 +92,11 @@ fn main() -> Result<()> {
             },
             device: Device::Cpu,
         };
-        for b in Loader::new(dataset.clone(), augmentations.clone(), config)? {
+        for b in Loader::with_views(dataset.clone(), augmentations.clone(), views.clone(), config)? {
             let b = b?;
             let n = b.images.size()[0] as usize;
             assert_eq!(b.images.size(), [n as i64, 3, size as i64, size as i64]);
-            assert_eq!(b.label("view2")?.size(), b.images.size());
+            assert_eq!(b.views[0].images.size(), b.images.size());
             if consumer_ms > 0 {
                 // A slow training step (PIPELINE_BENCH_CONSUMER_MS): the loader
                 // runs up to `prefetch` batches ahead and then waits.
