@@ -9,7 +9,7 @@ use visage_core::dataset::{DatasetContext, Split};
 use visage_core::task::{EvalContext, EvalSplit, Metrics, TaskContext};
 use visage_core::Registry;
 
-use crate::config::Evaluation;
+use crate::config::{augmentation_chain, Evaluation};
 
 /// Runs one evaluation on `backbone`.
 pub fn evaluate(
@@ -26,13 +26,9 @@ pub fn evaluate(
             &params(&evaluation.dataset),
             &DatasetContext { split, seed },
         )?;
-        let augmentations = chain
-            .iter()
-            .map(|a| registry.build_augmentation(&a.name, &params(a)))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(EvalSplit {
             dataset: Arc::from(dataset),
-            augmentations: Arc::from(augmentations),
+            augmentations: Arc::from(augmentation_chain(registry, chain)?),
         })
     };
     let metrics = evaluation

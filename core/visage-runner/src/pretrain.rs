@@ -16,7 +16,7 @@ use visage_core::rng::Rng;
 use visage_core::Registry;
 
 use crate::checkpoint::{self, Checkpoints};
-use crate::config::{Precision, Pretrain};
+use crate::config::{augmentation_chain, Precision, Pretrain};
 use crate::metrics::MetricsLog;
 use crate::results::PretrainResult;
 
@@ -46,27 +46,18 @@ pub fn pretrain(
         "pretrain.dataset `{}` is empty",
         config.dataset.name
     );
-    let augmentations = config
-        .augmentations
-        .iter()
-        .map(|a| registry.build_augmentation(&a.name, &params(a)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let augmentations = augmentation_chain(registry, &config.augmentations)?;
     let views = config
         .views
         .iter()
         .map(|group| {
-            let augmentations = group
-                .augmentations
-                .iter()
-                .map(|a| registry.build_augmentation(&a.name, &params(a)))
-                .collect::<Result<Vec<_>, _>>()?;
             Ok(ViewGroup {
                 count: group.count,
-                augmentations,
+                augmentations: augmentation_chain(registry, &group.augmentations)?,
                 shared_steps: group.shared_steps.clone(),
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<visage_core::Result<Vec<_>>>()?;
     let method_ctx = MethodContext {
         vs: vs.root() / "method",
         backbone_outputs: backbone.outputs(),

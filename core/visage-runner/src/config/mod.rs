@@ -19,6 +19,18 @@ pub use diagnostic::{ConfigError, Place};
 pub use experiment::{Component, Evaluation, Experiment, Precision, Pretrain};
 use load::Layers;
 
+/// Builds the augmentations of `chain`, in order (their parameters were
+/// checked by [`Resolved::check_components`]).
+pub fn augmentation_chain(
+    registry: &Registry,
+    chain: &[Component],
+) -> visage_core::Result<Vec<Box<dyn visage_core::augmentation::Augmentation>>> {
+    chain
+        .iter()
+        .map(|a| registry.build_augmentation(&a.name, &a.params.to_string()))
+        .collect()
+}
+
 /// A loaded experiment and the layers it came from.
 pub struct Resolved {
     /// The typed experiment.
