@@ -501,6 +501,7 @@ fn every_label_is_learnable_from_the_pixels() {
         "parsing\n{report}"
     );
     assert!(s.au_f1 > r.au_f1.max(c.au_f1) + 5.0, "AU\n{report}");
+    assert!(s.au_auc > r.au_auc + 10.0 && c.au_auc == 50.0, "AU AUC\n{report}");
     assert!(s.pose_mae < 0.75 * r.pose_mae.min(c.pose_mae), "pose\n{report}");
     assert!(s.nme < 0.75 * r.nme.min(c.nme), "landmarks\n{report}");
     // The constant baseline is what it claims: 1 / identities at best.

@@ -31,7 +31,7 @@ use visage_core::Result;
 
 use crate::params::SynthFaceParams;
 use crate::render::render;
-use metrics::{accuracy, mean_f1, nme, parsing_f1};
+use metrics::{accuracy, mean_auc, mean_f1, nme, parsing_f1};
 use net::{Balance, Heads, Outputs, Trunk};
 
 /// The size of a learnability run.
@@ -61,6 +61,8 @@ pub struct Scores {
     pub expression: f64,
     /// Mean over AUs of per-AU F1, percent.
     pub au_f1: f64,
+    /// Mean ROC AUC over the action units, percent (50 for any constant).
+    pub au_auc: f64,
     /// Mean absolute pose error over yaw, pitch and roll, degrees.
     pub pose_mae: f64,
     /// Landmark NME over visible points, normalised by the landmark box
@@ -213,6 +215,7 @@ fn constant(train: &Data, test: &Data) -> Scores {
     Scores {
         expression: accuracy(&majority(&train.expression).expand([n], true), &test.expression),
         au_f1: always,
+        au_auc: 50.0,
         pose_mae: (median_pose - &test.pose).abs().mean(Kind::Float).double_value(&[]),
         nme: nme(&mean_shape, &test.landmarks, &test.visible),
         identity: accuracy(&majority(&train.identity).expand([n], true), &test.identity),
@@ -311,6 +314,7 @@ fn fit(config: &Config, train: &Data, test: &Data, train_trunk: bool) -> Scores 
     Scores {
         expression: accuracy(&o.expression.argmax(1, false), &test.expression),
         au_f1: mean_f1(&o.au.gt(0.0), &test.au),
+        au_auc: mean_auc(&o.au, &test.au),
         pose_mae: (&o.pose - &test.pose).abs().mean(Kind::Float).double_value(&[]),
         nme: nme(&o.landmarks, &test.landmarks, &test.visible),
         identity: accuracy(&o.identity.argmax(1, false), &test.identity),
@@ -333,9 +337,9 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "| predictor | expression acc % | AU F1 % | pose MAE deg | NME % | identity acc % | parsing F1 % |"
+            "| predictor | expression acc % | AU F1 % | AU AUC % | pose MAE deg | NME % | identity acc % | parsing F1 % |"
         )?;
-        writeln!(f, "|---|---|---|---|---|---|---|")?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|")?;
         for (name, s) in [
             ("supervised CNN", self.supervised),
             ("linear probe, random-init CNN", self.random_probe),
@@ -343,8 +347,8 @@ impl std::fmt::Display for Report {
         ] {
             writeln!(
                 f,
-                "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-                s.expression, s.au_f1, s.pose_mae, s.nme, s.identity, s.parsing_f1
+                "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                s.expression, s.au_f1, s.au_auc, s.pose_mae, s.nme, s.identity, s.parsing_f1
             )?;
         }
         Ok(())
