@@ -129,14 +129,16 @@ impl Block {
         for (i, (c, b)) in self.convs.iter().enumerate() {
             y = y.apply(c).apply_t(b, train);
             if i != last {
-                y = y.relu();
+                // In place, as torchvision's ReLU(inplace=True): batch norm's
+                // backward needs its input, not its output.
+                y = y.relu_();
             }
         }
         let identity = match &self.downsample {
             Some((c, b)) => x.apply(c).apply_t(b, train),
             None => x.shallow_clone(),
         };
-        (y + identity).relu()
+        (y + identity).relu_()
     }
 }
 
@@ -183,7 +185,7 @@ impl ResNet {
 
     /// The last stage's feature map `[N, C, h, w]`.
     pub fn trunk(&self, images: &Tensor, train: bool) -> Tensor {
-        let mut x = images.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut x = images.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
         if !self.small_stem {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
