@@ -16,7 +16,7 @@ use tch::{nn, Device, Kind, Tensor};
 use visage_core::augmentation::Augmentation;
 use visage_core::backbone::{feature, BackboneContext};
 use visage_core::data::sources::ImageFolder;
-use visage_core::data::{Loader, LoaderConfig, Sampling};
+use visage_core::data::{Loader, LoaderConfig};
 use visage_core::dataset::{Dataset, DatasetContext, Split};
 use visage_core::nn::weights::{load_state_dict, read_state_dict};
 use visage_core::Registry;
@@ -113,18 +113,7 @@ pub fn embed(args: &EmbedArgs, host: &Host) -> anyhow::Result<()> {
 
     let inputs = Inputs::new(args, registry)?;
     ensure!(args.batch_size > 0, "--batch-size must be positive");
-    let config = LoaderConfig {
-        batch_size: args.batch_size,
-        workers: args.workers,
-        prefetch: args.workers.max(1) * 2,
-        seed: args.seed,
-        sampling: Sampling::Epoch {
-            epoch: 0,
-            shuffle: false,
-            drop_last: false,
-        },
-        device,
-    };
+    let config = LoaderConfig::in_order(args.batch_size, args.workers, args.seed, device);
     let mut rows = vec![];
     let progress = indicatif::ProgressBar::new(inputs.names.len() as u64);
     for batch in Loader::new(inputs.dataset, inputs.augmentations, config)? {

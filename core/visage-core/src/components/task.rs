@@ -100,26 +100,14 @@ impl EvalContext<'_> {
     /// # Ok(()) }
     /// ```
     pub fn batches(&self, split: &EvalSplit, batch_size: usize, epoch: Option<u64>) -> Result<Loader> {
-        let sampling = match epoch {
-            None => Sampling::Epoch {
-                epoch: 0,
-                shuffle: false,
-                drop_last: false,
-            },
-            Some(epoch) => Sampling::Epoch {
+        let mut config = LoaderConfig::in_order(batch_size, self.workers, self.seed, self.device);
+        if let Some(epoch) = epoch {
+            config.sampling = Sampling::Epoch {
                 epoch,
                 shuffle: true,
                 drop_last: true,
-            },
-        };
-        let config = LoaderConfig {
-            batch_size,
-            workers: self.workers,
-            prefetch: self.workers.max(1) * 2,
-            seed: self.seed,
-            sampling,
-            device: self.device,
-        };
+            };
+        }
         Loader::new(split.dataset.clone(), split.augmentations.clone(), config)
     }
 }

@@ -35,6 +35,26 @@ pub struct LoaderConfig {
     pub device: Device,
 }
 
+impl LoaderConfig {
+    /// One pass over a dataset in index order, every sample once and the
+    /// last batch short (feature extraction, scoring), with `workers`
+    /// threads and twice as many batches of prefetch.
+    pub fn in_order(batch_size: usize, workers: usize, seed: u64, device: Device) -> Self {
+        LoaderConfig {
+            batch_size,
+            workers,
+            prefetch: workers.max(1) * 2,
+            seed,
+            sampling: Sampling::Epoch {
+                epoch: 0,
+                shuffle: false,
+                drop_last: false,
+            },
+            device,
+        }
+    }
+}
+
 /// `count` extra views of every sample, each made by applying
 /// `augmentations` to a copy of the sample after the loader's own
 /// augmentations (e.g. DINO: 2 global and 8 local crops). View `c` of group
