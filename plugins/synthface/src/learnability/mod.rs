@@ -215,7 +215,7 @@ fn constant(train: &Data, test: &Data) -> Scores {
     Scores {
         expression: accuracy(&majority(&train.expression).expand([n], true), &test.expression),
         au_f1: always,
-        au_auc: 50.0,
+        au_auc: mean_auc(&Tensor::zeros_like(&test.au), &test.au),
         pose_mae: (median_pose - &test.pose).abs().mean(Kind::Float).double_value(&[]),
         nme: nme(&mean_shape, &test.landmarks, &test.visible),
         identity: accuracy(&majority(&train.identity).expand([n], true), &test.identity),
