@@ -34,6 +34,7 @@ pub mod labels;
 pub mod nn;
 pub mod optim;
 pub mod params;
+mod pixels;
 pub mod plugin;
 pub mod registry;
 pub mod rng;

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::geometry::image_dims;
-use super::{bad, check_p, fires, half, one};
+use super::{bad, check_p, fires, half, one, planar};
 use crate::augmentation::Augmentation;
+use crate::pixels::{self, is_cpu_float};
 use crate::rng::Rng;
 use crate::{Error, Result, Sample};
 
@@ -115,24 +116,47 @@ impl Augmentation for ColorJitter {
             .iter()
             .map(|r| r.map(|[lo, hi]| rng.range(lo, hi)))
             .collect();
-        let mut img = sample.image;
-        for k in order {
-            let Some(f) = factors[k] else { continue };
-            img = match (k, c) {
-                // blend(img, 0, f): adding the zero term changes no bit.
-                (0, _) => (&img * f).f_clamp(0.0, 1.0)?,
-                (1, _) => {
-                    let mean = if c == 3 { gray(&img)? } else { img.shallow_clone() }.f_mean(Kind::Float)?;
-                    blend(&img, &mean, f)?
-                }
-                (2, 3) => blend(&img, &gray(&img)?, f)?,
-                (3, 3) => adjust_hue(&img, f)?,
-                _ => img,
-            };
-        }
-        sample.image = img;
+        sample.image = if is_cpu_float(&sample.image) {
+            jitter_planar(&sample.image, c, &order, &factors)?
+        } else {
+            jitter_torch(sample.image, c, &order, &factors)?
+        };
         Ok(sample)
     }
+}
+
+/// The jitter in plain Rust on a copy of the pixels.
+fn jitter_planar(img: &Tensor, c: i64, order: &[usize], factors: &[Option<f64>]) -> Result<Tensor> {
+    let mut data = pixels::with_values(img, <[f32]>::to_vec)?;
+    for &k in order {
+        match (k, factors[k], c) {
+            (0, Some(f), _) => planar::brightness(&mut data, f),
+            (1, Some(f), _) => planar::contrast(&mut data, c as usize, f),
+            (2, Some(f), 3) => planar::saturation(&mut data, f),
+            (3, Some(f), 3) => planar::hue(&mut data, f),
+            _ => {}
+        }
+    }
+    pixels::to_tensor(&data, &img.size())
+}
+
+/// The jitter in libtorch ops, for any kind and device.
+fn jitter_torch(mut img: Tensor, c: i64, order: &[usize], factors: &[Option<f64>]) -> Result<Tensor> {
+    for &k in order {
+        let Some(f) = factors[k] else { continue };
+        img = match (k, c) {
+            // blend(img, 0, f): adding the zero term changes no bit.
+            (0, _) => (&img * f).f_clamp(0.0, 1.0)?,
+            (1, _) => {
+                let mean = if c == 3 { gray(&img)? } else { img.shallow_clone() }.f_mean(Kind::Float)?;
+                blend(&img, &mean, f)?
+            }
+            (2, 3) => blend(&img, &gray(&img)?, f)?,
+            (3, 3) => adjust_hue_torch(&img, f)?,
+            _ => img,
+        };
+    }
+    Ok(img)
 }
 
 /// `clamp(f · a + (1 - f) · b, 0, 1)`.
@@ -149,80 +173,17 @@ pub(crate) fn gray(img: &Tensor) -> Result<Tensor> {
 }
 
 /// Rotates hue by `shift` turns (torchvision's `_rgb2hsv` / `_hsv2rgb`).
-/// A float RGB image on the CPU takes a per-pixel path in plain Rust (the
-/// same formulas in f32, one pass instead of ~50 libtorch kernels); other
-/// images the libtorch path.
+/// A float RGB image on the CPU takes the plain-Rust path
+/// ([`planar::hue`]); other images the libtorch path.
+#[cfg(test)]
 pub(crate) fn adjust_hue(img: &Tensor, shift: f64) -> Result<Tensor> {
     let size = img.size();
-    if img.kind() == Kind::Float && img.device() == tch::Device::Cpu && size.len() == 3 && size[0] == 3 {
-        let data = Vec::<f32>::try_from(img.f_contiguous()?.f_view([-1])?)?;
-        return Ok(Tensor::from_slice(&hue_shift_rgb(&data, shift as f32)).f_view([3, size[1], size[2]])?);
+    if is_cpu_float(img) && size.len() == 3 && size[0] == 3 {
+        let mut data = pixels::with_values(img, <[f32]>::to_vec)?;
+        planar::hue(&mut data, shift);
+        return pixels::to_tensor(&data, &size);
     }
     adjust_hue_torch(img, shift)
-}
-
-/// Python's `x % 1` for floats, equal to libtorch's `remainder` (up to the sign of zero)
-/// (`fmod`, plus 1 when negative): `x - floor(x)` is exact for `x >= 0` and
-/// for `x <= -1`, and rounds `x + 1` like it for `-1 < x < 0`.
-fn rem1(x: f32) -> f32 {
-    x - floor_small(x)
-}
-
-/// `x.floor()` for `|x| < 2^31` (hue values are within a few units), without
-/// the libm call that `f32::floor` is on targets without SSE4.1.
-fn floor_small(x: f32) -> f32 {
-    let t = x as i32 as f32;
-    if t > x {
-        t - 1.0
-    } else {
-        t
-    }
-}
-
-/// [`adjust_hue`] on planar RGB data `[3 * n]`.
-fn hue_shift_rgb(data: &[f32], shift: f32) -> Vec<f32> {
-    let n = data.len() / 3;
-    let (r, rest) = data.split_at(n);
-    let (g, b) = rest.split_at(n);
-    let mut out = vec![0f32; 3 * n];
-    let (or, rest) = out.split_at_mut(n);
-    let (og, ob) = rest.split_at_mut(n);
-    for i in 0..n {
-        let (r, g, b) = (r[i], g[i], b[i]);
-        let maxc = r.max(g).max(b);
-        let minc = r.min(g).min(b);
-        let eqc = maxc == minc;
-        let cr = maxc - minc;
-        let s = cr / if eqc { 1.0 } else { maxc };
-        let cr_div = if eqc { 1.0 } else { cr };
-        let rc = (maxc - r) / cr_div;
-        let gc = (maxc - g) / cr_div;
-        let bc = (maxc - b) / cr_div;
-        let h = if maxc == r {
-            bc - gc
-        } else if maxc == g {
-            (rc - bc) + 2.0
-        } else {
-            (gc - rc) + 4.0
-        };
-        let h = rem1(rem1(h / 6.0 + 1.0) + shift);
-        let v = maxc;
-        let i6 = floor_small(h * 6.0);
-        let f = h * 6.0 - i6;
-        let p = (v * (1.0 - s)).clamp(0.0, 1.0);
-        let q = (v * (1.0 - s * f)).clamp(0.0, 1.0);
-        let t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0);
-        let (x, y, z) = match i6 as i64 % 6 {
-            0 => (v, t, p),
-            1 => (q, v, p),
-            2 => (p, v, t),
-            3 => (p, q, v),
-            4 => (t, p, v),
-            _ => (v, p, q),
-        };
-        (or[i], og[i], ob[i]) = (x, y, z);
-    }
-    out
 }
 
 /// [`adjust_hue`] in libtorch ops, for any kind and device.
@@ -304,6 +265,11 @@ impl Augmentation for Grayscale {
         }
         match image_dims(&sample.image)? {
             (1, _, _) => {}
+            (3, _, _) if is_cpu_float(&sample.image) => {
+                let mut data = pixels::with_values(&sample.image, <[f32]>::to_vec)?;
+                planar::grayscale(&mut data);
+                sample.image = pixels::to_tensor(&data, &sample.image.size())?;
+            }
             (3, h, w) => sample.image = gray(&sample.image)?.f_expand([3, h, w], false)?.f_contiguous()?,
             (c, _, _) => return Err(Error::msg(format!("grayscale needs 1 or 3 channels, got {c}"))),
         }
@@ -439,5 +405,53 @@ mod fast_path_tests {
             let diff = (&fast - &torch).abs().max().double_value(&[]);
             assert!(diff < 1e-6, "shift {shift}: {diff}");
         }
+    }
+
+    fn random_pixels(seed: u64, c: i64) -> Tensor {
+        let mut rng = Rng::new(&[seed]);
+        let pixels: Vec<f32> = (0..c * 20 * 28).map(|_| rng.uniform() as f32).collect();
+        Tensor::from_slice(&pixels).view([c, 20, 28])
+    }
+
+    #[test]
+    fn the_rust_jitter_matches_the_libtorch_jitter_in_every_order() {
+        let params = ColorJitterParams {
+            brightness: Jitter::Single(0.6),
+            contrast: Jitter::Single(0.6),
+            saturation: Jitter::Single(0.6),
+            hue: Jitter::Single(0.3),
+            p: 1.0,
+        };
+        let jitter = ColorJitter::new(params).unwrap();
+        for seed in 0..24 {
+            for c in [1, 3] {
+                let img = random_pixels(seed, c);
+                let mut rng = Rng::new(&[seed, 7]);
+                let order = rng.permutation(4);
+                let factors: Vec<Option<f64>> = jitter
+                    .ranges
+                    .iter()
+                    .map(|r| r.map(|[lo, hi]| rng.range(lo, hi)))
+                    .collect();
+                let fast = jitter_planar(&img, c, &order, &factors).unwrap();
+                let torch = jitter_torch(img.shallow_clone(), c, &order, &factors).unwrap();
+                let diff = (&fast - &torch).abs().max().double_value(&[]);
+                assert!(diff < 2e-6, "seed {seed}, {c} channels, order {order:?}: {diff}");
+                assert!(
+                    (&fast - &img).abs().max().double_value(&[]) > 0.01,
+                    "the jitter changed nothing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_rust_grayscale_matches_the_luma_of_libtorch() {
+        let img = random_pixels(3, 3);
+        let gray_op = Grayscale::new(GrayscaleParams { p: 1.0 }).unwrap();
+        let fast = gray_op.apply(Sample::new(img.copy()), 0).unwrap().image;
+        let torch = gray(&img).unwrap().expand([3, 20, 28], false);
+        assert_eq!(fast.size(), [3, 20, 28]);
+        assert!((&fast - &torch).abs().max().double_value(&[]) < 1e-6);
     }
 }

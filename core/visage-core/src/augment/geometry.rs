@@ -11,6 +11,7 @@
 //! `align_corners = false` convention, where the normalised coordinates
 //! `-1` and `1` are the outer edges of the border pixels.
 
+use super::resample::{self, Region};
 use tch::{Kind, Tensor};
 
 use crate::labels::{IBUG68, IBUG68_FLIP, LANDMARKS, LANDMARKS_VISIBLE, LAPA_CLASSES, LAPA_FLIP, PARSING, POSE};
@@ -185,8 +186,26 @@ pub(crate) fn transform(mut sample: Sample, op: &Geometric) -> Result<Sample> {
             width,
             antialias,
         } => {
-            let crop = crop_pad(&sample.image, top, left, height, width)?;
-            resize_image(&crop, op.height, op.width, antialias)?
+            let inside = top >= 0 && left >= 0 && top + height <= h && left + width <= w;
+            let region = Region {
+                top: top as usize,
+                left: left as usize,
+                height: height as usize,
+                width: width as usize,
+            };
+            let resized = (inside && antialias && (height, width) != (op.height, op.width))
+                .then(|| resample::resize_region(&sample.image, region, op.height, op.width))
+                .transpose()?
+                .flatten();
+            match resized {
+                Some(image) => image,
+                None => resize_image(
+                    &crop_pad(&sample.image, top, left, height, width)?,
+                    op.height,
+                    op.width,
+                    antialias,
+                )?,
+            }
         }
         Pixels::Warp => warp(&sample.image, &op.map, (h, w), (op.height, op.width), 0)?,
     };

@@ -28,6 +28,8 @@ mod crop;
 mod filter;
 mod geometry;
 mod noise;
+mod planar;
+mod resample;
 mod spatial;
 #[cfg(test)]
 mod tests;

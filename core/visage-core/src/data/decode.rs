@@ -66,7 +66,7 @@ pub fn rgb8_to_tensor(image: &RgbImage) -> Tensor {
         g[i] = px[1] as f32 / 255.0;
         b[i] = px[2] as f32 / 255.0;
     }
-    Tensor::from_slice(&out).view([3, h as i64, w as i64])
+    crate::pixels::to_tensor(&out, &[3, h as i64, w as i64]).expect("3 planes of h x w values")
 }
 
 /// Reads and decodes the image at `path` into `[3, H, W]` float. Any
