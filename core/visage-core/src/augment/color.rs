@@ -127,17 +127,17 @@ impl Augmentation for ColorJitter {
 
 /// The jitter in plain Rust on a copy of the pixels.
 fn jitter_planar(img: &Tensor, c: i64, order: &[usize], factors: &[Option<f64>]) -> Result<Tensor> {
-    let mut data = pixels::with_values(img, <[f32]>::to_vec)?;
-    for &k in order {
-        match (k, factors[k], c) {
-            (0, Some(f), _) => planar::brightness(&mut data, f),
-            (1, Some(f), _) => planar::contrast(&mut data, c as usize, f),
-            (2, Some(f), 3) => planar::saturation(&mut data, f),
-            (3, Some(f), 3) => planar::hue(&mut data, f),
-            _ => {}
+    pixels::edited_copy(img, |data| {
+        for &k in order {
+            match (k, factors[k], c) {
+                (0, Some(f), _) => planar::brightness(data, f),
+                (1, Some(f), _) => planar::contrast(data, c as usize, f),
+                (2, Some(f), 3) => planar::saturation(data, f),
+                (3, Some(f), 3) => planar::hue(data, f),
+                _ => {}
+            }
         }
-    }
-    pixels::to_tensor(&data, &img.size())
+    })
 }
 
 /// The jitter in libtorch ops, for any kind and device.
@@ -179,9 +179,7 @@ pub(crate) fn gray(img: &Tensor) -> Result<Tensor> {
 pub(crate) fn adjust_hue(img: &Tensor, shift: f64) -> Result<Tensor> {
     let size = img.size();
     if is_cpu_float(img) && size.len() == 3 && size[0] == 3 {
-        let mut data = pixels::with_values(img, <[f32]>::to_vec)?;
-        planar::hue(&mut data, shift);
-        return pixels::to_tensor(&data, &size);
+        return pixels::edited_copy(img, |data| planar::hue(data, shift));
     }
     adjust_hue_torch(img, shift)
 }
@@ -266,9 +264,7 @@ impl Augmentation for Grayscale {
         match image_dims(&sample.image)? {
             (1, _, _) => {}
             (3, _, _) if is_cpu_float(&sample.image) => {
-                let mut data = pixels::with_values(&sample.image, <[f32]>::to_vec)?;
-                planar::grayscale(&mut data);
-                sample.image = pixels::to_tensor(&data, &sample.image.size())?;
+                sample.image = pixels::edited_copy(&sample.image, planar::grayscale)?;
             }
             (3, h, w) => sample.image = gray(&sample.image)?.f_expand([3, h, w], false)?.f_contiguous()?,
             (c, _, _) => return Err(Error::msg(format!("grayscale needs 1 or 3 channels, got {c}"))),

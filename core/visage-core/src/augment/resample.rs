@@ -126,42 +126,42 @@ pub(crate) struct Region {
     pub width: usize,
 }
 
-/// Resizes `region` of the contiguous `[C, H, W]` values `data` to
-/// `out_h x out_w`; returns `[C, out_h, out_w]` values.
-fn resize(data: &[f32], dims: (usize, usize, usize), region: Region, out_h: usize, out_w: usize) -> Vec<f32> {
+/// Resizes `region` of the contiguous `[C, H, W]` values `data` into `out`,
+/// `[C, out_h, out_w]` zeros.
+fn resize(data: &[f32], dims: (usize, usize, usize), region: Region, out: &mut [f32], out_h: usize, out_w: usize) {
     let (c, h, w) = dims;
     let (cols, rows) = (Taps::new(region.width, out_w), Taps::new(region.height, out_h));
-    // Width first: [C, region.height, out_w].
-    let mut wide = vec![0f32; c * region.height * out_w];
-    let rows_in = (0..c).flat_map(|ch| {
-        (0..region.height).map(move |y| {
-            let src = ch * h * w + (region.top + y) * w + region.left;
-            (src, (ch * region.height + y) * out_w)
-        })
-    });
-    resample_rows(
-        rows_in,
-        data,
-        region.width,
-        &cols.windows(region.width),
-        &mut wide,
-        out_w,
-    );
-    // Then the height, a weighted sum of whole rows.
-    let mut out = vec![0f32; c * out_h * out_w];
-    for ch in 0..c {
-        for y in 0..out_h {
-            let (start, weights) = rows.of(y);
-            let dst = &mut out[(ch * out_h + y) * out_w..][..out_w];
-            for (k, &wk) in weights.iter().enumerate() {
-                let src = &wide[(ch * region.height + start + k) * out_w..][..out_w];
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d += wk * s;
+    WIDE.with_borrow_mut(|wide| {
+        // Width first: [C, region.height, out_w], in a buffer each thread
+        // keeps (a fresh one would page-fault in on every view).
+        wide.clear();
+        wide.resize(c * region.height * out_w, 0.0);
+        let rows_in = (0..c).flat_map(|ch| {
+            (0..region.height).map(move |y| {
+                let src = ch * h * w + (region.top + y) * w + region.left;
+                (src, (ch * region.height + y) * out_w)
+            })
+        });
+        resample_rows(rows_in, data, region.width, &cols.windows(region.width), wide, out_w);
+        // Then the height, a weighted sum of whole rows.
+        for ch in 0..c {
+            for y in 0..out_h {
+                let (start, weights) = rows.of(y);
+                let dst = &mut out[(ch * out_h + y) * out_w..][..out_w];
+                for (k, &wk) in weights.iter().enumerate() {
+                    let src = &wide[(ch * region.height + start + k) * out_w..][..out_w];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += wk * s;
+                    }
                 }
             }
         }
-    }
-    out
+    });
+}
+
+thread_local! {
+    /// The width-resampled intermediate of [`resize`].
+    static WIDE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The antialiased resize of `region` of a CPU float `[C, H, W]` image to
@@ -173,8 +173,11 @@ pub(crate) fn resize_region(image: &Tensor, region: Region, out_h: i64, out_w: i
     }
     let size = image.size();
     let dims = (size[0] as usize, size[1] as usize, size[2] as usize);
-    let out = pixels::with_values(image, |data| resize(data, dims, region, out_h as usize, out_w as usize))?;
-    Ok(Some(pixels::to_tensor(&out, &[size[0], out_h, out_w])?))
+    let (oh, ow) = (out_h as usize, out_w as usize);
+    let out = pixels::with_values(image, |data| {
+        pixels::filled(&[size[0], out_h, out_w], |out| resize(data, dims, region, out, oh, ow))
+    })??;
+    Ok(Some(out))
 }
 
 #[cfg(test)]

@@ -58,15 +58,16 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 pub fn rgb8_to_tensor(image: &RgbImage) -> Tensor {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let plane = w * h;
-    let mut out = vec![0f32; 3 * plane];
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
-        r[i] = px[0] as f32 / 255.0;
-        g[i] = px[1] as f32 / 255.0;
-        b[i] = px[2] as f32 / 255.0;
-    }
-    crate::pixels::to_tensor(&out, &[3, h as i64, w as i64]).expect("3 planes of h x w values")
+    let tensor = crate::pixels::filled(&[3, h as i64, w as i64], |out| {
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (((px, r), g), b) in image.as_raw().chunks_exact(3).zip(r).zip(g).zip(b) {
+            *r = px[0] as f32 / 255.0;
+            *g = px[1] as f32 / 255.0;
+            *b = px[2] as f32 / 255.0;
+        }
+    });
+    tensor.expect("a CPU tensor of 3 x h x w floats")
 }
 
 /// Reads and decodes the image at `path` into `[3, H, W]` float. Any
