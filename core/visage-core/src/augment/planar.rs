@@ -70,6 +70,7 @@ pub(crate) fn grayscale(data: &mut [f32]) {
 
 /// Python's `x % 1` for floats, equal to libtorch's `remainder` (up to the
 /// sign of zero): `x - floor(x)`.
+#[inline(always)]
 fn rem1(x: f32) -> f32 {
     x - floor_small(x)
 }
@@ -78,6 +79,7 @@ fn rem1(x: f32) -> f32 {
 /// adding and subtracting `1.5 * 2^23` rounds to the nearest integer in
 /// plain float arithmetic, which vectorises where `f32::floor` (a libm call
 /// without SSE4.1) and the saturating `as i32` do not.
+#[inline(always)]
 fn floor_small(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let nearest = (x + ROUND) - ROUND;
@@ -92,7 +94,13 @@ fn floor_small(x: f32) -> f32 {
 /// `_rgb2hsv`, shift and `_hsv2rgb`, written without branches (each case
 /// is a select) so that the compiler vectorises the loop.
 pub(crate) fn hue(data: &mut [f32], shift: f64) {
-    let shift = shift as f32;
+    hue_vectorised(data, shift as f32);
+}
+
+crate::pixels::vectorised!(fn hue_vectorised = hue_loop(data: &mut [f32], shift: f32));
+
+#[inline(always)]
+fn hue_loop(data: &mut [f32], shift: f32) {
     let (r, g, b) = planes(data);
     for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
         (*r, *g, *b) = hue_pixel(*r, *g, *b, shift);
@@ -101,6 +109,7 @@ pub(crate) fn hue(data: &mut [f32], shift: f64) {
 
 /// `max` and `min` as a compare and a select (no NaN handling: pixel
 /// values are finite), which vectorise, unlike `f32::max`.
+#[inline(always)]
 fn max(a: f32, b: f32) -> f32 {
     if a > b {
         a
@@ -109,6 +118,7 @@ fn max(a: f32, b: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 fn min(a: f32, b: f32) -> f32 {
     if a < b {
         a
@@ -117,6 +127,7 @@ fn min(a: f32, b: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 fn clamp01(x: f32) -> f32 {
     min(max(x, 0.0), 1.0)
 }
@@ -165,7 +176,24 @@ fn hue_pixel(r: f32, g: f32, b: f32, shift: f32) -> (f32, f32, f32) {
 
 #[cfg(test)]
 mod tests {
-    use super::floor_small;
+    use super::{floor_small, hue, hue_loop};
+    use crate::rng::Rng;
+
+    #[test]
+    fn the_avx2_hue_gives_the_same_bits_as_the_portable_one() {
+        let mut rng = Rng::new(&[9]);
+        let pixels: Vec<f32> = (0..3 * 999).map(|_| rng.uniform() as f32).collect();
+        for shift in [-0.4, 0.05, 0.3] {
+            let (mut dispatched, mut portable) = (pixels.clone(), pixels.clone());
+            hue(&mut dispatched, shift);
+            hue_loop(&mut portable, shift as f32);
+            assert!(dispatched
+                .iter()
+                .zip(&portable)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert_ne!(dispatched, pixels);
+        }
+    }
 
     #[test]
     fn floor_small_is_floor_on_the_hue_range() {

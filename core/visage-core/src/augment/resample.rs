@@ -79,6 +79,7 @@ impl Taps {
 }
 
 /// One row resampled along its length with windows of `N` taps.
+#[inline(always)]
 fn resample_row<const N: usize>(row: &[f32], starts: &[usize], weights: &[f32], out: &mut [f32]) {
     for ((o, &start), w) in out.iter_mut().zip(starts).zip(weights.chunks_exact(N)) {
         let x = &row[start..start + N];
@@ -92,6 +93,7 @@ fn resample_row<const N: usize>(row: &[f32], starts: &[usize], weights: &[f32], 
 
 /// [`resample_row`] for any window width, with the common widths (3 when
 /// enlarging, 5 and 7 when shrinking up to 3x) unrolled.
+#[inline(always)]
 fn resample_rows(
     rows: impl Iterator<Item = (usize, usize)>,
     data: &[f32],
@@ -126,42 +128,63 @@ pub(crate) struct Region {
     pub width: usize,
 }
 
-/// Resizes `region` of the contiguous `[C, H, W]` values `data` into `out`,
-/// `[C, out_h, out_w]` zeros.
-fn resize(data: &[f32], dims: (usize, usize, usize), region: Region, out: &mut [f32], out_h: usize, out_w: usize) {
+pixels::vectorised!(
+    /// Resizes `region` of the contiguous `[C, H, W]` values `data` into
+    /// `out`, `[C, out_h, out_w]` zeros, through `wide`, which holds the
+    /// width-resampled rows.
+    fn resize = resize_kernel(
+        data: &[f32],
+        dims: (usize, usize, usize),
+        region: Region,
+        wide: &mut Vec<f32>,
+        out: &mut [f32],
+        out_h: usize,
+        out_w: usize,
+    )
+);
+
+/// The body of [`resize`].
+#[inline(always)]
+fn resize_kernel(
+    data: &[f32],
+    dims: (usize, usize, usize),
+    region: Region,
+    wide: &mut Vec<f32>,
+    out: &mut [f32],
+    out_h: usize,
+    out_w: usize,
+) {
     let (c, h, w) = dims;
     let (cols, rows) = (Taps::new(region.width, out_w), Taps::new(region.height, out_h));
-    WIDE.with_borrow_mut(|wide| {
-        // Width first: [C, region.height, out_w], in a buffer each thread
-        // keeps (a fresh one would page-fault in on every view).
-        wide.clear();
-        wide.resize(c * region.height * out_w, 0.0);
-        let rows_in = (0..c).flat_map(|ch| {
-            (0..region.height).map(move |y| {
-                let src = ch * h * w + (region.top + y) * w + region.left;
-                (src, (ch * region.height + y) * out_w)
-            })
-        });
-        resample_rows(rows_in, data, region.width, &cols.windows(region.width), wide, out_w);
-        // Then the height, a weighted sum of whole rows.
-        for ch in 0..c {
-            for y in 0..out_h {
-                let (start, weights) = rows.of(y);
-                let dst = &mut out[(ch * out_h + y) * out_w..][..out_w];
-                for (k, &wk) in weights.iter().enumerate() {
-                    let src = &wide[(ch * region.height + start + k) * out_w..][..out_w];
-                    for (d, s) in dst.iter_mut().zip(src) {
-                        *d += wk * s;
-                    }
+    // Width first: [C, region.height, out_w].
+    wide.clear();
+    wide.resize(c * region.height * out_w, 0.0);
+    let rows_in = (0..c).flat_map(|ch| {
+        (0..region.height).map(move |y| {
+            let src = ch * h * w + (region.top + y) * w + region.left;
+            (src, (ch * region.height + y) * out_w)
+        })
+    });
+    resample_rows(rows_in, data, region.width, &cols.windows(region.width), wide, out_w);
+    // Then the height, a weighted sum of whole rows.
+    for ch in 0..c {
+        for y in 0..out_h {
+            let (start, weights) = rows.of(y);
+            let dst = &mut out[(ch * out_h + y) * out_w..][..out_w];
+            for (k, &wk) in weights.iter().enumerate() {
+                let src = &wide[(ch * region.height + start + k) * out_w..][..out_w];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += wk * s;
                 }
             }
         }
-    });
+    }
 }
 
 thread_local! {
-    /// The width-resampled intermediate of [`resize`].
-    static WIDE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's buffer for [`resize`]'s width-resampled rows (a fresh
+    /// one would page-fault in on every view).
+    static WIDE: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The antialiased resize of `region` of a CPU float `[C, H, W]` image to
@@ -175,7 +198,12 @@ pub(crate) fn resize_region(image: &Tensor, region: Region, out_h: i64, out_w: i
     let dims = (size[0] as usize, size[1] as usize, size[2] as usize);
     let (oh, ow) = (out_h as usize, out_w as usize);
     let out = pixels::with_values(image, |data| {
-        pixels::filled(&[size[0], out_h, out_w], |out| resize(data, dims, region, out, oh, ow))
+        let mut wide = WIDE.take();
+        let out = pixels::filled(&[size[0], out_h, out_w], |out| {
+            resize(data, dims, region, &mut wide, out, oh, ow)
+        });
+        WIDE.set(wide);
+        out
     })??;
     Ok(Some(out))
 }
@@ -217,6 +245,18 @@ mod tests {
             let diff = (&ours - &torch).abs().max().double_value(&[]);
             assert!(diff < 1e-6, "case {:?}: {diff}", (c, h, w, top, left, bh, bw, oh, ow));
         }
+        // The AVX2 build of the kernel gives the portable build's bits.
+        let pixels: Vec<f32> = (0..3 * 50 * 40).map(|_| rng.uniform() as f32).collect();
+        let region = Region {
+            top: 3,
+            left: 2,
+            height: 41,
+            width: 37,
+        };
+        let (mut a, mut b) = (vec![0f32; 3 * 23 * 29], vec![0f32; 3 * 23 * 29]);
+        resize(&pixels, (3, 50, 40), region, &mut Vec::new(), &mut a, 23, 29);
+        resize_kernel(&pixels, (3, 50, 40), region, &mut Vec::new(), &mut b, 23, 29);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         // Not a CPU float image: the caller takes libtorch's path.
         let double = Tensor::zeros([3, 8, 8], (Kind::Double, tch::Device::Cpu));
         let whole = Region {
