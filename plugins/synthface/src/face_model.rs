@@ -11,6 +11,7 @@
 //! landmarks exactly.
 
 use crate::action_units::{self, AU9, COUNT};
+use crate::furrows::Furrows;
 use crate::identity::{HairStyle, HeadSize, Identity, NoseSize};
 use crate::math::{
     add, dot, lerp2, mul_mv, normalize, smooth_closed, smooth_open, sub, transpose, Polygon, M3, P2, V3,
@@ -128,8 +129,11 @@ impl HairRule {
 pub enum Part {
     /// Background (also occluders).
     Background,
-    /// Face skin.
-    Skin,
+    /// Face skin, darkened by `shade` (AU furrows, `furrows`) in 0..1.
+    Skin {
+        /// Multiplier of the skin colour.
+        shade: f64,
+    },
     /// A brow; `left` is the image's left for a frontal face.
     Brow {
         /// Image-left brow (class 2), else class 3.
@@ -176,7 +180,7 @@ impl Part {
     pub fn class(&self) -> u8 {
         match self {
             Part::Background => 0,
-            Part::Skin => 1,
+            Part::Skin { .. } => 1,
             Part::Brow { left: true } => 2,
             Part::Brow { left: false } => 3,
             Part::Eye { left: true, .. } => 4,
@@ -203,6 +207,7 @@ struct Regions {
     nostrils: [P2; 2],
     nostril_radii: P2,
     wrinkles: (f64, f64, f64),
+    furrows: Furrows,
 }
 
 /// A posable face: surfaces, landmarks and regions.
@@ -433,6 +438,7 @@ fn regions(p: &[P2; 68], id: &Identity, au: &[f64; COUNT], gaze: P2, nose: &Elli
         ],
         nostril_radii: [0.2 * w, 0.1 * w],
         wrinkles: (tip + 0.04, tip + 0.16, au[AU9].clamp(0.0, 1.0)),
+        furrows: Furrows::new(p, au),
     }
 }
 
@@ -578,7 +584,8 @@ impl FaceModel {
         if self.hair.covers(e.local(p)) {
             Part::Hair
         } else {
-            Part::Skin
+            let shade = if p[2] > 0.0 { r.furrows.shade(xy) } else { 1.0 };
+            Part::Skin { shade }
         }
     }
 

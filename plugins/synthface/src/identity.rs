@@ -183,7 +183,7 @@ impl Identity {
             lips,
             iris: jitter(r, iris_base, 0.08),
             hair,
-            brows: [hair[0] * 0.85, hair[1] * 0.78, hair[2] * 0.72],
+            brows: brows(hair, skin),
         };
         let hair_style = match r.next_u64() % 4 {
             0 => HairStyle::Cropped,
@@ -221,6 +221,14 @@ impl Identity {
             hairline_drop: r.range(0.05, 0.3),
         }
     }
+}
+
+/// Brow colour: the hair's, darkened, and never lighter than a shade of the
+/// skin, so that brows stand out on every face as they do on real ones
+/// (blond brows are still darker than the skin around them).
+fn brows(hair: V3, skin: V3) -> V3 {
+    let dark = [hair[0] * 0.85, hair[1] * 0.78, hair[2] * 0.72];
+    [0, 1, 2].map(|c| dark[c].min(skin[c] * 0.55))
 }
 
 #[cfg(test)]

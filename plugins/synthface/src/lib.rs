@@ -7,7 +7,7 @@
 //! `(params, seed, split, index)` that exporters can call without tch.
 //!
 //! Modules, one concept each: [`params`], [`identity`], [`action_units`],
-//! [`expression`], [`pose`], [`face_model`], [`shading`], [`nuisance`],
+//! [`expression`], [`pose`], [`face_model`], [`furrows`], [`shading`], [`nuisance`],
 //! [`raster`], [`render`], [`dataset`]; [`math`] holds the small
 //! platform-independent numerics.
 
@@ -17,6 +17,7 @@ pub mod action_units;
 pub mod dataset;
 pub mod expression;
 pub mod face_model;
+pub mod furrows;
 pub mod identity;
 pub mod learnability;
 pub mod math;

@@ -14,9 +14,9 @@ use crate::render::{Face, Scene};
 use crate::shading;
 
 /// Pixels per face unit at scale 1, as a fraction of the image side.
-pub const BASE_SCALE: f64 = 0.3;
+pub const BASE_SCALE: f64 = 0.4;
 /// Where the head's centre sits at zero offset, as fractions of the side.
-pub const BASE_CENTRE: [f64; 2] = [0.5, 0.44];
+pub const BASE_CENTRE: [f64; 2] = [0.5, 0.42];
 /// A landmark is visible when the first surface on its ray is no more than
 /// this far (face units) in front of it.
 const VISIBILITY_TOLERANCE: f64 = 1e-4;

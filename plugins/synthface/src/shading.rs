@@ -33,7 +33,7 @@ fn lower_lip(colours: &Colours) -> V3 {
 pub fn albedo(part: &Part, colours: &Colours) -> V3 {
     match *part {
         Part::Background => [0.0; 3],
-        Part::Skin => colours.skin,
+        Part::Skin { shade } => times(colours.skin, shade),
         Part::Brow { .. } => colours.brows,
         Part::Eye { tissue, .. } => match tissue {
             EyeTissue::Sclera => SCLERA,

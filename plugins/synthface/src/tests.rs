@@ -238,13 +238,16 @@ fn pose_moves_the_face_as_labels_rs_says() {
     assert!((front.landmarks[45][1] - front.landmarks[36][1]).abs() < 2.0);
 }
 
-/// Whether visible landmark `i` lies within 2 px (eye corners: 3 px) of a
-/// pixel of one of `classes`, or within 1 px of the face's silhouette (at a
-/// grazing angle a region can be thinner than a pixel).
+/// Whether visible landmark `i` lies within 0.06 face units (eye corners:
+/// 0.09; 2.7 and 4 px at 112 px) of a pixel of one of `classes`, or within
+/// 1 px of the face's silhouette (at a grazing angle a region can be thinner
+/// than a pixel).
 fn on(face: &Face, i: usize, classes: &[u8]) -> bool {
     // The eye corners are the tips of the almond: where the eye is seen at a
-    // slant, the tip is thinner than a pixel for a few pixels.
-    let r = if [36, 39, 42, 45].contains(&i) { 3.0 } else { 2.0 };
+    // slant, the tip is thinner than a pixel for a few pixels. Lip corners
+    // are tips too.
+    let units = if [36, 39, 42, 45].contains(&i) { 0.09 } else { 0.06 };
+    let r = units * crate::raster::BASE_SCALE as f32 * face.side as f32;
     !face.visible[i] || near(face, face.landmarks[i], r, classes) || near(face, face.landmarks[i], 1.0, &[0])
 }
 
