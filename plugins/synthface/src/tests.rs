@@ -492,21 +492,21 @@ fn every_label_is_learnable_from_the_pixels() {
     // Higher is better for these; lower for pose MAE and NME.
     let beats = |ours: f64, probe: f64, constant: f64, factor: f64| ours > factor * probe.max(constant);
     assert!(
-        beats(s.identity, r.identity, c.identity, 5.0) && s.identity > 60.0,
+        beats(s.identity, r.identity, c.identity, 2.0) && s.identity > 80.0,
         "identity\n{report}"
     );
     assert!(
-        beats(s.expression, r.expression, c.expression, 1.5),
+        beats(s.expression, r.expression, c.expression, 2.0) && s.expression > 40.0,
         "expression\n{report}"
     );
     assert!(
-        beats(s.parsing_f1, r.parsing_f1, c.parsing_f1, 1.5),
+        beats(s.parsing_f1, r.parsing_f1, c.parsing_f1, 2.0),
         "parsing\n{report}"
     );
-    assert!(s.au_f1 > r.au_f1.max(c.au_f1) + 5.0, "AU\n{report}");
-    assert!(s.au_auc > r.au_auc + 10.0 && c.au_auc == 50.0, "AU AUC\n{report}");
+    assert!(s.au_f1 > r.au_f1.max(c.au_f1) + 10.0, "AU\n{report}");
+    assert!(s.au_auc > r.au_auc + 20.0 && c.au_auc == 50.0, "AU AUC\n{report}");
     assert!(s.pose_mae < 0.75 * r.pose_mae.min(c.pose_mae), "pose\n{report}");
-    assert!(s.nme < 0.75 * r.nme.min(c.nme), "landmarks\n{report}");
+    assert!(s.nme < 0.5 * r.nme.min(c.nme), "landmarks\n{report}");
     // The constant baseline is what it claims: 1 / identities at best.
     assert!(c.identity < 100.0 / 60.0 + 1e-9, "{report}");
 }

@@ -268,6 +268,20 @@ fn predict(trunk: &Trunk, heads: &Heads, d: &Data) -> Outputs {
     })
 }
 
+/// Sets the batch-norm statistics of a random trunk from the training
+/// pictures (forward passes in training mode, no gradients), so that the
+/// probe reads normalised random features rather than the activations of
+/// init-time statistics, which shrink or blow up with depth.
+fn recalibrate_batch_norm(trunk: &Trunk, train: &Data) {
+    tch::no_grad(|| {
+        for _ in 0..2 {
+            for b in train.batches(64) {
+                trunk.forward(&b.images, true);
+            }
+        }
+    });
+}
+
 /// Trains the heads (and the trunk when `train_trunk`; otherwise they are a
 /// linear probe of the frozen random trunk) with Adam, then scores them on
 /// `test`.
@@ -284,6 +298,9 @@ fn fit(config: &Config, train: &Data, test: &Data, train_trunk: bool) -> Scores 
         side,
         balance(train),
     );
+    if !train_trunk {
+        recalibrate_batch_norm(&trunk, train);
+    }
     let mut opt = nn::Adam::default().build(&heads_vs, 1e-3).expect("adam");
     let mut trunk_opt = nn::Adam::default().build(&trunk_vs, 1e-3).expect("adam");
     let batch = 64;

@@ -6,7 +6,8 @@ use visage_core::labels::{AU_NAMES, EXPRESSIONS, IBUG68, LAPA_CLASSES};
 
 use super::Data;
 
-/// Four strided conv-BN-ReLU stages (widths `w, 2w, 4w, 8w`).
+/// Four stages (widths `w, 2w, 4w, 8w`), each a stride-2 and a stride-1
+/// 3x3 conv-BN-ReLU.
 pub struct Trunk {
     stages: Vec<nn::SequentialT>,
 }
@@ -30,16 +31,9 @@ impl Trunk {
         let stages = (0..4)
             .map(|stage| {
                 let c_out = width << stage;
-                let conv = nn::ConvConfig {
-                    stride: 2,
-                    padding: 1,
-                    bias: false,
-                    ..Default::default()
-                };
                 let s = nn::seq_t()
-                    .add(nn::conv2d(vs / format!("conv{stage}"), c_in, c_out, 3, conv))
-                    .add(nn::batch_norm2d(vs / format!("bn{stage}"), c_out, Default::default()))
-                    .add_fn(|x| x.relu());
+                    .add(conv_bn(&(vs / format!("stage{stage}a")), c_in, c_out, 2))
+                    .add(conv_bn(&(vs / format!("stage{stage}b")), c_out, c_out, 1));
                 c_in = c_out;
                 s
             })
@@ -62,6 +56,20 @@ impl Trunk {
             coarse: x,
         }
     }
+}
+
+/// A 3x3 convolution with stride `stride`, batch norm and ReLU.
+fn conv_bn(vs: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::SequentialT {
+    let conv = nn::ConvConfig {
+        stride,
+        padding: 1,
+        bias: false,
+        ..Default::default()
+    };
+    nn::seq_t()
+        .add(nn::conv2d(vs / "conv", c_in, c_out, 3, conv))
+        .add(nn::batch_norm2d(vs / "bn", c_out, Default::default()))
+        .add_fn(|x| x.relu())
 }
 
 /// Statistics of the training split that centre and balance the losses.
