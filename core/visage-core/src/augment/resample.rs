@@ -42,12 +42,13 @@ impl Taps {
             let lo = ((centre - support + 0.5) as i64).max(0) as usize;
             let hi = ((centre + support + 0.5) as i64).min(input as i64) as usize;
             let n = (hi - lo).min(width);
-            let w: Vec<f32> = (0..n)
-                .map(|j| (1.0 - ((j + lo) as f32 - centre + 0.5).abs() * inv).max(0.0))
-                .collect();
+            let w = &mut taps.weights[i * width..][..n];
+            for (j, wj) in w.iter_mut().enumerate() {
+                *wj = (1.0 - ((j + lo) as f32 - centre + 0.5).abs() * inv).max(0.0);
+            }
             let total: f32 = w.iter().sum();
-            for (j, wj) in w.iter().enumerate() {
-                taps.weights[i * width + j] = if total != 0.0 { wj / total } else { 0.0 };
+            for wj in w.iter_mut() {
+                *wj = if total != 0.0 { *wj / total } else { 0.0 };
             }
             taps.start.push(lo);
             taps.len.push(n);
