@@ -70,27 +70,33 @@ fn edit(t: &Tensor, f: impl FnOnce(&mut [f32])) {
     f(values)
 }
 
-/// Defines `fn $name(args)` calling the `#[inline(always)]` function
-/// `$kernel(args)`, compiled a second time for AVX2 and taken where the CPU
-/// has it (twice the SSE2 vector width of the portable build). Only the
-/// vector width changes, not the arithmetic (no FMA), so both paths give
-/// the same bits.
+/// Defines `fn $name(args) { body }` twice over: `$portable`, the body as
+/// written (`#[inline(always)]`, for the portable SSE2 build), and `$name`,
+/// which calls an AVX2 build of the same body where the CPU has it (twice
+/// the vector width) and `$portable` elsewhere. Only the vector width
+/// changes, not the arithmetic (no FMA), so both give the same bits.
 macro_rules! vectorised {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident / $portable:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        #[inline(always)]
+        fn $portable($($arg: $ty),*) $body
+
         $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) {
+        fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2($($arg: $ty),*) {
-                    $kernel($($arg),*)
+                    $portable($($arg),*)
                 }
                 if std::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2, checked just above.
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $kernel($($arg),*)
+            $portable($($arg),*)
         }
     };
 }

@@ -97,13 +97,13 @@ pub(crate) fn hue(data: &mut [f32], shift: f64) {
     hue_vectorised(data, shift as f32);
 }
 
-crate::pixels::vectorised!(fn hue_vectorised = hue_loop(data: &mut [f32], shift: f32));
-
-#[inline(always)]
-fn hue_loop(data: &mut [f32], shift: f32) {
-    let (r, g, b) = planes(data);
-    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-        (*r, *g, *b) = hue_pixel(*r, *g, *b, shift);
+crate::pixels::vectorised! {
+    /// [`hue`]'s loop over the pixels.
+    fn hue_vectorised / hue_portable(data: &mut [f32], shift: f32) {
+        let (r, g, b) = planes(data);
+        for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+            (*r, *g, *b) = hue_pixel(*r, *g, *b, shift);
+        }
     }
 }
 
@@ -176,7 +176,7 @@ fn hue_pixel(r: f32, g: f32, b: f32, shift: f32) -> (f32, f32, f32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{floor_small, hue, hue_loop};
+    use super::{floor_small, hue, hue_portable};
     use crate::rng::Rng;
 
     #[test]
@@ -186,7 +186,7 @@ mod tests {
         for shift in [-0.4, 0.05, 0.3] {
             let (mut dispatched, mut portable) = (pixels.clone(), pixels.clone());
             hue(&mut dispatched, shift);
-            hue_loop(&mut portable, shift as f32);
+            hue_portable(&mut portable, shift as f32);
             assert!(dispatched
                 .iter()
                 .zip(&portable)

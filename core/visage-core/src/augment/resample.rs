@@ -129,11 +129,11 @@ pub(crate) struct Region {
     pub width: usize,
 }
 
-pixels::vectorised!(
+pixels::vectorised! {
     /// Resizes `region` of the contiguous `[C, H, W]` values `data` into
     /// `out`, `[C, out_h, out_w]` zeros, through `wide`, which holds the
     /// width-resampled rows.
-    fn resize = resize_kernel(
+    fn resize / resize_portable(
         data: &[f32],
         dims: (usize, usize, usize),
         region: Region,
@@ -141,41 +141,29 @@ pixels::vectorised!(
         out: &mut [f32],
         out_h: usize,
         out_w: usize,
-    )
-);
-
-/// The body of [`resize`].
-#[inline(always)]
-fn resize_kernel(
-    data: &[f32],
-    dims: (usize, usize, usize),
-    region: Region,
-    wide: &mut Vec<f32>,
-    out: &mut [f32],
-    out_h: usize,
-    out_w: usize,
-) {
-    let (c, h, w) = dims;
-    let (cols, rows) = (Taps::new(region.width, out_w), Taps::new(region.height, out_h));
-    // Width first: [C, region.height, out_w].
-    wide.clear();
-    wide.resize(c * region.height * out_w, 0.0);
-    let rows_in = (0..c).flat_map(|ch| {
-        (0..region.height).map(move |y| {
-            let src = ch * h * w + (region.top + y) * w + region.left;
-            (src, (ch * region.height + y) * out_w)
-        })
-    });
-    resample_rows(rows_in, data, region.width, &cols.windows(region.width), wide, out_w);
-    // Then the height, a weighted sum of whole rows.
-    for ch in 0..c {
-        for y in 0..out_h {
-            let (start, weights) = rows.of(y);
-            let dst = &mut out[(ch * out_h + y) * out_w..][..out_w];
-            for (k, &wk) in weights.iter().enumerate() {
-                let src = &wide[(ch * region.height + start + k) * out_w..][..out_w];
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d += wk * s;
+    ) {
+        let (c, h, w) = dims;
+        let (cols, rows) = (Taps::new(region.width, out_w), Taps::new(region.height, out_h));
+        // Width first: [C, region.height, out_w].
+        wide.clear();
+        wide.resize(c * region.height * out_w, 0.0);
+        let rows_in = (0..c).flat_map(|ch| {
+            (0..region.height).map(move |y| {
+                let src = ch * h * w + (region.top + y) * w + region.left;
+                (src, (ch * region.height + y) * out_w)
+            })
+        });
+        resample_rows(rows_in, data, region.width, &cols.windows(region.width), wide, out_w);
+        // Then the height, a weighted sum of whole rows.
+        for ch in 0..c {
+            for y in 0..out_h {
+                let (start, weights) = rows.of(y);
+                let dst = &mut out[(ch * out_h + y) * out_w..][..out_w];
+                for (k, &wk) in weights.iter().enumerate() {
+                    let src = &wide[(ch * region.height + start + k) * out_w..][..out_w];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += wk * s;
+                    }
                 }
             }
         }
@@ -256,7 +244,7 @@ mod tests {
         };
         let (mut a, mut b) = (vec![0f32; 3 * 23 * 29], vec![0f32; 3 * 23 * 29]);
         resize(&pixels, (3, 50, 40), region, &mut Vec::new(), &mut a, 23, 29);
-        resize_kernel(&pixels, (3, 50, 40), region, &mut Vec::new(), &mut b, 23, 29);
+        resize_portable(&pixels, (3, 50, 40), region, &mut Vec::new(), &mut b, 23, 29);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         // Not a CPU float image: the caller takes libtorch's path.
         let double = Tensor::zeros([3, 8, 8], (Kind::Double, tch::Device::Cpu));
