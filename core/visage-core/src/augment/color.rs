@@ -110,18 +110,27 @@ impl Augmentation for ColorJitter {
         if c != 1 && c != 3 {
             return Err(Error::msg(format!("color_jitter needs 1 or 3 channels, got {c}")));
         }
-        let order = rng.permutation(4);
-        let factors: Vec<Option<f64>> = self
-            .ranges
-            .iter()
-            .map(|r| r.map(|[lo, hi]| rng.range(lo, hi)))
-            .collect();
+        let (order, factors) = self.draw(&mut rng);
         sample.image = if is_cpu_float(&sample.image) {
             jitter_planar(&sample.image, c, &order, &factors)?
         } else {
             jitter_torch(sample.image, c, &order, &factors)?
         };
         Ok(sample)
+    }
+}
+
+impl ColorJitter {
+    /// The order of the four adjustments and each one's factor (`None`
+    /// for a no-op).
+    fn draw(&self, rng: &mut Rng) -> (Vec<usize>, Vec<Option<f64>>) {
+        let order = rng.permutation(4);
+        let factors = self
+            .ranges
+            .iter()
+            .map(|r| r.map(|[lo, hi]| rng.range(lo, hi)))
+            .collect();
+        (order, factors)
     }
 }
 
@@ -422,13 +431,7 @@ mod fast_path_tests {
         for seed in 0..24 {
             for c in [1, 3] {
                 let img = random_pixels(seed, c);
-                let mut rng = Rng::new(&[seed, 7]);
-                let order = rng.permutation(4);
-                let factors: Vec<Option<f64>> = jitter
-                    .ranges
-                    .iter()
-                    .map(|r| r.map(|[lo, hi]| rng.range(lo, hi)))
-                    .collect();
+                let (order, factors) = jitter.draw(&mut Rng::new(&[seed, 7]));
                 let fast = jitter_planar(&img, c, &order, &factors).unwrap();
                 let torch = jitter_torch(img.shallow_clone(), c, &order, &factors).unwrap();
                 let diff = (&fast - &torch).abs().max().double_value(&[]);
