@@ -92,7 +92,12 @@ fn main() {
         let loss = pooled.to_kind(Kind::Float).pow_tensor_scalar(2).mean(Kind::Float);
         opt.zero_grad().unwrap();
         loss.backward();
-        opt.step(1.0).unwrap();
+        opt.step(visage_core::optimizer::StepInfo {
+            step: 0,
+            total: 1,
+            lr_scale: 1.0,
+        })
+        .unwrap();
     };
     step(); // warm-up
     let start = Instant::now();

@@ -24,6 +24,7 @@ use crate::nn::{
 
 use crate::optim::{build_groups, Adam, AdamConfig, GroupSpec, Lars, LarsConfig, Rule, Sgd, SgdConfig, Stateful};
 use crate::optimizer::OptimizerContext;
+use crate::schedule::{Schedule, Shape};
 use crate::scheduler::Scheduler;
 use crate::{Error, NoParams, Registry, Result};
 
@@ -65,7 +66,7 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         };
         let grouping = grouping!(p);
         let g = grouping.spec(p.weight_decay, p.decay_norm_and_bias);
-        scheduled(Sgd::new(config, build_groups(ctx.vs, &g)?), &grouping, ctx)
+        scheduled(Sgd::new(config, build_groups(ctx.vs, &g, ctx.backbone)?), &grouping)
     })?;
     registry.optimizer("adam", |p: AdamParams, ctx| adam(p, ctx, false))?;
     registry.optimizer("adamw", |p: AdamParams, ctx| adam(p, ctx, true))?;
@@ -78,7 +79,7 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         // LARS itself leaves weights of dimension < 2 undecayed.
         let grouping = grouping!(p);
         let g = grouping.spec(p.weight_decay, true);
-        scheduled(Lars::new(config, build_groups(ctx.vs, &g)?), &grouping, ctx)
+        scheduled(Lars::new(config, build_groups(ctx.vs, &g, ctx.backbone)?), &grouping)
     })?;
     registry.scheduler("constant", |_: NoParams, _| Ok(Constant))?;
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
@@ -216,13 +217,9 @@ impl Grouping<'_> {
 }
 
 /// Applies the weight-decay schedule of `groups`, if any.
-fn scheduled<R: Rule>(
-    optimizer: Stateful<R>,
-    groups: &Grouping<'_>,
-    ctx: &OptimizerContext<'_>,
-) -> Result<Stateful<R>> {
+fn scheduled<R: Rule>(optimizer: Stateful<R>, groups: &Grouping<'_>) -> Result<Stateful<R>> {
     Ok(match groups.weight_decay_end {
-        Some(end) if end.is_finite() && end >= 0.0 => optimizer.with_weight_decay_end(end, ctx.total_steps),
+        Some(end) if end.is_finite() && end >= 0.0 => optimizer.with_weight_decay_end(end),
         Some(end) => {
             return Err(Error::msg(format!(
                 "weight_decay_end: expected a non-negative number, got {end}"
@@ -241,7 +238,7 @@ fn adam(p: AdamParams, ctx: &OptimizerContext<'_>, decoupled: bool) -> Result<Ad
     };
     let grouping = grouping!(p);
     let g = grouping.spec(p.weight_decay, p.decay_norm_and_bias);
-    scheduled(Adam::new(config, build_groups(ctx.vs, &g)?), &grouping, ctx)
+    scheduled(Adam::new(config, build_groups(ctx.vs, &g, ctx.backbone)?), &grouping)
 }
 
 fn default_betas() -> [f64; 2] {
@@ -272,15 +269,15 @@ pub struct CosineParams {
     pub final_factor: f64,
 }
 
+/// The [`Schedule`] from 1 to `final_factor`.
 impl Scheduler for CosineParams {
     fn factor(&self, step: u64, total: u64) -> Result<f64> {
-        if step < self.warmup_steps {
-            return Ok((step + 1) as f64 / self.warmup_steps as f64);
-        }
-        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
-        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-        Ok(self.final_factor + (1.0 - self.final_factor) * cosine)
+        let schedule = Schedule::Shaped(Shape::Cosine {
+            start: 1.0,
+            end: self.final_factor,
+            warmup_steps: self.warmup_steps,
+        });
+        Ok(schedule.value(step, total))
     }
 }
 

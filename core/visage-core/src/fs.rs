@@ -5,6 +5,14 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
+/// A converter of an OS error on `path` into [`Error::Io`] naming it.
+pub fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder,
 /// flushed to disk, then renamed over `path`. A reader sees the old content or
 /// the new one, never a mix; a killed process leaves the old file intact.

@@ -39,7 +39,10 @@ pub mod plugin;
 pub mod registry;
 pub mod rng;
 pub mod sample;
+pub mod scalars;
 pub mod schedule;
+pub mod teacher;
+pub mod train;
 mod version;
 
 pub use components::{augmentation, backbone, dataset, method, metric, optimizer, scheduler, task, Kind};

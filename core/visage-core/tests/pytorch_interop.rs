@@ -243,7 +243,7 @@ fn lafs_fvit_from_a_lafs_checkpoint(dir: &Path, reference: &std::collections::Ha
     )
     .unwrap();
     assert!(report.missing.is_empty() && report.mismatched.is_empty(), "{report}");
-    let points = tch::no_grad(|| model.landmarks(x, false).unwrap());
+    let points = tch::no_grad(|| model.predict_landmarks(x, false).unwrap());
     let diff = max_diff(&points, &reference["lafs_points"]);
     assert!(diff < 1e-3, "landmarks differ from the reference by {diff} px");
     // Tokens sampled at the reference's points, all and a subset.

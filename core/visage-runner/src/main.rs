@@ -2,7 +2,6 @@
 //! components they register, pre-trains, evaluates, and leaves a run
 //! directory that explains and repeats the run.
 
-mod checkpoint;
 mod config;
 mod embed;
 mod evaluate;
@@ -10,14 +9,12 @@ mod export;
 mod host;
 mod knn;
 mod logging;
-mod metrics;
 mod pretrain;
 mod results;
 mod run;
 mod rundir;
 mod scaffold;
 mod schema;
-mod tensorboard;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

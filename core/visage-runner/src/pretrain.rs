@@ -1,36 +1,39 @@
-//! Self-supervised pre-training: a loop over the method's losses with
-//! gradient accumulation and clipping, checkpoints and exact resume.
+//! Self-supervised pre-training: the method's pretext as a
+//! [`Learner`](visage_core::train::Learner) of the training engine, on the
+//! pre-training stream.
 
-use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tch::{nn, Device};
 use visage_core::backbone::Backbone;
 use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
 use visage_core::dataset::{DatasetContext, Split};
-use visage_core::method::MethodContext;
-use visage_core::optim::clip_grad_norm;
+use visage_core::method::{check_views, Losses, Method, MethodContext, StepContext};
+use visage_core::optim::BackboneLayers;
 use visage_core::optimizer::OptimizerContext;
-use visage_core::rng::Rng;
-use visage_core::Registry;
+use visage_core::scalars::Scalars;
+use visage_core::teacher::{BackboneSpec, Teachers};
+use visage_core::train::{Learner, TrainConfig, Trainer};
+use visage_core::{Batch, Registry};
 
-use crate::checkpoint::{self, Checkpoints};
-use crate::config::{augmentation_chain, Precision, Pretrain};
-use crate::metrics::MetricsLog;
+use crate::config::{augmentation_chain, Pretrain};
 use crate::results::PretrainResult;
+use crate::run::{BACKBONE, IN_CHANNELS};
 
-/// Trains `backbone` (whose variables live in `vs`) with the method,
-/// checkpointing every `config.checkpoint_every` steps and at the end; when
-/// `checkpoints` resumes, continues from the newest checkpoint.
+/// Trains `backbone` (whose variables live in `vs` under [`BACKBONE`])
+/// with the method, writing checkpoints and metrics under `run_dir`; when
+/// `resume`, continues from the newest checkpoint.
+#[allow(clippy::too_many_arguments)]
 pub fn pretrain(
     registry: &Registry,
     config: &Pretrain,
     seed: u64,
     vs: &mut nn::VarStore,
     backbone: &dyn Backbone,
+    backbone_spec: &BackboneSpec,
     device: Device,
-    checkpoints: &Checkpoints,
+    run_dir: &std::path::Path,
+    resume: bool,
 ) -> anyhow::Result<PretrainResult> {
     let params = |c: &crate::config::Component| c.params.to_string();
     let dataset = registry.build_dataset(
@@ -58,36 +61,65 @@ pub fn pretrain(
             })
         })
         .collect::<visage_core::Result<Vec<_>>>()?;
-    let method_ctx = MethodContext {
-        vs: vs.root() / "method",
-        backbone_outputs: backbone.outputs(),
+    let log = Scalars::default();
+    let view_counts: Vec<usize> = config.views.iter().map(|g| g.count).collect();
+    let (method, emas) = {
+        let teachers = Teachers::new(registry, vs, backbone_spec.clone(), BACKBONE, IN_CHANNELS);
+        let method_ctx = MethodContext {
+            vs: vs.root() / "method",
+            backbone_outputs: backbone.outputs(),
+            views: view_counts.clone(),
+            teachers: &teachers,
+            log: log.clone(),
+        };
+        let method = registry.build_method(&config.method.name, &params(&config.method), &method_ctx)?;
+        (method, teachers.into_emas())
     };
-    let mut method = registry.build_method(&config.method.name, &params(&config.method), &method_ctx)?;
-    let mut optimizer = registry.build_optimizer(
+    check_views(&config.method.name, &method.views(), &view_counts)?;
+    let optimizer = registry.build_optimizer(
         &config.optimizer.name,
         &params(&config.optimizer),
         &OptimizerContext {
             vs,
             total_steps: config.steps,
+            backbone: Some(BackboneLayers {
+                prefix: BACKBONE,
+                layers: backbone.layers(),
+            }),
         },
     )?;
     let scheduler = registry.build_scheduler(&config.scheduler.name, &params(&config.scheduler))?;
-
     let knn = match &config.knn_monitor {
         Some(k) => Some(crate::knn::Knn::new(registry, k, seed)?),
         None => None,
     };
-    let mut done = checkpoint::Progress::default();
-    if let Some(latest) = checkpoints.resume_from()? {
-        done = checkpoints.load(&latest, vs, optimizer.as_mut())?;
-        tracing::info!(checkpoint = %latest.display(), step = done.step, "resumed");
-    }
     anyhow::ensure!(config.accumulate >= 1, "pretrain.accumulate must be at least 1");
-    let micro_batches = config.accumulate as usize;
-    let progress = Progress::new(config.steps, config.log_every, done.step);
+    let engine = TrainConfig {
+        steps: config.steps,
+        accumulate: config.accumulate as usize,
+        precision: config.precision,
+        clip_grad_norm: config.clip_grad_norm,
+        skip_nonfinite: config.skip_nonfinite as u64,
+        checkpoint_every: config.checkpoint_every,
+        keep_checkpoints: config.keep_checkpoints,
+        log_every: config.log_every,
+        seed,
+        label: "pretrain".into(),
+        device,
+    };
+    let mut pretext = Pretext {
+        method,
+        backbone,
+        total: config.steps,
+    };
+    let mut trainer = Trainer::new(engine, vs, optimizer, scheduler)
+        .with_dir(run_dir, resume)?
+        .with_emas(emas)
+        .with_log(log);
+    let done = trainer.restore(&mut pretext)?;
     // Micro-batch `m` of the run holds stream positions
     // `m * batch_size ..`, so the step alone fixes where a resumed run starts.
-    let consumed = done.step as usize * config.batch_size * micro_batches;
+    let consumed = done as usize * config.batch_size * config.accumulate as usize;
     let mut loader = Loader::with_views(
         Arc::from(dataset),
         Arc::from(augmentations),
@@ -101,156 +133,56 @@ pub fn pretrain(
             device,
         },
     )?;
-    let (mut first, mut last) = (done.first_losses, done.last_losses);
-    let mut metrics = MetricsLog::open(checkpoints.run_dir(), done.step)?;
-    let mut skipped = 0;
-    let mut scaler = (config.precision == Precision::Fp16).then(|| done.loss_scaler.clone().unwrap_or_default());
-    for step in done.step..config.steps {
-        // libtorch's generator (dropout, masks) is a function of (seed, step),
-        // so a resumed run draws what the uninterrupted one drew.
-        tch::manual_seed(Rng::new(&[seed, step, TORCH_STREAM]).next_u64() as i64 >> 1);
-        method.begin_step(step, config.steps)?;
-        optimizer.zero_grad()?;
-        let mut values: BTreeMap<String, f64> = BTreeMap::new();
-        for _ in 0..micro_batches {
-            let batch = loader
-                .next_batch()
-                .ok_or_else(|| anyhow::anyhow!("the pre-training data stream ended"))??
-                .to_device(device);
-            let losses = match config.precision.autocast_kind() {
-                Some(kind) => visage_core::amp::autocast(device, kind, || method.training_step(backbone, &batch))??,
-                None => method.training_step(backbone, &batch)?,
-            };
-            for (name, term) in &losses.0 {
-                *values.entry(name.clone()).or_default() += term.double_value(&[]) / micro_batches as f64;
+    let mut monitor = |completed: u64| -> visage_core::Result<Vec<(String, f64)>> {
+        match knn.as_ref().filter(|k| k.due(completed, config.steps)) {
+            Some(knn) => {
+                let accuracy = knn
+                    .measure(backbone, device)
+                    .map_err(|e| visage_core::Error::msg(format!("{e:#}")))?;
+                Ok(vec![(knn.name(), accuracy)])
             }
-            if values.values().all(|v| v.is_finite()) {
-                let loss = losses.total()? / micro_batches as f64;
-                match &scaler {
-                    Some(s) => s.scale_loss(&loss).backward(),
-                    None => loss.backward(),
-                }
-            }
+            None => Ok(vec![]),
         }
-        if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
-            skipped += 1;
-            anyhow::ensure!(
-                skipped <= config.skip_nonfinite,
-                "loss term `{name}` is {value} at step {step}; stopping (the last checkpoint holds the state before this step; \
-                 pretrain.skip_nonfinite allows {} skipped steps)",
-                config.skip_nonfinite
-            );
-            tracing::warn!(step, term = %name, %value, skipped, "non-finite loss; step skipped");
-        } else if let Some(s) = scaler.as_mut().filter(|s| {
-            let finite = s.unscale(vs);
-            if !finite {
-                tracing::warn!(
-                    step,
-                    scale = s.scale,
-                    "fp16 gradients overflowed; step skipped, loss scale halved"
-                );
-            }
-            !finite
-        }) {
-            s.update(false);
-        } else {
-            if let Some(s) = scaler.as_mut() {
-                s.update(true);
-            }
-            let lr_factor = scheduler.factor(step, config.steps)?;
-            if let Some(max_norm) = config.clip_grad_norm {
-                clip_grad_norm(vs, max_norm);
-            }
-            optimizer.step(lr_factor)?;
-            method.end_step(step, config.steps)?;
-            metrics.step(step, &values, lr_factor)?;
-            if first.is_empty() {
-                first = values.clone();
-            }
-            progress.step(step, &values);
-            last = values;
-        }
-        let completed = step + 1;
-        if let Some(knn) = knn.as_ref().filter(|k| k.due(completed, config.steps)) {
-            let accuracy = knn.measure(backbone, device)?;
-            tracing::info!(step = completed, "{} {accuracy:.2}", knn.name());
-            metrics.measurement(step, &knn.name(), accuracy)?;
-        }
-        if completed == config.steps || (config.checkpoint_every > 0 && completed % config.checkpoint_every == 0) {
-            let state = checkpoint::Progress {
-                step: completed,
-                first_losses: first.clone(),
-                last_losses: last.clone(),
-                loss_scaler: scaler.clone(),
-            };
-            checkpoints.save(vs, optimizer.as_ref(), &state)?;
-        }
-    }
-    progress.finish();
+    };
+    let summary = trainer.fit(&mut pretext, &mut loader, &mut monitor)?;
     Ok(PretrainResult {
-        steps: config.steps,
-        final_losses: last,
-        first_losses: first,
+        steps: summary.steps,
+        final_losses: summary.final_losses,
+        first_losses: summary.first_losses,
     })
 }
 
-/// Stream of the per-step libtorch seed, apart from data and augmentation.
-const TORCH_STREAM: u64 = 0x7a6f;
-
-/// A progress bar on a terminal, periodic log lines otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+/// The method's pretext on the backbone.
+struct Pretext<'b> {
+    method: Box<dyn Method>,
+    backbone: &'b dyn Backbone,
     total: u64,
-    log_every: u64,
-    started: std::time::Instant,
 }
 
-impl Progress {
-    fn new(total: u64, log_every: u64, done: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_position(done);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "pretrain {bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Progress {
-            bar,
-            total,
-            log_every: log_every.max(1),
-            started: std::time::Instant::now(),
-        }
+impl Learner for Pretext<'_> {
+    fn phases(&self) -> usize {
+        self.method.phases()
     }
-
-    fn step(&self, step: u64, losses: &BTreeMap<String, f64>) {
-        let text: Vec<String> = losses.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-        match &self.bar {
-            Some(bar) => {
-                bar.set_message(text.join(" "));
-                bar.inc(1);
-            }
-            None if (step + 1) % self.log_every == 0 || step + 1 == self.total => {
-                let rate = (step + 1) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-                tracing::info!(
-                    step = step + 1,
-                    total = self.total,
-                    steps_per_s = format!("{rate:.2}"),
-                    "pretrain {}",
-                    text.join(" ")
-                );
-            }
-            None => {}
-        }
-        tracing::debug!(step, ?losses, "step");
+    fn begin_step(&mut self, step: u64, total: u64) -> visage_core::Result<()> {
+        self.total = total;
+        self.method.begin_step(step, total)
     }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
-        }
+    fn losses(&mut self, batch: &Batch, step: u64, phase: usize) -> visage_core::Result<Losses> {
+        let ctx = StepContext {
+            backbone: self.backbone,
+            step,
+            total: self.total,
+            phase,
+        };
+        self.method.training_step(&ctx, batch)
+    }
+    fn end_step(&mut self, step: u64, total: u64) -> visage_core::Result<()> {
+        self.method.end_step(step, total)
+    }
+    fn state(&self) -> visage_core::Result<serde_json::Value> {
+        self.method.state()
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> visage_core::Result<()> {
+        self.method.load_state(state)
     }
 }

@@ -5,9 +5,11 @@ use std::time::Instant;
 
 use tch::{nn, Device};
 use visage_core::backbone::{Backbone, BackboneContext};
-use visage_core::nn::weights::{export_safetensors, load_state_dict, read_state_dict, WeightsSpec};
+use visage_core::nn::weights::{export_safetensors, load_weights};
+use visage_core::teacher::{BackboneSpec, BACKBONE_JSON, BACKBONE_WEIGHTS};
 
-use crate::config::{parse_device, Precision, Resolved};
+use crate::config::{parse_device, Resolved};
+use visage_core::train::Precision;
 use crate::host::Host;
 use crate::results::{EvaluationResult, Results, Status};
 use crate::rundir::RunDir;
@@ -93,24 +95,9 @@ fn build_backbone(
         .registry
         .build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
     if let Some(weights) = resolved.backbone_weights().filter(|_| pretrained) {
-        load_weights(&vs, &weights)?;
+        load_weights(&vs, BACKBONE, &weights)?;
     }
     Ok((vs, backbone))
-}
-
-/// Loads pretrained weights into the backbone, reporting what did not fit.
-fn load_weights(vs: &nn::VarStore, spec: &WeightsSpec) -> anyhow::Result<()> {
-    let file = spec.path.display().to_string();
-    let state = read_state_dict(&spec.path)?;
-    let report = load_state_dict(vs, BACKBONE, state, spec.prefix.as_deref())?;
-    if spec.strict {
-        report.check_strict(&file)?;
-    }
-    if !report.unexpected.is_empty() || !report.missing.is_empty() {
-        tracing::warn!(file = %file, "backbone weights: {report}");
-    }
-    tracing::info!(file = %file, loaded = report.loaded, prefix = %report.prefix, "backbone weights loaded");
-    Ok(())
 }
 
 fn stages(
@@ -125,19 +112,27 @@ fn stages(
     let (mut vs, backbone) = build_backbone(host, resolved, device, true)?;
     if let Some(pretrain) = &experiment.pretrain {
         tracing::info!(method = %pretrain.method.name, steps = pretrain.steps, "pre-training");
-        let checkpoints = crate::checkpoint::Checkpoints::new(&dir.path, pretrain.keep_checkpoints, resume)?;
+        let spec = BackboneSpec {
+            name: experiment.backbone.name.clone(),
+            params: experiment.backbone.params.clone(),
+        };
         let summary = crate::pretrain::pretrain(
             &host.registry,
             pretrain,
             experiment.seed,
             &mut vs,
             backbone.as_ref(),
+            &spec,
             device,
-            &checkpoints,
+            &dir.path,
+            resume,
         )?;
         results.pretrain = Some(summary);
-        // The trained backbone under the PyTorch model's parameter names.
-        export_safetensors(&vs, BACKBONE, &dir.path.join("backbone.safetensors"))?;
+        // The trained backbone under the PyTorch model's parameter names,
+        // and what it is, for `from_run` in other experiments.
+        export_safetensors(&vs, BACKBONE, &dir.path.join(BACKBONE_WEIGHTS))?;
+        let described = serde_json::to_string_pretty(&spec)?;
+        visage_core::fs::write_atomic(&dir.path.join(BACKBONE_JSON), described.as_bytes())?;
     }
     for evaluation in &experiment.evaluations {
         tracing::info!(task = %evaluation.task.name, protocol = evaluation.protocol.as_str(), "evaluating");

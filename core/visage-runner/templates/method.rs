@@ -6,8 +6,8 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use visage_core::backbone::{feature, Backbone, POOLED};
-use visage_core::method::{Losses, Method, MethodContext};
+use visage_core::backbone::{feature, POOLED};
+use visage_core::method::{Losses, Method, MethodContext, StepContext};
 use visage_core::tch::{nn, nn::Module, Reduction, Tensor};
 use visage_core::{declare_plugin, Batch, Error, Registry, Result};
 
@@ -43,7 +43,8 @@ impl Pretext {
 }
 
 impl Method for Pretext {
-    fn training_step(&mut self, backbone: &dyn Backbone, batch: &Batch) -> Result<Losses> {
+    fn training_step(&mut self, ctx: &StepContext<'_>, batch: &Batch) -> Result<Losses> {
+        let backbone = ctx.backbone;
         let images = &batch.images;
         let mean = images.mean_dim(&[2i64, 3][..], false, images.kind());
         let std = images.std_dim(&[2i64, 3][..], true, false);

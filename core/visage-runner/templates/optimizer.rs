@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::optim::OptimizerState;
-use visage_core::optimizer::{Optimizer, OptimizerContext};
+use visage_core::optimizer::{Optimizer, OptimizerContext, StepInfo};
 use visage_core::tch::Tensor;
 use visage_core::{declare_plugin, Error, Registry, Result};
 
@@ -43,12 +43,12 @@ impl Optimizer for Sgd {
         Ok(())
     }
 
-    fn step(&mut self, lr_scale: f64) -> Result<()> {
+    fn step(&mut self, at: StepInfo) -> Result<()> {
         let _no_grad = visage_core::tch::no_grad_guard();
         for v in &mut self.variables {
             let grad = v.grad();
             if grad.defined() {
-                let _ = v.f_sub_(&(grad * (self.lr * lr_scale)))?;
+                let _ = v.f_sub_(&(grad * (self.lr * at.lr_scale)))?;
             }
         }
         self.step += 1;

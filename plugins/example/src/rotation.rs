@@ -4,8 +4,8 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use visage_core::backbone::{feature, Backbone, POOLED};
-use visage_core::method::{Losses, Method, MethodContext};
+use visage_core::backbone::{feature, POOLED};
+use visage_core::method::{Losses, Method, MethodContext, StepContext};
 use visage_core::tch::{nn, nn::Module, Tensor};
 use visage_core::{Batch, Error, Result};
 
@@ -50,7 +50,8 @@ impl Rotation {
 }
 
 impl Method for Rotation {
-    fn training_step(&mut self, backbone: &dyn Backbone, batch: &Batch) -> Result<Losses> {
+    fn training_step(&mut self, ctx: &StepContext<'_>, batch: &Batch) -> Result<Losses> {
+        let backbone = ctx.backbone;
         let n = batch.len();
         let views: Vec<Tensor> = (0..4).map(|k| batch.images.rot90(k, [2, 3])).collect();
         let images = Tensor::cat(&views, 0);

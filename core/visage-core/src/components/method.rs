@@ -5,6 +5,8 @@ use tch::{nn, Tensor};
 use crate::backbone::{Backbone, FeatureSpec};
 use crate::guard::Guarded;
 use crate::sample::Batch;
+use crate::scalars::Scalars;
+use crate::teacher::Teachers;
 use crate::Result;
 
 /// Named loss terms of one training step; their sum is minimised.
@@ -27,23 +29,125 @@ impl Losses {
     }
 }
 
+/// What one call of [`Method::training_step`] is about.
+pub struct StepContext<'a> {
+    /// The backbone being trained.
+    pub backbone: &'a dyn Backbone,
+    /// The training step (0-based).
+    pub step: u64,
+    /// Steps of the run.
+    pub total: u64,
+    /// Which of the method's [`Method::phases`] this is (0-based).
+    pub phase: usize,
+}
+
+/// How many views a group of `pretrain.views` must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewCount {
+    /// Exactly this many.
+    Exactly(usize),
+    /// This many or more.
+    AtLeast(usize),
+}
+
+/// One group of extra views a method reads from [`Batch::views`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewGroup {
+    /// What the views are for (`global crops`, `distance crop A`).
+    pub role: String,
+    /// How many views the group must hold.
+    pub count: ViewCount,
+}
+
+impl ViewGroup {
+    /// A group of exactly `count` views.
+    pub fn exactly(role: &str, count: usize) -> Self {
+        ViewGroup {
+            role: role.into(),
+            count: ViewCount::Exactly(count),
+        }
+    }
+
+    /// A group of `count` views or more.
+    pub fn at_least(role: &str, count: usize) -> Self {
+        ViewGroup {
+            role: role.into(),
+            count: ViewCount::AtLeast(count),
+        }
+    }
+
+    fn admits(&self, n: usize) -> bool {
+        match self.count {
+            ViewCount::Exactly(c) => n == c,
+            ViewCount::AtLeast(c) => n >= c,
+        }
+    }
+}
+
+/// Checks the configured view groups (their counts, in order) against what
+/// the method declares, with a message naming `pretrain.views`.
+pub fn check_views(method: &str, needed: &[ViewGroup], configured: &[usize]) -> Result<()> {
+    let describe = |g: &ViewGroup| match g.count {
+        ViewCount::Exactly(c) => format!("{} ({c} views)", g.role),
+        ViewCount::AtLeast(c) => format!("{} ({c} or more views)", g.role),
+    };
+    let wanted: Vec<String> = needed.iter().map(describe).collect();
+    let fits = needed.len() == configured.len() && needed.iter().zip(configured).all(|(g, &n)| g.admits(n));
+    if fits {
+        return Ok(());
+    }
+    let wanted = if wanted.is_empty() {
+        "no extra views".to_string()
+    } else {
+        format!("{} group(s): {}", wanted.len(), wanted.join(", "))
+    };
+    let have: Vec<String> = configured.iter().map(|n| n.to_string()).collect();
+    Err(crate::Error::msg(format!(
+        "pretrain.views: method `{method}` reads {wanted}; the experiment configures {} group(s) of [{}] views",
+        configured.len(),
+        have.join(", ")
+    )))
+}
+
 /// A self-supervised pretext.
 pub trait Method {
+    /// The extra view groups it reads from [`Batch::views`], in order; a
+    /// run whose `pretrain.views` differ is refused before training.
+    fn views(&self) -> Vec<ViewGroup> {
+        vec![]
+    }
+    /// Optimiser steps per training step, each on its own losses (PCL's
+    /// reconstruction, face and pose steps: 3). Phase `k` gets its own
+    /// `zero_grad`, backward pass and optimiser step.
+    fn phases(&self) -> usize {
+        1
+    }
     /// Called before the step's first [`Method::training_step`] with the
-    /// optimiser step (0-based) and the run's total, so that schedules
-    /// ([`crate::schedule::Schedule`]) of momentum or temperature can be read.
+    /// training step (0-based) and the run's total, so that schedules
+    /// ([`crate::schedule::Schedule`]) of temperature or loss weights can be
+    /// read.
     fn begin_step(&mut self, step: u64, total: u64) -> Result<()> {
         let _ = (step, total);
         Ok(())
     }
-    /// Computes the losses of one step on `batch`. The engine sums them,
-    /// back-propagates and steps the optimiser. With gradient accumulation
-    /// it is called once per micro-batch of the step.
-    fn training_step(&mut self, backbone: &dyn Backbone, batch: &Batch) -> Result<Losses>;
-    /// Called after the optimiser step: the place for momentum-encoder
-    /// (EMA) updates and queues.
+    /// Computes the losses of phase `ctx.phase` of one step on `batch`. The
+    /// engine sums them, back-propagates and steps the optimiser. With
+    /// gradient accumulation it is called once per micro-batch.
+    fn training_step(&mut self, ctx: &StepContext<'_>, batch: &Batch) -> Result<Losses>;
+    /// Called after the step's optimiser steps and EMA updates: the place
+    /// for queues.
     fn end_step(&mut self, step: u64, total: u64) -> Result<()> {
         let _ = (step, total);
+        Ok(())
+    }
+    /// State outside the var store that exact resumption needs (PCL's
+    /// loss history for Dynamic Weight Averaging); saved in checkpoints.
+    fn state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+    /// Restores what [`Method::state`] returned.
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        let _ = state;
         Ok(())
     }
 }
@@ -55,16 +159,54 @@ pub struct MethodContext<'a> {
     pub vs: nn::Path<'a>,
     /// The backbone's outputs.
     pub backbone_outputs: Vec<FeatureSpec>,
+    /// Views per group of `pretrain.views`.
+    pub views: Vec<usize>,
+    /// Copies of the backbone, frozen backbones and EMA pairs.
+    pub teachers: &'a Teachers<'a>,
+    /// Values to log that are not losses (temperature, centre norm).
+    pub log: Scalars,
 }
 
 impl<M: Method> Method for Guarded<M> {
+    fn views(&self) -> Vec<ViewGroup> {
+        self.run(|m| Ok(m.views())).unwrap_or_default()
+    }
+    fn phases(&self) -> usize {
+        self.run(|m| Ok(m.phases())).unwrap_or(1)
+    }
     fn begin_step(&mut self, step: u64, total: u64) -> Result<()> {
         self.run_mut(|m| m.begin_step(step, total))
     }
-    fn training_step(&mut self, backbone: &dyn Backbone, batch: &Batch) -> Result<Losses> {
-        self.run_mut(|m| m.training_step(backbone, batch))
+    fn training_step(&mut self, ctx: &StepContext<'_>, batch: &Batch) -> Result<Losses> {
+        self.run_mut(|m| m.training_step(ctx, batch))
     }
     fn end_step(&mut self, step: u64, total: u64) -> Result<()> {
         self.run_mut(|m| m.end_step(step, total))
+    }
+    fn state(&self) -> Result<serde_json::Value> {
+        self.run(|m| m.state())
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.run_mut(|m| m.load_state(state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_groups_are_checked_in_order_with_the_key_named() {
+        let dino = [ViewGroup::exactly("global crops", 2), ViewGroup::at_least("local crops", 1)];
+        assert!(check_views("dino", &dino, &[2, 8]).is_ok());
+        let err = check_views("dino", &dino, &[2]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pretrain.views: method `dino` reads 2 group(s): global crops (2 views), local crops (1 or more views); \
+             the experiment configures 1 group(s) of [2] views"
+        );
+        assert!(check_views("dino", &dino, &[3, 8]).is_err());
+        let none = check_views("rotation", &[], &[1]).unwrap_err().to_string();
+        assert!(none.contains("reads no extra views"), "{none}");
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use crate::backbone::{Backbone, FeatureSpec, Features, POOLED};
+use crate::backbone::{Backbone, ParameterLayers, FeatureSpec, Features, POOLED};
 use crate::{Error, Result};
 
 /// The trunk feature map `[N, 2w, h, w]`.
@@ -245,7 +245,31 @@ impl Backbone for FaceCycle {
             (POSE.to_string(), pose),
         ]))
     }
+
+    fn layers(&self) -> Option<&dyn ParameterLayers> {
+        Some(self)
+    }
 }
+
+/// The modules in the order the image goes through them: the stem is
+/// layer 0, then `layer1`, `layer2_1`, the two residual blocks, `layer2_2`
+/// and `layer3_1`; the face-aware and pose heads come last.
+impl ParameterLayers for FaceCycle {
+    fn num_layers(&self) -> usize {
+        STAGES.len()
+    }
+    fn layer_of(&self, name: &str) -> usize {
+        let module = name.split('.').next().unwrap_or_default();
+        match STAGES.iter().position(|s| *s == module) {
+            Some(i) => i + 1,
+            None if module == "conv1" => 0,
+            None => STAGES.len() + 1,
+        }
+    }
+}
+
+/// The trunk's modules after the stem, in order.
+const STAGES: [&str; 6] = ["layer1", "layer2_1", "resblock1", "resblock2", "layer2_2", "layer3_1"];
 
 #[cfg(test)]
 mod tests {

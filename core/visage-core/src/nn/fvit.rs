@@ -23,7 +23,7 @@ use tch::{Kind, Tensor};
 
 use super::mobilenet_v3::{MobileNetV3, MobileNetV3Params};
 use super::vit::drop_path;
-use crate::backbone::{Backbone, FeatureSpec, Features, POOLED};
+use crate::backbone::{Backbone, FeatureSpec, Features, LandmarkPredictor, ParameterLayers, PointTokens, POOLED};
 use crate::{Error, Result};
 
 /// Output name of the class token after the final LayerNorm (the
@@ -335,10 +335,52 @@ impl Backbone for Fvit {
         self.forward_at(images, &points, train)
     }
 
+    fn layers(&self) -> Option<&dyn ParameterLayers> {
+        Some(self)
+    }
+
+    fn landmark_predictor(&self) -> Option<&dyn LandmarkPredictor> {
+        Some(self)
+    }
+
+    fn point_tokens(&self) -> Option<&dyn PointTokens> {
+        Some(self)
+    }
+}
+
+/// The landmark network and the token embedding are layer 0,
+/// `transformer.layers.I` layer `I + 1`, the head norm after them; no
+/// weight decay on the class token and position embeddings.
+impl ParameterLayers for Fvit {
+    fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+    fn layer_of(&self, name: &str) -> usize {
+        let block = name
+            .strip_prefix("transformer.layers.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        match block {
+            Some(i) => i + 1,
+            None if name.starts_with("mlp_head.") => self.blocks.len() + 1,
+            None => 0,
+        }
+    }
+    fn no_weight_decay(&self, name: &str) -> bool {
+        name == "cls_token" || name == "pos_embedding"
+    }
+}
+
+impl LandmarkPredictor for Fvit {
+    fn num_landmarks(&self) -> i64 {
+        self.params.landmarks
+    }
     fn landmarks(&self, images: &Tensor, train: bool) -> Result<Tensor> {
         self.predict_landmarks(images, train)
     }
+}
 
+impl PointTokens for Fvit {
     fn forward_at(&self, images: &Tensor, points: &Tensor, train: bool) -> Result<Features> {
         Fvit::forward_at(self, images, points, train)
     }

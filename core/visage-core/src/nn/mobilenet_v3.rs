@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use crate::backbone::{Backbone, FeatureSpec, Features, POOLED};
+use crate::backbone::{Backbone, FeatureSpec, Features, LandmarkPredictor, POOLED};
 use crate::{Error, Result};
 
 /// Parameters of the `mobilenet_v3` backbone.
@@ -252,6 +252,15 @@ impl Backbone for MobileNetV3 {
         Ok(Features::from([(POOLED.to_string(), pooled)]))
     }
 
+    fn landmark_predictor(&self) -> Option<&dyn LandmarkPredictor> {
+        self.head.as_ref().map(|_| self as &dyn LandmarkPredictor)
+    }
+}
+
+impl LandmarkPredictor for MobileNetV3 {
+    fn num_landmarks(&self) -> i64 {
+        self.landmarks
+    }
     fn landmarks(&self, images: &Tensor, train: bool) -> Result<Tensor> {
         self.predict_landmarks(images, train)
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::backbone::{Backbone, FeatureSpec, Features, POOLED};
+use crate::backbone::{Backbone, FeatureSpec, Features, Intermediate, Intermediates, ParameterLayers, POOLED};
 use crate::{Error, Result};
 
 /// Name of the last stage's feature map `[N, C, h, w]`.
@@ -123,6 +123,10 @@ impl Block {
         (Block { convs, downsample }, c_out)
     }
 
+    fn out_channels(&self) -> i64 {
+        self.convs.last().map_or(0, |(c, _)| c.ws.size()[0])
+    }
+
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.convs.len() - 1;
         let mut y = x.shallow_clone();
@@ -185,14 +189,27 @@ impl ResNet {
 
     /// The last stage's feature map `[N, C, h, w]`.
     pub fn trunk(&self, images: &Tensor, train: bool) -> Tensor {
-        let mut x = images.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
-        if !self.small_stem {
-            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut x = self.stem(images, train);
+        for stage in 0..self.layers.len() {
+            x = self.stage(stage, x, train);
         }
-        for layer in &self.layers {
-            for block in layer {
-                x = block.forward(&x, train);
-            }
+        x
+    }
+
+    /// Convolution, batch norm, ReLU and (unless `small_stem`) max-pool.
+    fn stem(&self, images: &Tensor, train: bool) -> Tensor {
+        let x = images.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
+        if self.small_stem {
+            x
+        } else {
+            x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+        }
+    }
+
+    /// Stage `stage` (0-based: torchvision's `layer{stage + 1}`) on `x`.
+    fn stage(&self, stage: usize, mut x: Tensor, train: bool) -> Tensor {
+        for block in &self.layers[stage] {
+            x = block.forward(&x, train);
         }
         x
     }
@@ -201,6 +218,63 @@ impl ResNet {
 impl ModuleT for ResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.trunk(xs, train).mean_dim(&[-2i64, -1][..], false, None)
+    }
+}
+
+/// Stem = layer 0, `layerK` = layer K.
+impl ParameterLayers for ResNet {
+    fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+    fn layer_of(&self, name: &str) -> usize {
+        let stage = name
+            .strip_prefix("layer")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|k| k.parse::<usize>().ok());
+        match stage {
+            Some(k) => k,
+            None if name.starts_with("conv1.") || name.starts_with("bn1.") => 0,
+            None => self.layers.len() + 1,
+        }
+    }
+}
+
+/// The outputs of the four stages.
+impl Intermediates for ResNet {
+    fn count(&self) -> usize {
+        self.layers.len()
+    }
+    fn channels(&self) -> Vec<i64> {
+        let last = |layer: &Vec<Block>| layer.last().map_or(0, |b| b.out_channels());
+        self.layers.iter().map(last).collect()
+    }
+    fn forward_intermediates(&self, images: &Tensor, indices: &[usize], train: bool) -> Result<Vec<Intermediate>> {
+        check_indices(indices, self.layers.len(), "ResNet stages")?;
+        let deepest = indices.iter().copied().max().unwrap_or(0);
+        let mut x = self.stem(images, train);
+        let mut outputs = Vec::with_capacity(deepest + 1);
+        for stage in 0..=deepest {
+            x = self.stage(stage, x, train);
+            outputs.push(x.shallow_clone());
+        }
+        Ok(indices
+            .iter()
+            .map(|&i| Intermediate {
+                map: outputs[i].shallow_clone(),
+                prefix: None,
+            })
+            .collect())
+    }
+}
+
+/// Refuses an empty list or an index past `count` blocks or stages.
+pub(crate) fn check_indices(indices: &[usize], count: usize, what: &str) -> Result<()> {
+    match indices.iter().find(|&&i| i >= count) {
+        _ if indices.is_empty() => Err(Error::msg(format!("no intermediate {what} asked for"))),
+        Some(i) => Err(Error::msg(format!(
+            "intermediate output {i} asked for, but there are {count} {what} (0..{count})"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -225,6 +299,12 @@ impl Backbone for ResNet {
             (POOLED.to_string(), pooled),
             (TRUNK.to_string(), trunk),
         ]))
+    }
+    fn layers(&self) -> Option<&dyn ParameterLayers> {
+        Some(self)
+    }
+    fn intermediates(&self) -> Option<&dyn Intermediates> {
+        Some(self)
     }
 }
 

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::backbone::{Backbone, FeatureSpec, Features, POOLED};
+use super::resnet::check_indices;
+use crate::backbone::{
+    Backbone, FeatureSpec, Features, Intermediate, Intermediates, ParameterLayers, TokenMasking, POOLED,
+};
 use crate::{Error, Result};
 
 /// Name of the class token output `[N, D]` (after the final norm).
@@ -380,11 +383,16 @@ impl VisionTransformer {
         Ok(x + self.pos_embed.narrow(1, 1, self.num_patches()))
     }
 
-    /// Runs the class token and `tokens` `[N, K, D]` through the blocks.
-    fn encode(&self, tokens: Tensor, train: bool) -> Features {
+    /// The class token with its position, then `tokens` `[N, K, D]`.
+    fn with_class_token(&self, tokens: Tensor) -> Tensor {
         let n = tokens.size()[0];
         let cls = (&self.cls_token + self.pos_embed.narrow(1, 0, 1)).expand([n, 1, self.width], true);
-        let mut x = Tensor::cat(&[cls, tokens], 1);
+        Tensor::cat(&[cls, tokens], 1)
+    }
+
+    /// Runs the class token and `tokens` `[N, K, D]` through the blocks.
+    fn encode(&self, tokens: Tensor, train: bool) -> Features {
+        let mut x = self.with_class_token(tokens);
         for block in &self.blocks {
             x = block.forward(&x, train);
         }
@@ -449,10 +457,90 @@ impl Backbone for VisionTransformer {
         Ok(self.encode(x, train))
     }
 
-    fn patch_size(&self) -> Option<i64> {
-        Some(self.patch)
+    fn layers(&self) -> Option<&dyn ParameterLayers> {
+        Some(self)
     }
 
+    fn intermediates(&self) -> Option<&dyn Intermediates> {
+        Some(self)
+    }
+
+    fn token_masking(&self) -> Option<&dyn TokenMasking> {
+        Some(self)
+    }
+}
+
+/// timm's grouping: the embeddings are layer 0, `blocks.N` layer `N + 1`,
+/// the final norm after them; no weight decay on the class token and
+/// position embeddings (timm's `no_weight_decay()`).
+impl ParameterLayers for VisionTransformer {
+    fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+    fn layer_of(&self, name: &str) -> usize {
+        let block = name
+            .strip_prefix("blocks.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        match block {
+            Some(n) => n + 1,
+            None if ["cls_token", "pos_embed", "patch_embed."]
+                .iter()
+                .any(|p| name.starts_with(p)) =>
+            {
+                0
+            }
+            None => self.blocks.len() + 1,
+        }
+    }
+    fn no_weight_decay(&self, name: &str) -> bool {
+        name == "cls_token" || name == "pos_embed"
+    }
+}
+
+/// Block outputs before the final norm: the patch tokens on their grid,
+/// the class token as the prefix.
+impl Intermediates for VisionTransformer {
+    fn count(&self) -> usize {
+        self.blocks.len()
+    }
+    fn channels(&self) -> Vec<i64> {
+        vec![self.width; self.blocks.len()]
+    }
+    fn forward_intermediates(&self, images: &Tensor, indices: &[usize], train: bool) -> Result<Vec<Intermediate>> {
+        check_indices(indices, self.blocks.len(), "ViT blocks")?;
+        let deepest = indices.iter().copied().max().unwrap_or(0);
+        let mut x = self.with_class_token(self.embed(images)?);
+        let n = x.size()[0];
+        let mut outputs = Vec::with_capacity(deepest + 1);
+        for block in &self.blocks[..=deepest] {
+            x = block.forward(&x, train);
+            outputs.push(x.shallow_clone());
+        }
+        Ok(indices
+            .iter()
+            .map(|&i| {
+                let x = &outputs[i];
+                let map = x
+                    .narrow(1, 1, self.num_patches())
+                    .view([n, self.grid, self.grid, self.width])
+                    .permute([0, 3, 1, 2]);
+                Intermediate {
+                    map,
+                    prefix: Some(x.narrow(1, 0, 1)),
+                }
+            })
+            .collect())
+    }
+}
+
+impl TokenMasking for VisionTransformer {
+    fn patch_size(&self) -> i64 {
+        self.patch
+    }
+    fn num_patches(&self) -> i64 {
+        self.grid * self.grid
+    }
     fn forward_masked(&self, images: &Tensor, keep: &Tensor, train: bool) -> Result<Features> {
         VisionTransformer::forward_masked(self, images, keep, train)
     }

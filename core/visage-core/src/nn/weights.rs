@@ -238,6 +238,24 @@ pub fn load_state_dict(
     Ok(report)
 }
 
+/// Loads the weights `spec` names into the variables of `vs` under
+/// `under`: strict loading refuses missing and mis-shaped parameters,
+/// naming the file and the keys; unexpected ones (a classifier head) are
+/// reported in the log.
+pub fn load_weights(vs: &nn::VarStore, under: &str, spec: &WeightsSpec) -> Result<LoadReport> {
+    let file = spec.path.display().to_string();
+    let state = read_state_dict(&spec.path)?;
+    let report = load_state_dict(vs, under, state, spec.prefix.as_deref())?;
+    if spec.strict {
+        report.check_strict(&file)?;
+    }
+    if !report.unexpected.is_empty() || !report.missing.is_empty() {
+        tracing::warn!(file = %file, "weights: {report}");
+    }
+    tracing::info!(file = %file, loaded = report.loaded, prefix = %report.prefix, under, "weights loaded");
+    Ok(report)
+}
+
 /// Writes the variables under `under` as a `.safetensors` file with their
 /// relative names, i.e. the names of the matching PyTorch model, so that
 /// `model.load_state_dict(safetensors.torch.load_file(path))` works.

@@ -3,6 +3,8 @@
 
 use tch::{nn, Tensor};
 
+use crate::backbone::ParameterLayers;
+
 /// Parameters that share hyper-parameters.
 #[derive(Debug)]
 pub struct ParamGroup {
@@ -71,53 +73,35 @@ pub struct GroupSpec {
     pub lr_multipliers: std::collections::BTreeMap<String, f64>,
 }
 
-/// The depth of a variable for layer-wise lr decay, and the number of
-/// layers: ViT `backbone.blocks.N.*` is layer `N + 1` and the embeddings
-/// (`cls_token`, `pos_embed`, `patch_embed`) layer 0; ResNet `layerK.*` is
-/// layer `K` and the stem layer 0. Everything else (final norm, method
-/// heads) is layer `L + 1`, which keeps the full learning rate.
-pub fn layer_id(name: &str, layers: usize) -> usize {
-    let Some(rest) = name.strip_prefix("backbone.") else {
-        return layers + 1;
-    };
-    let number = |s: &str| s.split('.').next().and_then(|n| n.parse::<usize>().ok());
-    if let Some(n) = rest.strip_prefix("blocks.").and_then(number) {
-        return n + 1;
-    }
-    if let Some(k) = rest.strip_prefix("layer").and_then(number) {
-        return k;
-    }
-    if [
-        "cls_token",
-        "pos_embed",
-        "patch_embed",
-        "conv1",
-        "bn1",
-        "mask_token",
-        "reg_token",
-    ]
-    .iter()
-    .any(|p| rest == *p || rest.starts_with(&format!("{p}.")))
-    {
-        return 0;
-    }
-    layers + 1
+/// Where a backbone's variables live in the var store (`backbone`), and
+/// the layer structure it reports ([`crate::backbone::Backbone::layers`]).
+#[derive(Clone, Copy)]
+pub struct BackboneLayers<'a> {
+    /// Var-store path of the backbone, without the trailing dot.
+    pub prefix: &'a str,
+    /// What the backbone reports; `None` when it reports nothing.
+    pub layers: Option<&'a dyn ParameterLayers>,
 }
 
-/// The number of layers [`layer_id`] sees among `names`.
-fn count_layers<'a>(names: impl Iterator<Item = &'a str>) -> usize {
-    // With 0 layers, anything that is not a numbered layer reports 1.
-    names
-        .filter(|n| n.starts_with("backbone.blocks.") || n.starts_with("backbone.layer"))
-        .map(|n| layer_id(n, 0))
-        .max()
-        .unwrap_or(0)
+impl BackboneLayers<'_> {
+    /// The backbone-relative name of var-store variable `name`, if it is
+    /// one of the backbone's.
+    fn relative<'n>(&self, name: &'n str) -> Option<&'n str> {
+        name.strip_prefix(self.prefix)?.strip_prefix('.')
+    }
 }
 
 /// Parameter groups for `spec`: one per (decayed or not, lr multiplier),
-/// named like `decay@0.25`. A multiplier prefix that matches no variable is
-/// an error, so a typo cannot go unnoticed.
-pub fn build_groups(vs: &nn::VarStore, spec: &GroupSpec) -> crate::Result<Vec<ParamGroup>> {
+/// named like `decay@0.25`. Layer-wise decay and the backbone's no-decay
+/// parameters come from what `backbone` reports; variables outside it
+/// (method heads) keep the full learning rate. A multiplier prefix that
+/// matches no variable is an error, so a typo cannot go unnoticed, and so
+/// is layer-wise decay on a backbone that reports no layers.
+pub fn build_groups(
+    vs: &nn::VarStore,
+    spec: &GroupSpec,
+    backbone: Option<BackboneLayers<'_>>,
+) -> crate::Result<Vec<ParamGroup>> {
     let vars = trainable(vs);
     for (prefix, m) in &spec.lr_multipliers {
         if !(m.is_finite() && *m >= 0.0) {
@@ -134,19 +118,28 @@ pub fn build_groups(vs: &nn::VarStore, spec: &GroupSpec) -> crate::Result<Vec<Pa
             )));
         }
     }
+    let reported = backbone.and_then(|b| b.layers.map(|l| (b, l)));
     if let Some(d) = spec.layer_decay {
         if !(d > 0.0 && d <= 1.0) {
             return Err(crate::Error::msg(format!(
                 "layer_decay: expected a number in (0, 1], got {d}"
             )));
         }
+        if reported.is_none() {
+            return Err(crate::Error::msg(
+                "layer_decay: the backbone reports no layers (Backbone::layers), so layer-wise decay cannot be applied",
+            ));
+        }
     }
-    let layers = count_layers(vars.iter().map(|(n, _)| n.as_str()));
+    let layers = reported.map_or(0, |(_, l)| l.num_layers());
     let mut groups: Vec<ParamGroup> = vec![];
     for (name, tensor) in vars {
-        let decays = spec.decay_norm_and_bias || tensor.dim() > 1;
+        let inside = reported.and_then(|(b, l)| b.relative(&name).map(|rel| (l, rel)));
+        let excluded = inside.is_some_and(|(l, rel)| l.no_weight_decay(rel));
+        let decays = spec.decay_norm_and_bias || (tensor.dim() > 1 && !excluded);
+        let layer = inside.map_or(layers + 1, |(l, rel)| l.layer_of(rel).min(layers + 1));
         let mut scale = match spec.layer_decay {
-            Some(d) => d.powi((layers + 1 - layer_id(&name, layers).min(layers + 1)) as i32),
+            Some(d) => d.powi((layers + 1 - layer) as i32),
             None => 1.0,
         };
         if let Some((_, m)) = spec
@@ -174,7 +167,8 @@ pub fn build_groups(vs: &nn::VarStore, spec: &GroupSpec) -> crate::Result<Vec<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams, VitSize};
+    use crate::backbone::Backbone;
+    use crate::nn::{Fvit, FvitParams, ResNet, ResNetParams, VisionTransformer, VitParams, VitSize};
 
     fn scales(groups: &[ParamGroup]) -> std::collections::BTreeMap<String, (f64, f64)> {
         groups
@@ -187,15 +181,23 @@ mod tests {
             .collect()
     }
 
+    fn at_backbone(model: &dyn Backbone) -> Option<BackboneLayers<'_>> {
+        Some(BackboneLayers {
+            prefix: "backbone",
+            layers: model.layers(),
+        })
+    }
+
     #[test]
     fn layer_decay_follows_vit_depth_and_multipliers_follow_prefixes() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let params = VitParams {
             depth: Some(2),
             image_size: 32,
+            pos_embed: crate::nn::vit::PosEmbed::Learned,
             ..VitParams::sized(VitSize::Tiny)
         };
-        VisionTransformer::new(&(vs.root() / "backbone"), 3, &params).unwrap();
+        let vit = VisionTransformer::new(&(vs.root() / "backbone"), 3, &params).unwrap();
         let _head = vs
             .root()
             .sub("method")
@@ -207,9 +209,12 @@ mod tests {
             lr_multipliers: [("method.head".to_string(), 10.0)].into(),
             ..Default::default()
         };
-        let s = scales(&build_groups(&vs, &spec).unwrap());
-        // Two blocks: embeddings 0.5^3, block 0 0.5^2, block 1 0.5, the rest 1.
-        assert_eq!(s["backbone.cls_token"], (0.125, 0.05));
+        let s = scales(&build_groups(&vs, &spec, at_backbone(&vit)).unwrap());
+        // Two blocks: embeddings 0.5^3, block 0 0.5^2, block 1 0.5, the rest 1;
+        // no decay on the class token and positions (timm's no_weight_decay).
+        assert_eq!(s["backbone.cls_token"], (0.125, 0.0));
+        assert_eq!(s["backbone.pos_embed"], (0.125, 0.0));
+        assert_eq!(s["backbone.patch_embed.proj.weight"], (0.125, 0.05));
         assert_eq!(s["backbone.patch_embed.proj.bias"], (0.125, 0.0));
         assert_eq!(s["backbone.blocks.0.attn.qkv.weight"], (0.25, 0.05));
         assert_eq!(s["backbone.blocks.1.mlp.fc2.weight"], (0.5, 0.05));
@@ -220,7 +225,7 @@ mod tests {
     #[test]
     fn resnet_stages_are_layers_and_typos_are_errors() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        ResNet::new(
+        let resnet = ResNet::new(
             &(vs.root() / "backbone"),
             3,
             &ResNetParams {
@@ -233,7 +238,7 @@ mod tests {
             layer_decay: Some(0.5),
             ..Default::default()
         };
-        let s = scales(&build_groups(&vs, &spec).unwrap());
+        let s = scales(&build_groups(&vs, &spec, at_backbone(&resnet)).unwrap());
         assert_eq!(s["backbone.conv1.weight"].0, 0.5f64.powi(5));
         assert_eq!(s["backbone.layer1.0.conv1.weight"].0, 0.5f64.powi(4));
         assert_eq!(s["backbone.layer4.1.bn2.bias"].0, 0.5);
@@ -241,11 +246,50 @@ mod tests {
             lr_multipliers: [("method.predictr".to_string(), 10.0)].into(),
             ..Default::default()
         };
-        let err = build_groups(&vs, &typo).unwrap_err().to_string();
+        let err = build_groups(&vs, &typo, None).unwrap_err().to_string();
         assert!(
             err.contains("lr_multipliers.method.predictr: no trainable variable"),
             "{err}"
         );
         assert!(err.contains("top-level modules: backbone"), "{err}");
+    }
+
+    #[test]
+    fn fvit_reports_its_transformer_layers() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let params: FvitParams = serde_json::from_str(r#"{"image_size": 32, "landmarks": 4, "dim": 16, "depth": 3, "heads": 2, "head_dim": 8, "mlp": 32, "landmark_width": 0.25}"#).unwrap();
+        let fvit = Fvit::new(&(vs.root() / "backbone"), 3, &params).unwrap();
+        let spec = GroupSpec {
+            weight_decay: 0.1,
+            layer_decay: Some(0.5),
+            ..Default::default()
+        };
+        let s = scales(&build_groups(&vs, &spec, at_backbone(&fvit)).unwrap());
+        // Three blocks: embedding and landmark network 0.5^4, block I 0.5^(3 - I), head 1.
+        assert_eq!(s["backbone.patch_to_embedding.weight"], (0.0625, 0.1));
+        assert_eq!(s["backbone.cls_token"], (0.0625, 0.0));
+        assert_eq!(s["backbone.stn.features.0.0.weight"].0, 0.0625);
+        assert_eq!(s["backbone.transformer.layers.0.0.fn.fn.to_qkv.weight"].0, 0.125);
+        assert_eq!(s["backbone.transformer.layers.2.1.fn.fn.net.0.weight"].0, 0.5);
+        assert_eq!(s["backbone.mlp_head.0.weight"], (1.0, 0.0));
+    }
+
+    #[test]
+    fn layer_decay_on_a_backbone_that_reports_nothing_is_an_error() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _w = vs.root().sub("backbone").var("w", &[2, 2], nn::Init::Const(0.0));
+        let spec = GroupSpec {
+            layer_decay: Some(0.7),
+            ..Default::default()
+        };
+        let silent = BackboneLayers {
+            prefix: "backbone",
+            layers: None,
+        };
+        let err = build_groups(&vs, &spec, Some(silent)).unwrap_err().to_string();
+        assert!(err.contains("the backbone reports no layers"), "{err}");
+        // Without layer decay, nothing is asked of it.
+        let plain = GroupSpec::default();
+        assert_eq!(build_groups(&vs, &plain, Some(silent)).unwrap().len(), 1);
     }
 }

@@ -23,8 +23,8 @@ use tch::Tensor;
 
 pub use adam::{Adam, AdamConfig};
 pub use clip::clip_grad_norm;
-pub use ema::{cosine_momentum, ema_update};
-pub use groups::{build_groups, decay_groups, layer_id, single_group, GroupSpec, ParamGroup};
+pub use ema::Ema;
+pub use groups::{build_groups, decay_groups, single_group, BackboneLayers, GroupSpec, ParamGroup};
 pub use lars::{Lars, LarsConfig};
 pub use rule::{Rule, Stateful, Step};
 pub use scaler::GradScaler;

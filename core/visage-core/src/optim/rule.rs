@@ -5,7 +5,8 @@
 use tch::Tensor;
 
 use crate::optim::{Buffers, OptimizerState, ParamGroup};
-use crate::optimizer::Optimizer;
+use crate::optimizer::{Optimizer, StepInfo};
+use crate::schedule::Schedule;
 use crate::Result;
 
 /// What one update of one parameter may use.
@@ -33,7 +34,7 @@ pub struct Stateful<R> {
     groups: Vec<ParamGroup>,
     buffers: Buffers,
     step: u64,
-    weight_decay_end: Option<(f64, u64)>,
+    weight_decay_end: Option<f64>,
 }
 
 impl<R: Rule> Stateful<R> {
@@ -49,20 +50,17 @@ impl<R: Rule> Stateful<R> {
     }
 
     /// Moves the weight decay of every decayed group from its value to `end`
-    /// along half a cosine over `total_steps` (DINO's schedule).
-    pub fn with_weight_decay_end(mut self, end: f64, total_steps: u64) -> Self {
-        self.weight_decay_end = Some((end, total_steps));
+    /// along half a cosine over the run (DINO's schedule; the convention of
+    /// [`Schedule`]).
+    pub fn with_weight_decay_end(mut self, end: f64) -> Self {
+        self.weight_decay_end = Some(end);
         self
     }
 
-    /// The weight decay of a group with base decay `base` at update `t`
-    /// (1-based).
-    fn weight_decay(&self, base: f64, t: u64) -> f64 {
+    /// The weight decay of a group with base decay `base` at `at`.
+    fn weight_decay(&self, base: f64, at: StepInfo) -> f64 {
         match self.weight_decay_end {
-            Some((end, total)) if base != 0.0 => {
-                let progress = (t - 1) as f64 / total.saturating_sub(1).max(1) as f64;
-                end + (base - end) * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
-            }
+            Some(end) if base != 0.0 => Schedule::cosine(base, end).value(at.step, at.total),
             _ => base,
         }
     }
@@ -78,17 +76,17 @@ impl<R: Rule> Optimizer for Stateful<R> {
         Ok(())
     }
 
-    fn step(&mut self, lr_scale: f64) -> Result<()> {
+    fn step(&mut self, at: StepInfo) -> Result<()> {
         let _no_grad = tch::no_grad_guard();
         self.step += 1;
         let decays: Vec<f64> = self
             .groups
             .iter()
-            .map(|g| self.weight_decay(g.weight_decay, self.step))
+            .map(|g| self.weight_decay(g.weight_decay, at))
             .collect();
         for (group, weight_decay) in self.groups.iter_mut().zip(decays) {
             let step = Step {
-                lr_scale: lr_scale * group.lr_scale,
+                lr_scale: at.lr_scale * group.lr_scale,
                 weight_decay,
                 t: self.step,
             };

@@ -4,7 +4,7 @@ use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use super::*;
-use crate::optimizer::Optimizer;
+use crate::optimizer::{Optimizer, StepInfo};
 
 /// A linear layer in its own var store, with fixed initial weights (set
 /// explicitly: tests run in parallel and the global RNG is shared).
@@ -43,7 +43,7 @@ fn against_libtorch(ours: impl Fn(&nn::VarStore) -> Box<dyn Optimizer>, theirs: 
     for step in 0..6 {
         a.zero_grad().unwrap();
         loss(&fc_a, step).backward();
-        a.step(1.0).unwrap();
+        a.step(at(0, 1)).unwrap();
         b.zero_grad();
         loss(&fc_b, step).backward();
         b.step();
@@ -132,7 +132,7 @@ fn lars_scales_matrices_by_the_trust_ratio_and_leaves_biases_plain() {
     lars.zero_grad().unwrap();
     loss(&fc, 0).backward();
     let bias_grad = vs.variables()["fc.bias"].grad().copy();
-    lars.step(1.0).unwrap();
+    lars.step(at(0, 1)).unwrap();
     let vars = vs.variables();
     // First step: mu = trust * (g + wd p), whose norm is eta * ||p||.
     let moved = (&before[0] - &vars["fc.weight"]).norm().double_value(&[]);
@@ -202,7 +202,7 @@ fn a_restored_state_continues_exactly() {
             for step in steps {
                 opt.zero_grad().unwrap();
                 loss(fc, step).backward();
-                opt.step(0.7).unwrap();
+                opt.step(StepInfo { step: 0, total: 1, lr_scale: 0.7 }).unwrap();
             }
         };
         train(&mut a, &fc_a, 0..3);
@@ -249,30 +249,33 @@ fn clipping_caps_the_global_norm() {
 }
 
 #[test]
-fn the_momentum_encoder_moves_towards_the_online_network() {
-    let (online, _) = model();
-    let target = nn::VarStore::new(Device::Cpu);
-    let _ = nn::linear(target.root() / "fc", 5, 3, Default::default());
-    tch::no_grad(|| {
-        for (_, mut v) in target.variables() {
-            let _ = v.fill_(1.0);
-        }
-    });
-    ema_update(&target, &online, 0.9).unwrap();
-    let (t, o) = (&target.variables()["fc.weight"], &online.variables()["fc.weight"]);
-    let expected = o * 0.1 + 0.9;
-    assert!((t - expected).abs().max().double_value(&[]) < 1e-6);
-    let other = nn::VarStore::new(Device::Cpu);
-    let _ = nn::linear(other.root() / "head", 5, 3, Default::default());
-    let err = ema_update(&other, &online, 0.9).unwrap_err().to_string();
-    assert!(
-        err.starts_with("momentum encoder: variable `head.")
-            && err.ends_with("` has no counterpart in the online network"),
-        "{err}"
-    );
-    assert_eq!(cosine_momentum(0.99, 0, 100), 0.99);
-    assert!((cosine_momentum(0.99, 50, 100) - 0.995).abs() < 1e-12);
-    assert_eq!(cosine_momentum(0.99, 100, 100), 1.0);
+fn the_momentum_copy_starts_equal_then_moves_towards_the_online_module() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let online = nn::batch_norm1d(vs.root() / "online", 3, Default::default());
+    let _fc = nn::linear(vs.root() / "online" / "fc", 5, 3, Default::default());
+    let _target_bn = nn::batch_norm1d(vs.root() / "target", 3, Default::default());
+    let _target_fc = nn::linear(vs.root() / "target" / "fc", 5, 3, Default::default());
+    let vars = vs.variables();
+    let _ = tch::no_grad(|| vars["online.fc.weight"].shallow_clone().fill_(2.0));
+    let ema = Ema::new("head", &vs, "online", "target", crate::schedule::Schedule::cosine(0.9, 1.0)).unwrap();
+    // Equal at the start, frozen, and out of the trainable groups.
+    assert!(vars["target.fc.weight"].equal(&vars["online.fc.weight"]));
+    assert!(!vars["target.fc.weight"].requires_grad());
+    let trainable: Vec<String> = single_group(&vs, 0.0)[0].params.iter().map(|(n, _)| n.clone()).collect();
+    assert!(trainable.iter().all(|n| n.starts_with("online.")), "{trainable:?}");
+    // m = 0.9 at step 0: target = 0.9 * 2 + 0.1 * 1 after the online weight moves to 1.
+    let _ = tch::no_grad(|| vars["online.fc.weight"].shallow_clone().fill_(1.0));
+    let _ = tch::no_grad(|| vars["online.running_mean"].shallow_clone().fill_(5.0));
+    assert_eq!(ema.update(0, 10).unwrap(), 0.9);
+    let expected = vars["online.fc.weight"].ones_like() * 1.9;
+    assert!((&vars["target.fc.weight"] - expected).abs().max().double_value(&[]) < 1e-6);
+    // Buffers are the target's own: its running mean did not follow.
+    assert_eq!(vars["target.running_mean"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+    let _ = online;
+    // A target with a variable the online module lacks is refused, naming it.
+    let _extra = vs.root().sub("other").var("w", &[2], nn::Init::Const(0.0));
+    let err = Ema::new("x", &vs, "online", "other", 0.99.into()).unwrap_err().to_string();
+    assert_eq!(err, "momentum copy `x`: `other.w` has no counterpart under `online`");
 }
 
 #[test]
@@ -287,7 +290,7 @@ fn weight_decay_follows_its_cosine_schedule() {
         nesterov: false,
     };
     let total = 5;
-    let mut sgd = Sgd::new(config, groups).with_weight_decay_end(0.4, total);
+    let mut sgd = Sgd::new(config, groups).with_weight_decay_end(0.4);
     let mut factor = 1.0;
     for t in 0..total {
         for (_, v) in vs.variables() {
@@ -298,8 +301,9 @@ fn weight_decay_follows_its_cosine_schedule() {
                 let _ = g.zero_();
             }
         }
-        sgd.step(1.0).unwrap();
-        let wd = 0.4 + (0.04 - 0.4) * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / 4.0).cos());
+        sgd.step(at(t, total)).unwrap();
+        // DINO's cosine_scheduler: the end value after the last step.
+        let wd = 0.4 + (0.04 - 0.4) * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / total as f64).cos());
         factor *= 1.0 - 0.5 * wd;
     }
     let fc_weight = |vs: &nn::VarStore| vs.variables()["fc.weight"].shallow_clone();
@@ -307,4 +311,13 @@ fn weight_decay_follows_its_cosine_schedule() {
     assert!((fc_weight(&vs).flatten(0, -1) - expected).abs().max().double_value(&[]) < 1e-6);
     // Biases are not decayed.
     assert!(vs.variables()["fc.bias"].equal(&start.narrow(0, 0, 3)));
+}
+
+/// Training step `step` of `total` at the base learning rate.
+fn at(step: u64, total: u64) -> StepInfo {
+    StepInfo {
+        step,
+        total,
+        lr_scale: 1.0,
+    }
 }

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::nn::weights::WeightsSpec;
 use visage_core::task::Protocol;
+pub use visage_core::train::Precision;
 use visage_core::Kind;
 
 /// One experiment: a backbone, optionally pre-trained by a method, then
@@ -229,31 +230,6 @@ fn default_knn_k() -> i64 {
 
 fn default_knn_samples() -> usize {
     2000
-}
-
-/// Floating-point precision of training.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    /// Full precision.
-    #[default]
-    Fp32,
-    /// CUDA autocast to float16 with dynamic loss scaling.
-    Fp16,
-    /// Autocast to bfloat16 on the CPU or CUDA; bfloat16 has float32's
-    /// range, so no loss scaling.
-    Bf16,
-}
-
-impl Precision {
-    /// The dtype the forward pass autocasts to, if any.
-    pub fn autocast_kind(self) -> Option<tch::Kind> {
-        match self {
-            Precision::Fp32 => None,
-            Precision::Fp16 => Some(tch::Kind::Half),
-            Precision::Bf16 => Some(tch::Kind::BFloat16),
-        }
-    }
 }
 
 fn one() -> u32 {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use visage_core::{Kind, Registry};
 
 pub use diagnostic::{ConfigError, Place};
-pub use experiment::{Component, Evaluation, Experiment, Precision, Pretrain};
+pub use experiment::{Component, Evaluation, Experiment, Pretrain};
 use load::Layers;
 
 /// Builds the augmentations of `chain`, in order (their parameters were

@@ -11,7 +11,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::fs::io_error;
+use crate::Result;
 
 /// An open event file.
 pub struct EventWriter {
@@ -22,9 +23,9 @@ pub struct EventWriter {
 impl EventWriter {
     /// Creates a new event file under `<run_dir>/tensorboard`; `resume_step`
     /// is the step a resumed run continues from (0 for a fresh run).
-    pub fn create(run_dir: &Path, resume_step: u64) -> anyhow::Result<Self> {
+    pub fn create(run_dir: &Path, resume_step: u64) -> Result<Self> {
         let dir = run_dir.join("tensorboard");
-        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -37,7 +38,7 @@ impl EventWriter {
             }
             n += 1;
         };
-        let file = File::create(&path).with_context(|| format!("{}: cannot create", path.display()))?;
+        let file = File::create(&path).map_err(io_error(&path))?;
         let mut writer = EventWriter { path, file };
         let wall = now.as_secs_f64();
         writer.record(&event(wall, 0, Field::String(3, "brain.Event:2".into())))?;
@@ -50,7 +51,7 @@ impl EventWriter {
     }
 
     /// Writes scalars `tag -> value` at `step`.
-    pub fn scalars<'a>(&mut self, step: u64, values: impl IntoIterator<Item = (&'a str, f64)>) -> anyhow::Result<()> {
+    pub fn scalars<'a>(&mut self, step: u64, values: impl IntoIterator<Item = (&'a str, f64)>) -> Result<()> {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -61,22 +62,18 @@ impl EventWriter {
             .map(|(tag, v)| Field::Bytes(1, message(&[Field::String(1, tag.into()), Field::Float(2, v as f32)])))
             .collect();
         self.record(&event(wall, step, Field::Bytes(5, message(&summary))))?;
-        self.file
-            .flush()
-            .with_context(|| format!("{}: cannot write", self.path.display()))
+        self.file.flush().map_err(io_error(&self.path))
     }
 
     /// One TFRecord: length, masked CRC of the length, data, masked CRC.
-    fn record(&mut self, data: &[u8]) -> anyhow::Result<()> {
+    fn record(&mut self, data: &[u8]) -> Result<()> {
         let len = (data.len() as u64).to_le_bytes();
         let mut out = Vec::with_capacity(data.len() + 16);
         out.extend_from_slice(&len);
         out.extend_from_slice(&masked_crc32c(&len).to_le_bytes());
         out.extend_from_slice(data);
         out.extend_from_slice(&masked_crc32c(data).to_le_bytes());
-        self.file
-            .write_all(&out)
-            .with_context(|| format!("{}: cannot write", self.path.display()))
+        self.file.write_all(&out).map_err(io_error(&self.path))
     }
 }
 
