@@ -507,36 +507,24 @@ fn resumable(extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn latest_step(run: &std::path::Path) -> Option<u64> {
-    let name = std::fs::read_to_string(run.join("checkpoints/latest")).ok()?;
-    name.trim().strip_prefix("step-")?.parse().ok()
-}
-
-#[test]
-fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    let output_dir = format!("output_dir={}", dir.path().join("runs").display());
-    let reference = dir.path().join("reference");
-    let args = resumable(&["--set", &output_dir, "--out", reference.to_str().unwrap()]);
-    ok(runner(&args.iter().map(String::as_str).collect::<Vec<_>>()));
-
-    // A real process, killed with SIGKILL once it has passed a random step.
+/// Starts `args` as a real process, kills it with SIGKILL once it has
+/// checkpointed a random step below `steps` (its run folder appears under
+/// `runs`), and returns the run folder and the step of its last checkpoint.
+fn killed_at_a_random_step(args: &[String], runs: &std::path::Path, steps: u64) -> (std::path::PathBuf, u64) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    let kill_after = 3 + u64::from(nanos) % 45;
-    let args = resumable(&["--set", &output_dir]);
+    let kill_after = 3 + u64::from(nanos) % (steps * 3 / 4);
     let mut child = command(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .spawn()
         .unwrap();
-    let runs = dir.path().join("runs/example");
     let run = loop {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before step {kill_after}"
         );
-        let found = std::fs::read_dir(&runs)
+        let found = std::fs::read_dir(runs)
             .ok()
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
@@ -550,9 +538,27 @@ fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
     child.wait().unwrap();
     let killed_at = latest_step(&run).unwrap();
     assert!(
-        killed_at < 60 && !run.join("results.json").exists(),
+        killed_at < steps && !run.join("results.json").exists(),
         "killed too late: step {killed_at}"
     );
+    (run, killed_at)
+}
+
+fn latest_step(run: &std::path::Path) -> Option<u64> {
+    let name = std::fs::read_to_string(run.join("checkpoints/latest")).ok()?;
+    name.trim().strip_prefix("step-")?.parse().ok()
+}
+
+#[test]
+fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = format!("output_dir={}", dir.path().join("runs").display());
+    let reference = dir.path().join("reference");
+    let args = resumable(&["--set", &output_dir, "--out", reference.to_str().unwrap()]);
+    ok(runner(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    let args = resumable(&["--set", &output_dir]);
+    let (run, killed_at) = killed_at_a_random_step(&args, &dir.path().join("runs/example"), 60);
 
     // A different configuration is refused; the same one resumes.
     let explicit = resumable(&[
@@ -611,6 +617,105 @@ fn a_run_killed_at_a_random_step_resumes_to_identical_weights() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(kept.len(), 3, "two checkpoints and `latest`: {kept:?}");
+}
+
+/// BYOL's momentum copies (the backbone's and the projector's) are
+/// teachers that the engine moves by EMA, checkpoints and restores: a run
+/// killed at a random step resumes to identical weights, and the momentum
+/// is logged at every step.
+#[test]
+fn a_method_with_momentum_teachers_resumes_exactly_and_logs_its_momentum() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = format!("output_dir={}", dir.path().join("runs").display());
+    let steps = 30;
+    let byol = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "experiments/example_byol.yaml",
+            "--set",
+            "pretrain.steps=30",
+            "--set",
+            "pretrain.batch_size=16",
+            "--set",
+            "pretrain.checkpoint_every=1",
+            "--set",
+            "device=cpu",
+            "--set",
+            "evaluations=[]",
+            "--set",
+            &output_dir,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let reference = dir.path().join("reference");
+    ok(runner(
+        &byol(&["--out", reference.to_str().unwrap()])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    let (run, killed_at) = killed_at_a_random_step(&byol(&[]), &dir.path().join("runs/example_byol"), steps);
+    let resume = byol(&["--resume", run.to_str().unwrap()]);
+    ok(runner(&resume.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    let model = |r: &std::path::Path, step: u64| {
+        let file = r.join(format!("checkpoints/step-{step:08}/model.safetensors"));
+        tch::Tensor::read_safetensors(&file)
+            .unwrap()
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (last, reference_last) = (model(&run, steps), model(&reference, steps));
+    assert_eq!(last.len(), reference_last.len());
+    for (name, t) in &last {
+        assert!(
+            t.equal(&reference_last[name]),
+            "killed at {killed_at}: `{name}` differs"
+        );
+    }
+    let metrics = |r: &std::path::Path| std::fs::read_to_string(r.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics(&run),
+        metrics(&reference),
+        "killed at {killed_at}: metrics differ"
+    );
+
+    // The momentum follows its cosine from 0.99 towards 1, logged every step.
+    let lines: Vec<serde_json::Value> = metrics(&reference)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), steps as usize);
+    for line in &lines {
+        let s = line["step"].as_u64().unwrap() as f64;
+        let expected = 1.0 - 0.01 * (1.0 + (std::f64::consts::PI * s / steps as f64).cos()) / 2.0;
+        for copy in ["momentum/target", "momentum/projector"] {
+            let m = line["values"][copy].as_f64().unwrap();
+            assert!((m - expected).abs() < 1e-12, "{copy} at step {s}: {m} vs {expected}");
+        }
+    }
+    // The last update: target = m * target + (1 - m) * online, for the
+    // backbone's copy and the projector's; the copies are not the online
+    // weights, and BN statistics are their own.
+    let before = model(&reference, steps - 1);
+    let m = lines.last().unwrap()["values"]["momentum/target"].as_f64().unwrap();
+    let pairs = [
+        ("teachers.target.block0.conv.weight", "backbone.block0.conv.weight"),
+        ("method.momentum_projector.0.weight", "method.projector.0.weight"),
+    ];
+    for (target, online) in pairs {
+        let expected = &before[target] * m + &reference_last[online] * (1.0 - m);
+        let error = (&reference_last[target] - expected).abs().max().double_value(&[]);
+        assert!(error < 1e-6, "{target}: {error}");
+        let apart = (&reference_last[target] - &reference_last[online])
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(apart > 1e-4, "{target} equals {online}");
+    }
 }
 
 /// The scalars of an event folder as TensorBoard's own reader sees them.

@@ -132,7 +132,13 @@ pub struct Teachers<'a> {
 impl<'a> Teachers<'a> {
     /// A factory for copies of the backbone `backbone` that lives under
     /// `online` in `vs`, built through `registry`.
-    pub fn new(registry: &'a Registry, vs: &'a nn::VarStore, backbone: BackboneSpec, online: &str, in_channels: i64) -> Self {
+    pub fn new(
+        registry: &'a Registry,
+        vs: &'a nn::VarStore,
+        backbone: BackboneSpec,
+        online: &str,
+        in_channels: i64,
+    ) -> Self {
         Teachers {
             registry,
             vs,

@@ -9,10 +9,10 @@ use visage_core::nn::weights::{export_safetensors, load_weights};
 use visage_core::teacher::{BackboneSpec, BACKBONE_JSON, BACKBONE_WEIGHTS};
 
 use crate::config::{parse_device, Resolved};
-use visage_core::train::Precision;
 use crate::host::Host;
 use crate::results::{EvaluationResult, Results, Status};
 use crate::rundir::RunDir;
+use visage_core::train::Precision;
 
 /// The variable-store path of the backbone.
 pub const BACKBONE: &str = "backbone";

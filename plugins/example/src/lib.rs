@@ -10,10 +10,13 @@
 //!   average pool;
 //! - method `example_rotation`: RotNet's pretext (Gidaris et al., 2018),
 //!   predicting which multiple of 90 degrees an image was rotated by;
+//! - method `example_byol`: BYOL (Grill et al., 2020), the example of a
+//!   method with momentum copies (teachers) and two extra views;
 //! - augmentations `example_flip` and `example_noise`;
 //! - task `example_classification`: a linear probe on frozen features.
 
 mod augment;
+mod byol;
 mod convnet;
 mod probe;
 mod rotation;
@@ -27,6 +30,7 @@ fn register(registry: &mut Registry) -> Result<()> {
     registry.dataset("example_shapes", shapes::Shapes::new)?;
     registry.backbone("example_convnet", convnet::ConvNet::new)?;
     registry.method("example_rotation", rotation::Rotation::new)?;
+    registry.method("example_byol", byol::Byol::new)?;
     registry.augmentation("example_flip", augment::Flip::new)?;
     registry.augmentation("example_noise", augment::Noise::new)?;
     registry.task(

@@ -158,8 +158,12 @@ fn missing(what: &str, example: &str) -> Error {
 impl dyn Backbone + '_ {
     /// [`Backbone::layers`], or an error saying the backbone reports none.
     pub fn parameter_layers(&self) -> Result<&dyn ParameterLayers> {
-        self.layers()
-            .ok_or_else(|| missing("layer-wise grouping of its parameters (Backbone::layers)", "vit, resnet"))
+        self.layers().ok_or_else(|| {
+            missing(
+                "layer-wise grouping of its parameters (Backbone::layers)",
+                "vit, resnet",
+            )
+        })
     }
     /// [`Backbone::intermediates`], or an error.
     pub fn intermediate_outputs(&self) -> Result<&dyn Intermediates> {

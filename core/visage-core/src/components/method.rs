@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn view_groups_are_checked_in_order_with_the_key_named() {
-        let dino = [ViewGroup::exactly("global crops", 2), ViewGroup::at_least("local crops", 1)];
+        let dino = [
+            ViewGroup::exactly("global crops", 2),
+            ViewGroup::at_least("local crops", 1),
+        ];
         assert!(check_views("dino", &dino, &[2, 8]).is_ok());
         let err = check_views("dino", &dino, &[2]).unwrap_err().to_string();
         assert_eq!(

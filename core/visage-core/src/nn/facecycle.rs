@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use crate::backbone::{Backbone, ParameterLayers, FeatureSpec, Features, POOLED};
+use crate::backbone::{Backbone, FeatureSpec, Features, ParameterLayers, POOLED};
 use crate::{Error, Result};
 
 /// The trunk feature map `[N, 2w, h, w]`.

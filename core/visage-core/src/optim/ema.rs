@@ -32,7 +32,9 @@ impl Ema {
         let sources = variables_under(vs, online);
         let targets = variables_under(vs, target);
         if targets.is_empty() {
-            return Err(Error::msg(format!("momentum copy `{name}`: no variables under `{target}`")));
+            return Err(Error::msg(format!(
+                "momentum copy `{name}`: no variables under `{target}`"
+            )));
         }
         let mut pairs = vec![];
         let _no_grad = tch::no_grad_guard();

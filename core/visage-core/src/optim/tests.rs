@@ -202,7 +202,12 @@ fn a_restored_state_continues_exactly() {
             for step in steps {
                 opt.zero_grad().unwrap();
                 loss(fc, step).backward();
-                opt.step(StepInfo { step: 0, total: 1, lr_scale: 0.7 }).unwrap();
+                opt.step(StepInfo {
+                    step: 0,
+                    total: 1,
+                    lr_scale: 0.7,
+                })
+                .unwrap();
             }
         };
         train(&mut a, &fc_a, 0..3);
@@ -257,11 +262,22 @@ fn the_momentum_copy_starts_equal_then_moves_towards_the_online_module() {
     let _target_fc = nn::linear(vs.root() / "target" / "fc", 5, 3, Default::default());
     let vars = vs.variables();
     let _ = tch::no_grad(|| vars["online.fc.weight"].shallow_clone().fill_(2.0));
-    let ema = Ema::new("head", &vs, "online", "target", crate::schedule::Schedule::cosine(0.9, 1.0)).unwrap();
+    let ema = Ema::new(
+        "head",
+        &vs,
+        "online",
+        "target",
+        crate::schedule::Schedule::cosine(0.9, 1.0),
+    )
+    .unwrap();
     // Equal at the start, frozen, and out of the trainable groups.
     assert!(vars["target.fc.weight"].equal(&vars["online.fc.weight"]));
     assert!(!vars["target.fc.weight"].requires_grad());
-    let trainable: Vec<String> = single_group(&vs, 0.0)[0].params.iter().map(|(n, _)| n.clone()).collect();
+    let trainable: Vec<String> = single_group(&vs, 0.0)[0]
+        .params
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
     assert!(trainable.iter().all(|n| n.starts_with("online.")), "{trainable:?}");
     // m = 0.9 at step 0: target = 0.9 * 2 + 0.1 * 1 after the online weight moves to 1.
     let _ = tch::no_grad(|| vars["online.fc.weight"].shallow_clone().fill_(1.0));
@@ -270,11 +286,16 @@ fn the_momentum_copy_starts_equal_then_moves_towards_the_online_module() {
     let expected = vars["online.fc.weight"].ones_like() * 1.9;
     assert!((&vars["target.fc.weight"] - expected).abs().max().double_value(&[]) < 1e-6);
     // Buffers are the target's own: its running mean did not follow.
-    assert_eq!(vars["target.running_mean"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert_eq!(
+        vars["target.running_mean"].abs().sum(Kind::Float).double_value(&[]),
+        0.0
+    );
     let _ = online;
     // A target with a variable the online module lacks is refused, naming it.
     let _extra = vs.root().sub("other").var("w", &[2], nn::Init::Const(0.0));
-    let err = Ema::new("x", &vs, "online", "other", 0.99.into()).unwrap_err().to_string();
+    let err = Ema::new("x", &vs, "online", "other", 0.99.into())
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "momentum copy `x`: `other.w` has no counterpart under `online`");
 }
 

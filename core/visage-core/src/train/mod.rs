@@ -254,8 +254,8 @@ impl<'a> Trainer<'a> {
             Some((dir, _, _)) => Some(MetricsLog::open(dir, self.state.step)?),
             None => None,
         };
-        let mut scaler = (config.precision == Precision::Fp16)
-            .then(|| self.state.loss_scaler.clone().unwrap_or_default());
+        let mut scaler =
+            (config.precision == Precision::Fp16).then(|| self.state.loss_scaler.clone().unwrap_or_default());
         let progress = Progress::new(&config.label, config.steps, config.log_every, self.state.step);
         for step in self.state.step..config.steps {
             tch::manual_seed(Rng::new(&[config.seed, step, TORCH_STREAM]).next_u64() as i64 >> 1);
@@ -300,8 +300,8 @@ impl<'a> Trainer<'a> {
                     m.measurement(step, &name, value)?;
                 }
             }
-            let due = completed == config.steps
-                || (config.checkpoint_every > 0 && completed % config.checkpoint_every == 0);
+            let due =
+                completed == config.steps || (config.checkpoint_every > 0 && completed % config.checkpoint_every == 0);
             if due {
                 self.checkpoint(learner, completed, scaler.as_ref())?;
             }
@@ -389,7 +389,12 @@ impl<'a> Trainer<'a> {
             let finite = s.unscale(self.vs);
             s.update(finite);
             if !finite {
-                tracing::warn!(step, phase, scale = s.scale, "fp16 gradients overflowed; update skipped, loss scale halved");
+                tracing::warn!(
+                    step,
+                    phase,
+                    scale = s.scale,
+                    "fp16 gradients overflowed; update skipped, loss scale halved"
+                );
                 return Ok(None);
             }
         }
