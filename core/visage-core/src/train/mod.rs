@@ -420,3 +420,6 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
