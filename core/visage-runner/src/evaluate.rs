@@ -1,6 +1,7 @@
 //! Downstream evaluation of a backbone, and of a randomly initialised copy
 //! as a baseline.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use tch::Device;
@@ -11,14 +12,26 @@ use visage_core::Registry;
 
 use crate::config::{augmentation_chain, Evaluation};
 
+/// Where and how one evaluation runs.
+pub struct Placement<'a> {
+    /// The evaluation's own folder, for a task's trainer.
+    pub dir: &'a Path,
+    /// Whether the run is resumed.
+    pub resume: bool,
+    /// Seed of the head and the data order.
+    pub seed: u64,
+    /// Where to compute.
+    pub device: Device,
+}
+
 /// Runs one evaluation on `backbone`.
 pub fn evaluate(
     registry: &Registry,
     evaluation: &Evaluation,
     backbone: &dyn Backbone,
-    seed: u64,
-    device: Device,
+    at: &Placement<'_>,
 ) -> anyhow::Result<Metrics> {
+    let (seed, device) = (at.seed, at.device);
     let params = |c: &crate::config::Component| c.params.to_string();
     let split = |split, chain: &[crate::config::Component]| -> anyhow::Result<EvalSplit> {
         let dataset = registry.build_dataset(
@@ -53,6 +66,8 @@ pub fn evaluate(
         device,
         seed,
         workers: evaluation.workers,
+        dir: Some(at.dir.to_path_buf()),
+        resume: at.resume,
     };
     Ok(task.evaluate(&ctx)?)
 }

@@ -134,18 +134,29 @@ fn stages(
         let described = serde_json::to_string_pretty(&spec)?;
         visage_core::fs::write_atomic(&dir.path.join(BACKBONE_JSON), described.as_bytes())?;
     }
-    for evaluation in &experiment.evaluations {
+    for (index, evaluation) in experiment.evaluations.iter().enumerate() {
         tracing::info!(task = %evaluation.task.name, protocol = evaluation.protocol.as_str(), "evaluating");
-        let metrics =
-            crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), experiment.seed, device)?;
+        let folder = dir
+            .path
+            .join("evaluations")
+            .join(format!("{index}-{}", evaluation.task.name));
+        let place = |dir| crate::evaluate::Placement {
+            dir,
+            resume,
+            seed: experiment.seed,
+            device,
+        };
+        // Created by a task's trainer when it writes there.
+        let pretrained = folder.join("pretrained");
+        let metrics = crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), &place(&pretrained))?;
         let random_init = if evaluation.random_init {
             let (_vs, fresh) = build_backbone(host, resolved, device, false)?;
+            let twin = folder.join("random_init");
             Some(crate::evaluate::evaluate(
                 &host.registry,
                 evaluation,
                 fresh.as_ref(),
-                experiment.seed,
-                device,
+                &place(&twin),
             )?)
         } else {
             None

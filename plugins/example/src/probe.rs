@@ -1,13 +1,19 @@
 //! `example_classification`: a linear probe. Features of the frozen backbone
 //! are extracted once, standardised with the training split's statistics, and
-//! a linear classifier is trained on them with full-batch Adam.
+//! a linear classifier is trained on them with full-batch Adam, through the
+//! training engine ([`visage_core::train`]): its losses go to the
+//! evaluation's own `metrics.jsonl`, and a resumed run resumes it.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::backbone::feature;
+use visage_core::method::Losses;
+use visage_core::optim::{single_group, Adam, AdamConfig};
+use visage_core::scheduler::Scheduler;
 use visage_core::task::{EvalContext, EvalSplit, Metrics, Task, TaskContext};
-use visage_core::tch::{nn, nn::Module, nn::OptimizerConfig, Device, Tensor};
-use visage_core::{Error, Result};
+use visage_core::tch::{nn, nn::Module, Device, Tensor};
+use visage_core::train::{Learner, TrainConfig, Trainer};
+use visage_core::{Batch, Error, Result};
 
 /// Parameters of `example_classification`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -85,18 +91,67 @@ impl Task for LinearProbe {
         );
 
         visage_core::tch::manual_seed(ctx.seed as i64);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let head = nn::linear(vs.root(), train_x.size()[1], classes, Default::default());
-        let mut opt = nn::Adam::default().build(&vs, self.0.lr)?;
-        for _ in 0..self.0.epochs {
-            let loss = head.forward(&train_x).cross_entropy_for_logits(&train_y);
-            opt.backward_step(&loss);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let head = Head(nn::linear(vs.root(), train_x.size()[1], classes, Default::default()));
+        let adam = AdamConfig {
+            lr: self.0.lr,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            decoupled: false,
+        };
+        let optimizer = Adam::new(adam, single_group(&vs, 0.0));
+        let config = TrainConfig {
+            steps: self.0.epochs as u64,
+            seed: ctx.seed,
+            label: "linear probe".into(),
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config, &mut vs, Box::new(optimizer), Box::new(ConstantLr));
+        if let Some(dir) = &ctx.dir {
+            trainer = trainer.with_dir(dir, ctx.resume)?;
         }
-        let logits = visage_core::tch::no_grad(|| head.forward(&test_x));
+        let mut head = head;
+        trainer.restore(&mut head)?;
+        // Full batch: every step sees the whole training split.
+        let full = || {
+            let labels = [(self.0.label.clone(), train_y.shallow_clone())].into();
+            Ok(Batch {
+                images: train_x.shallow_clone(),
+                labels,
+                views: vec![],
+            })
+        };
+        trainer.fit(&mut head, &mut std::iter::repeat_with(full), &mut |_| Ok(vec![]))?;
+        let logits = visage_core::tch::no_grad(|| head.0.forward(&test_x));
         let mut metrics = Metrics::new();
         for (name, metric) in ctx.metrics {
             metrics.insert(name.clone(), metric.compute(&logits, &test_y)?);
         }
         Ok(metrics)
+    }
+}
+
+/// The linear head on cached features, as the engine trains it.
+struct Head(nn::Linear);
+
+impl Learner for Head {
+    fn losses(&mut self, batch: &Batch, _step: u64, _phase: usize) -> Result<Losses> {
+        let (features, labels) = (&batch.images, batch.labels.values().next());
+        let labels = labels.ok_or_else(|| Error::msg("the probe's batch has no label"))?;
+        let mut losses = Losses::default();
+        losses.push(
+            "cross_entropy",
+            self.0.forward(features).cross_entropy_for_logits(labels),
+        );
+        Ok(losses)
+    }
+}
+
+/// The full learning rate at every step.
+struct ConstantLr;
+
+impl Scheduler for ConstantLr {
+    fn factor(&self, _step: u64, _total: u64) -> Result<f64> {
+        Ok(1.0)
     }
 }

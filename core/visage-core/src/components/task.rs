@@ -1,6 +1,7 @@
 //! Tasks: downstream evaluations of a backbone's representation.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -81,6 +82,14 @@ pub struct EvalContext<'a> {
     /// Loader threads that decode and augment batches (0: the calling
     /// thread); the batches are the same for any value.
     pub workers: usize,
+    /// A folder of this evaluation's own (`<run>/evaluations/<i>-<task>/
+    /// pretrained` or `random_init`) where a [`Trainer`](crate::train::Trainer)
+    /// fine-tuning a backbone or training a head writes its checkpoints,
+    /// `metrics.jsonl` and TensorBoard files; `None` when nothing is written.
+    pub dir: Option<PathBuf>,
+    /// Whether the run is being resumed: a trainer in `dir` continues from
+    /// its newest checkpoint.
+    pub resume: bool,
 }
 
 impl EvalContext<'_> {
@@ -179,6 +188,8 @@ mod tests {
             device: Device::Cpu,
             seed: 3,
             workers,
+            dir: None,
+            resume: false,
         };
         let (inline, threaded) = (ctx(0), ctx(3));
         // In order, every sample once, the last batch short.
