@@ -219,3 +219,135 @@ impl<'a> Teachers<'a> {
         Ok(Teacher { backbone, path })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::single_group;
+    use tch::Device;
+
+    fn registry() -> Registry {
+        let mut registry = Registry::new();
+        crate::builtin::register(&mut registry).unwrap();
+        registry
+    }
+
+    fn resnet() -> BackboneSpec {
+        BackboneSpec {
+            name: "resnet".into(),
+            params: serde_json::json!({"width": 4, "small_stem": true}),
+        }
+    }
+
+    /// A store with a resnet under `backbone`.
+    fn store(registry: &Registry) -> nn::VarStore {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let ctx = BackboneContext {
+            vs: vs.root() / "backbone",
+            in_channels: 3,
+        };
+        registry
+            .build_backbone("resnet", &resnet().params.to_string(), &ctx)
+            .unwrap();
+        vs
+    }
+
+    #[test]
+    fn a_momentum_copy_starts_as_the_backbone_and_is_not_trained() {
+        let registry = registry();
+        let vs = store(&registry);
+        let teachers = Teachers::new(&registry, &vs, resnet(), "backbone", 3);
+        let teacher = teachers
+            .momentum_backbone("momentum", Schedule::cosine(0.99, 1.0))
+            .unwrap();
+        assert_eq!(teacher.path(), "teachers.momentum");
+        let (online, copy) = (
+            variables_under(&vs, "backbone"),
+            variables_under(&vs, "teachers.momentum"),
+        );
+        assert_eq!(online.len(), copy.len());
+        for (name, t) in &online {
+            assert!(t.equal(&copy[name]), "{name}");
+            assert!(!copy[name].requires_grad(), "{name}");
+        }
+        let trained: Vec<String> = single_group(&vs, 0.0)[0]
+            .params
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert!(trained.iter().all(|n| n.starts_with("backbone.")));
+        assert_eq!(teachers.into_emas().len(), 1);
+        // The same name twice is refused.
+        let teachers = Teachers::new(&registry, &vs, resnet(), "backbone", 3);
+        let err = teachers
+            .momentum_backbone("momentum", 0.9.into())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("teacher name `momentum` must be new"), "{err}");
+    }
+
+    #[test]
+    fn a_frozen_teacher_loads_another_runs_backbone_or_a_weights_file() {
+        let registry = registry();
+        let dir = std::env::temp_dir().join(format!("visage-teacher-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // "Another run": a backbone of other weights, written as a run writes it.
+        tch::manual_seed(11);
+        let other = store(&registry);
+        crate::nn::weights::export_safetensors(&other, "backbone", &dir.join(BACKBONE_WEIGHTS)).unwrap();
+        std::fs::write(dir.join(BACKBONE_JSON), serde_json::to_string(&resnet()).unwrap()).unwrap();
+
+        tch::manual_seed(12);
+        let vs = store(&registry);
+        let teachers = Teachers::new(&registry, &vs, resnet(), "backbone", 3);
+        let source = TeacherSource {
+            from_run: Some(dir.clone()),
+            weights: None,
+            backbone: None,
+        };
+        let teacher = teachers.frozen_backbone("mim", &source).unwrap();
+        let (theirs, loaded) = (
+            variables_under(&other, "backbone"),
+            variables_under(&vs, "teachers.mim"),
+        );
+        for (name, t) in &theirs {
+            assert!(t.equal(&loaded[name]), "{name}");
+            assert!(!loaded[name].requires_grad());
+        }
+        let x = Tensor::rand([2, 3, 16, 16], (tch::Kind::Float, Device::Cpu));
+        let features = teacher.forward(&x, false).unwrap();
+        assert!(!features["pooled"].requires_grad());
+
+        // The same from the weights file, with the architecture given.
+        let by_file = TeacherSource {
+            from_run: None,
+            weights: Some(WeightsSpec {
+                path: dir.join(BACKBONE_WEIGHTS),
+                prefix: None,
+                strict: true,
+            }),
+            backbone: Some(resnet()),
+        };
+        teachers.frozen_backbone("file", &by_file).unwrap();
+        assert!(variables_under(&vs, "teachers.file")["conv1.weight"].equal(&theirs["conv1.weight"]));
+        assert!(teachers.into_emas().is_empty(), "frozen teachers are not averaged");
+
+        // Neither or both sources, or a folder that is not a run: named errors.
+        let teachers = Teachers::new(&registry, &vs, resnet(), "backbone", 3);
+        let neither = TeacherSource {
+            from_run: None,
+            weights: None,
+            backbone: None,
+        };
+        let err = teachers.frozen_backbone("x", &neither).err().unwrap().to_string();
+        assert!(err.contains("give exactly one of `from_run`"), "{err}");
+        let not_a_run = TeacherSource {
+            from_run: Some(dir.join("nowhere")),
+            ..neither
+        };
+        let err = teachers.frozen_backbone("y", &not_a_run).err().unwrap().to_string();
+        assert!(err.contains("nowhere/backbone.json: cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

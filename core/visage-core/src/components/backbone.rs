@@ -296,3 +296,65 @@ pub fn feature<'f>(features: &'f Features, name: &str) -> Result<&'f Tensor> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Registry;
+    use tch::{Device, Kind};
+
+    fn build(registry: &Registry, vs: &nn::VarStore, name: &str, params: &str) -> Box<dyn Backbone> {
+        let ctx = BackboneContext {
+            vs: vs.root() / "backbone",
+            in_channels: 3,
+        };
+        registry.build_backbone(name, params, &ctx).unwrap()
+    }
+
+    /// Capabilities reach the caller through the plugin-side guard; the
+    /// last intermediate output is what `forward` builds on.
+    #[test]
+    fn guarded_backbones_report_their_capabilities() {
+        let mut registry = Registry::new();
+        crate::builtin::register(&mut registry).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let vit = build(
+            &registry,
+            &vs,
+            "vit",
+            r#"{"size": "tiny", "depth": 2, "image_size": 32, "patch": 8}"#,
+        );
+        let resnet = build(&registry, &vs, "resnet", r#"{"width": 4, "small_stem": true}"#);
+        let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+
+        let masking = vit.masking().unwrap();
+        assert_eq!((masking.patch_size(), masking.num_patches()), (8, 16));
+        assert_eq!(vit.parameter_layers().unwrap().num_layers(), 2);
+        let blocks = vit.intermediate_outputs().unwrap();
+        assert_eq!(blocks.channels(), vec![192, 192]);
+        let out = blocks.forward_intermediates(&x, &[1, 0], false).unwrap();
+        assert_eq!(out[0].map.size(), [2, 192, 4, 4]);
+        assert_eq!(out[0].tokens().size(), [2, 17, 192]);
+        // The final norm of the last block's tokens is the `tokens` output.
+        let tokens = vit.forward(&x, false).unwrap().remove("tokens").unwrap();
+        let normed = out[0]
+            .tokens()
+            .narrow(1, 1, 16)
+            .layer_norm([192], None::<Tensor>, None::<Tensor>, 1e-6, false);
+        assert!((normed - tokens).abs().max().double_value(&[]) < 1e-4);
+        let err = blocks.forward_intermediates(&x, &[2], false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "intermediate output 2 asked for, but there are 2 ViT blocks (0..2)"
+        );
+
+        let stages = resnet.intermediate_outputs().unwrap();
+        assert_eq!(stages.channels(), vec![4, 8, 16, 32]);
+        let last = stages.forward_intermediates(&x, &[3], false).unwrap().remove(0);
+        let trunk = resnet.forward(&x, false).unwrap().remove("trunk").unwrap();
+        assert!(last.map.equal(&trunk) && last.prefix.is_none());
+        let err = resnet.masking().err().unwrap().to_string();
+        assert_eq!(err, "this backbone does not support token masking (vit does)");
+        assert!(resnet.tokens_at_points().is_err() && resnet.landmark_network().is_err());
+    }
+}
