@@ -651,7 +651,8 @@ fn a_method_with_momentum_teachers_resumes_exactly_and_logs_its_momentum() {
         args
     };
     // The method declares its two views; an experiment without them is refused.
-    let no_views = byol(&["--set", "pretrain.views=[]"]);
+    let elsewhere = dir.path().join("no_views");
+    let no_views = byol(&["--set", "pretrain.views=[]", "--out", elsewhere.to_str().unwrap()]);
     let stderr = fails(runner(&no_views.iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(
         stderr.contains("pretrain.views: method `example_byol` reads 1 group(s): two augmented views (2 views)"),
