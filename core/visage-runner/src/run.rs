@@ -39,9 +39,18 @@ pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resum
         Ok(()) => results.status = Status::Completed,
         Err(e) => results.error = Some(format!("{e:#}")),
     }
-    dir.write("results.json", serde_json::to_string_pretty(&results)?.as_bytes())?;
+    let written = dir.write("results.json", serde_json::to_string_pretty(&results)?.as_bytes());
     print_summary(&results, &dir.path, started.elapsed().as_secs_f64());
-    outcome.map(|()| results)
+    match (outcome, written) {
+        (Ok(()), Ok(())) => Ok(results),
+        (Ok(()), Err(e)) => Err(e),
+        // The first failure is the one to report (a full disk fails the
+        // checkpoint before results.json).
+        (Err(e), Err(results_error)) => {
+            Err(e.context(format!("and results.json could not be written: {results_error:#}")))
+        }
+        (Err(e), Ok(())) => Err(e),
+    }
 }
 
 /// The device `spec` names, checked against the devices this machine has.

@@ -123,9 +123,40 @@ impl RunDir {
                 path
             }
         };
+        // A run never writes into a non-empty directory it did not create:
+        // that would overwrite another run's files and prune its checkpoints.
+        let occupied = std::fs::read_dir(&path).map(|mut d| d.next().is_some());
+        match occupied {
+            Ok(true) => anyhow::bail!(
+                "{}: the output directory exists and is not empty; a run only writes into a new or empty directory \
+                 (to continue the run there, use --resume {})",
+                path.display(),
+                path.display()
+            ),
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                anyhow::bail!("{}: exists and is not a directory", path.display())
+            }
+            Err(e) => anyhow::bail!("{}: cannot read the output directory: {e}", path.display()),
+        }
         std::fs::create_dir_all(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot create the run directory: {e}", path.display()))?;
         Ok(RunDir { path })
+    }
+
+    /// Removes the temporaries of atomic writes (`.results.json.tmp123`) a
+    /// killed or failed process left in the run directory.
+    fn clean_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp") && entry.path().is_file() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// An existing run directory to continue: `target` is a run directory or
@@ -140,7 +171,9 @@ impl RunDir {
                 path.display()
             );
             check_same_config(&path, resolved)?;
-            return Ok(Some(RunDir { path }));
+            let dir = RunDir { path };
+            dir.clean_temporaries();
+            return Ok(Some(dir));
         }
         let base = resolved.experiment.output_dir.join(&resolved.experiment.name);
         let mut runs: Vec<PathBuf> = match std::fs::read_dir(&base) {
@@ -158,9 +191,16 @@ impl RunDir {
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .is_some_and(|r| r["status"] == "completed");
             if !finished && check_same_config(&path, resolved).is_ok() {
-                return Ok(Some(RunDir { path }));
+                let dir = RunDir { path };
+                dir.clean_temporaries();
+                return Ok(Some(dir));
             }
         }
+        tracing::warn!(
+            "--resume auto: no unfinished run of `{}` with this configuration under {}; starting a new run",
+            resolved.experiment.name,
+            base.display()
+        );
         Ok(None)
     }
 

@@ -47,15 +47,35 @@ pub struct Checkpoints {
     keep: usize,
 }
 
+/// The step of a checkpoint folder named `step-NNNNNNNN` (any width).
+fn step_of(name: &str) -> Option<u64> {
+    name.strip_prefix("step-")?.parse().ok()
+}
+
+/// Where a checkpoint to resume from was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The one `latest` names.
+    Latest(PathBuf),
+    /// `latest` is missing: the newest complete checkpoint folder.
+    Newest(PathBuf),
+    /// No checkpoint at all.
+    None,
+}
+
 impl Checkpoints {
     /// Checkpoints under `<dir>/checkpoints`, keeping the last `keep`.
+    /// Temporaries a killed or failed process left behind (a half-written
+    /// checkpoint folder, a `latest` pointer being replaced) are removed.
     pub fn new(dir: &Path, keep: usize) -> Result<Self> {
         let dir = dir.join("checkpoints");
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        // A process killed while writing leaves a temporary folder behind.
         for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
                 let _ = std::fs::remove_dir_all(entry.path());
+            } else if name.starts_with(".latest.tmp") {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
         Ok(Checkpoints { dir, keep: keep.max(1) })
@@ -63,18 +83,40 @@ impl Checkpoints {
 
     /// Writes a checkpoint atomically (a temporary folder renamed into place,
     /// then the `latest` pointer), and removes the oldest beyond `keep`.
+    /// A failed write (a full disk) removes its temporary folder and names
+    /// the file that could not be written; the previous checkpoint and
+    /// `latest` stay intact.
     pub fn save(&self, vs: &nn::VarStore, optimizer: &dyn Optimizer, progress: &Progress) -> Result<PathBuf> {
         let name = format!("step-{:08}", progress.step);
         let tmp = self.dir.join(format!(".tmp-{name}"));
-        std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
-        vs.save(tmp.join("model.safetensors"))?;
+        let written = self.write(&tmp, &name, vs, optimizer, progress);
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        written
+    }
+
+    fn write(
+        &self,
+        tmp: &Path,
+        name: &str,
+        vs: &nn::VarStore,
+        optimizer: &dyn Optimizer,
+        progress: &Progress,
+    ) -> Result<PathBuf> {
+        std::fs::create_dir_all(tmp).map_err(io_error(tmp))?;
+        let model = tmp.join("model.safetensors");
+        vs.save(&model)
+            .map_err(|e| Error::msg(format!("{}: cannot write the checkpoint: {e}", model.display())))?;
         let state = optimizer.state()?;
         let buffers: Vec<(&str, &Tensor)> = state.buffers.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        Tensor::write_safetensors(&buffers, tmp.join("optimizer.safetensors"))?;
+        let file = tmp.join("optimizer.safetensors");
+        Tensor::write_safetensors(&buffers, &file)
+            .map_err(|e| Error::msg(format!("{}: cannot write the checkpoint: {e}", file.display())))?;
         let meta = serde_json::json!({ "progress": progress, "optimizer_step": state.step });
         let text = serde_json::to_string_pretty(&meta).map_err(Error::msg)?;
         write_atomic(&tmp.join("state.json"), text.as_bytes())?;
-        let done = self.dir.join(&name);
+        let done = self.dir.join(name);
         if done.exists() {
             std::fs::remove_dir_all(&done).map_err(io_error(&done))?;
         }
@@ -84,34 +126,85 @@ impl Checkpoints {
         Ok(done)
     }
 
-    fn prune(&self) -> Result<()> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+    /// The checkpoint folders by step, oldest first.
+    fn by_step(&self) -> Result<Vec<(u64, String)>> {
+        let mut steps: Vec<(u64, String)> = std::fs::read_dir(&self.dir)
             .map_err(io_error(&self.dir))?
             .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("step-"))
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                step_of(&name).map(|s| (s, name))
+            })
             .collect();
-        names.sort();
-        let excess = names.len().saturating_sub(self.keep);
-        for name in &names[..excess] {
+        steps.sort();
+        Ok(steps)
+    }
+
+    /// Removes the oldest checkpoints beyond `keep`, by step number (not
+    /// name order), never the one `latest` names.
+    fn prune(&self) -> Result<()> {
+        let steps = self.by_step()?;
+        let latest = std::fs::read_to_string(self.dir.join("latest")).unwrap_or_default();
+        let excess = steps.len().saturating_sub(self.keep);
+        for (_, name) in steps.iter().take(excess).filter(|(_, n)| *n != latest.trim()) {
             let path = self.dir.join(name);
             std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
         }
         Ok(())
     }
 
-    /// The newest complete checkpoint, if any.
-    pub fn latest(&self) -> Result<Option<PathBuf>> {
+    /// The checkpoint to resume from: the one `latest` names (which must be
+    /// a `step-N` folder inside this `checkpoints/` folder), or, when
+    /// `latest` is missing, the newest complete checkpoint folder.
+    pub fn find(&self) -> Result<Found> {
         let pointer = self.dir.join("latest");
         match std::fs::read_to_string(&pointer) {
-            Ok(name) => Ok(Some(self.dir.join(name.trim()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(name) => {
+                let name = name.trim();
+                if step_of(name).is_none() || name.contains('/') || name.contains('\\') {
+                    return Err(Error::msg(format!(
+                        "{}: expected the name of a `step-N` folder in {}, got `{name}`",
+                        pointer.display(),
+                        self.dir.display()
+                    )));
+                }
+                let path = self.dir.join(name);
+                if !path.join("state.json").is_file() {
+                    return Err(Error::msg(format!(
+                        "{}: names `{name}`, which is not a complete checkpoint (no state.json)",
+                        pointer.display()
+                    )));
+                }
+                Ok(Found::Latest(path))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let complete = self
+                    .by_step()?
+                    .into_iter()
+                    .rev()
+                    .map(|(_, name)| self.dir.join(name))
+                    .find(|p| {
+                        ["state.json", "model.safetensors", "optimizer.safetensors"]
+                            .iter()
+                            .all(|f| p.join(f).is_file())
+                    });
+                Ok(complete.map_or(Found::None, Found::Newest))
+            }
             Err(e) => Err(io_error(&pointer)(e)),
         }
     }
 
-    /// Restores variables and optimiser state from `checkpoint`.
-    pub fn load(&self, checkpoint: &Path, vs: &mut nn::VarStore, optimizer: &mut dyn Optimizer) -> Result<Progress> {
+    /// Restores variables and optimiser state from `checkpoint` of a run
+    /// of `total` steps. State that disagrees with the run (a step beyond
+    /// the run's total or other than the folder's, a missing key) is an
+    /// error naming the file and the key.
+    pub fn load(
+        &self,
+        checkpoint: &Path,
+        total: u64,
+        vs: &mut nn::VarStore,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<Progress> {
         let model = checkpoint.join("model.safetensors");
         vs.load(&model)
             .map_err(|e| Error::msg(format!("{}: cannot restore the model: {e}", model.display())))?;
@@ -120,8 +213,27 @@ impl Checkpoints {
         let bad = |what: &str| Error::msg(format!("{}: {what}", meta_path.display()));
         let meta: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(&format!("not a checkpoint state: {e}")))?;
+        if meta.get("progress").is_none() {
+            return Err(bad("missing key `progress`"));
+        }
         let progress: Progress =
             serde_json::from_value(meta["progress"].clone()).map_err(|e| bad(&format!("`progress`: {e}")))?;
+        if progress.step > total {
+            return Err(bad(&format!(
+                "`progress.step` is {}, beyond the run's {total} steps",
+                progress.step
+            )));
+        }
+        let folder = checkpoint
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if step_of(&folder) != Some(progress.step) {
+            return Err(bad(&format!(
+                "`progress.step` is {}, but the folder is `{folder}`",
+                progress.step
+            )));
+        }
         let opt_path = checkpoint.join("optimizer.safetensors");
         let buffers = Tensor::read_safetensors(&opt_path)
             .map_err(|e| Error::msg(format!("{}: cannot read: {e}", opt_path.display())))?;

@@ -42,7 +42,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device};
 
-pub use checkpoint::{Checkpoints, Progress as CheckpointProgress};
+pub use checkpoint::{Checkpoints, Found, Progress as CheckpointProgress};
 pub use metrics::MetricsLog;
 pub use progress::Progress;
 pub use tensorboard::EventWriter;
@@ -232,11 +232,27 @@ impl<'a> Trainer<'a> {
         let Some((_, checkpoints, true)) = &self.dir else {
             return Ok(0);
         };
-        if let Some(latest) = checkpoints.latest()? {
-            self.state = checkpoints.load(&latest, self.vs, self.optimizer.as_mut())?;
-            learner.load_state(std::mem::take(&mut self.state.learner))?;
-            tracing::info!(checkpoint = %latest.display(), step = self.state.step, "resumed");
-        }
+        let checkpoint = match checkpoints.find()? {
+            Found::Latest(path) => path,
+            Found::Newest(path) => {
+                tracing::warn!(
+                    checkpoint = %path.display(),
+                    "{}: `checkpoints/latest` is missing; resuming from the newest complete checkpoint",
+                    self.config.label
+                );
+                path
+            }
+            Found::None => {
+                tracing::warn!(
+                    "{}: no checkpoint to resume from; starting at step 0",
+                    self.config.label
+                );
+                return Ok(0);
+            }
+        };
+        self.state = checkpoints.load(&checkpoint, self.config.steps, self.vs, self.optimizer.as_mut())?;
+        learner.load_state(std::mem::take(&mut self.state.learner))?;
+        tracing::info!(checkpoint = %checkpoint.display(), step = self.state.step, "{}: resumed", self.config.label);
         Ok(self.state.step)
     }
 
