@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod abi;
 pub mod amp;
 pub mod augment;
 pub mod builtin;
@@ -42,6 +43,7 @@ pub mod sample;
 pub mod schedule;
 mod version;
 
+pub use abi::{AbiFingerprint, ABI};
 pub use components::{augmentation, backbone, dataset, method, metric, optimizer, scheduler, task, Kind};
 pub use error::{Error, ParamsError, Result};
 pub use params::{NoParams, Params};
