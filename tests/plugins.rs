@@ -1,7 +1,7 @@
 //! The plugin host: out-of-tree plugins (the fixtures here and one crate of
 //! each kind made by `runner new-plugin`) are built in a folder outside the
-//! workspace's member list, then discovered and loaded; wrong API versions,
-//! duplicate names and panics are refused with clear errors.
+//! workspace's member list, then discovered and loaded; wrong declaration
+//! versions, duplicate names and panics are refused with clear errors.
 
 mod common;
 
@@ -106,6 +106,8 @@ fn the_workspace_plugins_are_listed_with_their_schemas() {
         .unwrap();
     let schema: serde_json::Value = serde_json::from_str(line.trim_start().strip_prefix("params: ").unwrap()).unwrap();
     assert_eq!(schema["properties"]["width"]["default"], 16);
+    let abi = format!("\nABI fingerprint: {} (visage-core 0.1.0)\n", visage_core::ABI);
+    assert!(out.ends_with(&abi), "{out}");
 }
 
 #[test]
@@ -159,10 +161,12 @@ fn a_wrong_api_version_is_refused_with_both_sides() {
         "{stderr}"
     );
     let versions = format!(
-        "  plugin API version: host {}, plugin 999",
-        visage_core::PLUGIN_API_VERSION
+        "  declaration version: host {}, plugin 999",
+        visage_core::DECLARATION_VERSION
     );
     assert!(stderr.contains(&versions), "{stderr}");
+    // A declaration of another layout: its fingerprint is not read.
+    assert!(!stderr.contains("ABI fingerprint"), "{stderr}");
     assert!(!stderr.contains("called register"), "{stderr}");
 }
 

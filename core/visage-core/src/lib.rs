@@ -49,7 +49,7 @@ pub use error::{Error, ParamsError, Result};
 pub use params::{NoParams, Params};
 pub use registry::{ComponentInfo, Registry};
 pub use sample::{Batch, Sample};
-pub use version::{CORE_VERSION, PLUGIN_API_VERSION, RUSTC_VERSION, TCH_VERSION, TORCH_VERSION};
+pub use version::{CORE_VERSION, DECLARATION_VERSION, RUSTC_VERSION, TCH_VERSION, TORCH_VERSION};
 
 /// Re-exported so that plugins use exactly the host's tch.
 pub use tch;
