@@ -1,7 +1,9 @@
 //! The plugin host: out-of-tree plugins (the fixtures here and one crate of
 //! each kind made by `runner new-plugin`) are built in a folder outside the
-//! workspace's member list, then discovered and loaded; wrong API versions,
-//! duplicate names and panics are refused with clear errors.
+//! workspace's member list, then discovered and loaded; wrong declaration
+//! versions, a plugin built against a visage-core with other definitions (an
+//! ABI fingerprint of its own), duplicate names and panics are refused with
+//! clear errors.
 
 mod common;
 
@@ -84,6 +86,81 @@ fn built() -> &'static Path {
     })
 }
 
+/// Builds `tests/fixtures/plugins/abi_changed` against a copy of
+/// visage-core whose `Task` trait has one more (default) method; returns the
+/// folder holding its library. A workspace of its own: Cargo refuses two path
+/// packages named visage-core in one lock file. The same target folder as
+/// [`built`], so that tch is compiled once.
+fn built_against_changed_core() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let work = root().join("target/tmp/abi-changed");
+        let _ = std::fs::remove_dir_all(&work);
+        let core = work.join("visage-core");
+        copy_dir(&root().join("core/visage-core"), &core);
+        let task = core.join("src/components/task.rs");
+        let text = std::fs::read_to_string(&task).unwrap();
+        let changed = text.replacen(
+            "pub trait Task {\n",
+            "pub trait Task {\n    /// Added by tests/plugins.rs.\n    fn abi_changed(&self) -> u64 {\n        0\n    }\n",
+            1,
+        );
+        assert_ne!(changed, text, "the copy's `pub trait Task` was not found");
+        std::fs::write(&task, changed).unwrap();
+
+        let src = root().join("tests/fixtures/plugins/abi_changed");
+        let dst = work.join("abi_changed");
+        std::fs::create_dir_all(dst.join("src")).unwrap();
+        let manifest = std::fs::read_to_string(src.join("Cargo.toml"))
+            .unwrap()
+            .replace("@CORE@", core.to_str().unwrap());
+        std::fs::write(dst.join("Cargo.toml"), manifest).unwrap();
+        std::fs::copy(src.join("src/lib.rs"), dst.join("src/lib.rs")).unwrap();
+
+        // The repository's manifest, for the copy's inherited package fields and dependencies.
+        let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        let members = "members = [\"core/visage-core\", \"core/visage-runner\", \"plugins/*\"]";
+        let path = "visage-core = { path = \"core/visage-core\" }";
+        assert!(workspace.contains(members) && workspace.contains(path), "{workspace}");
+        let workspace = workspace
+            .replace(members, "members = [\"visage-core\", \"abi_changed\"]")
+            .replace(path, "visage-core = { path = \"visage-core\" }");
+        std::fs::write(work.join("Cargo.toml"), workspace).unwrap();
+        std::fs::copy(root().join("Cargo.lock"), work.join("Cargo.lock")).unwrap();
+
+        let target = root().join("target/fixtures");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--offline", "--quiet", "-p", "visage-fixture-abi_changed"])
+            .current_dir(&work)
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the abi_changed plugin failed");
+        let file = format!("libabi_changed.{}", std::env::consts::DLL_EXTENSION);
+        let out = work.join("libs");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::copy(target.join("release").join(&file), out.join(&file)).unwrap();
+        out
+    })
+}
+
+/// Copies a crate's files, without any `target` folder.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.is_dir() {
+            if entry.file_name() != "target" {
+                copy_dir(&path, &to.join(entry.file_name()));
+            }
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 fn plugin_path(names: &[&str]) -> String {
     let dirs: Vec<PathBuf> = names.iter().map(|n| built().join(n)).collect();
     std::env::join_paths(dirs).unwrap().into_string().unwrap()
@@ -106,6 +183,8 @@ fn the_workspace_plugins_are_listed_with_their_schemas() {
         .unwrap();
     let schema: serde_json::Value = serde_json::from_str(line.trim_start().strip_prefix("params: ").unwrap()).unwrap();
     assert_eq!(schema["properties"]["width"]["default"], 16);
+    let abi = format!("\nABI fingerprint: {} (visage-core 0.1.0)\n", visage_core::ABI);
+    assert!(out.ends_with(&abi), "{out}");
 }
 
 #[test]
@@ -159,11 +238,50 @@ fn a_wrong_api_version_is_refused_with_both_sides() {
         "{stderr}"
     );
     let versions = format!(
-        "  plugin API version: host {}, plugin 999",
-        visage_core::PLUGIN_API_VERSION
+        "  declaration version: host {}, plugin 999",
+        visage_core::DECLARATION_VERSION
     );
     assert!(stderr.contains(&versions), "{stderr}");
+    // A declaration of another layout: its fingerprint is not read.
+    assert!(!stderr.contains("ABI fingerprint"), "{stderr}");
     assert!(!stderr.contains("called register"), "{stderr}");
+}
+
+#[test]
+fn a_plugin_built_against_other_core_definitions_is_refused_by_its_abi_fingerprint() {
+    let libs = built_against_changed_core();
+    let stderr = fails(runner_with_env(
+        &["plugins"],
+        &[("VISAGE_PLUGIN_PATH", libs.to_str().unwrap())],
+    ));
+    assert!(
+        stderr.contains("plugin `abi_changed` was built for a different host and was not loaded:\n  ABI fingerprint: "),
+        "{stderr}"
+    );
+    // Same version number, same toolchain, same layouts: only the definitions differ.
+    let host = visage_core::ABI;
+    let line = stderr.lines().find(|l| l.starts_with("  ABI fingerprint: ")).unwrap();
+    let plugin = line
+        .strip_prefix(&format!("  ABI fingerprint: host {host}, plugin "))
+        .and_then(|rest| rest.strip_suffix(" (visage-core host 0.1.0, plugin 0.1.0)"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let (source, layout) = plugin.split_once('/').unwrap();
+    assert!(
+        source.len() == 16 && u64::from_str_radix(source, 16).unwrap() != host.source,
+        "{line}"
+    );
+    assert_eq!(layout, format!("{:016x}", host.layout), "{line}");
+    let mismatches = stderr.lines().filter(|l| l.contains(": host ")).count();
+    assert_eq!(mismatches, 1, "only the fingerprint differs: {stderr}");
+    assert!(stderr.contains("rebuild it against this visage-core"), "{stderr}");
+    assert!(!stderr.contains("called register"), "{stderr}");
+
+    // The workspace's own plugins, built against this visage-core, still load.
+    let out = ok(runner(&["plugins"]));
+    assert!(
+        out.contains("\nexample 0.1.0 (") && out.contains("\nsynthface 0.1.0 ("),
+        "{out}"
+    );
 }
 
 #[test]

@@ -1,11 +1,23 @@
 //! Records the toolchain facts that the plugin declaration carries: the
 //! rustc that compiles this crate (and so every plugin that links it) and the
 //! libtorch version torch-sys found; compiles `csrc/autocast.cpp`, the
-//! autocast switches tch does not expose, against that same libtorch.
+//! autocast switches tch does not expose, against that same libtorch; and
+//! hashes the crate's definitions into the source half of the ABI
+//! fingerprint (`VISAGE_ABI_SOURCE`, see `src/abi/mod.rs`).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "src/abi/fnv.rs"]
+mod fnv;
+#[path = "src/abi/source.rs"]
+mod source;
+
 fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-changed=src");
+    let abi = source::fingerprint_dir(&manifest.join("src")).unwrap_or_else(|e| panic!("ABI fingerprint: {e}"));
+    println!("cargo:rustc-env=VISAGE_ABI_SOURCE={abi:016x}");
+
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let version = Command::new(&rustc)
         .arg("--version")

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod abi;
 pub mod amp;
 pub mod augment;
 pub mod builtin;
@@ -45,12 +46,13 @@ pub mod teacher;
 pub mod train;
 mod version;
 
+pub use abi::{AbiFingerprint, ABI};
 pub use components::{augmentation, backbone, dataset, method, metric, optimizer, scheduler, task, Kind};
 pub use error::{Error, ParamsError, Result};
 pub use params::{NoParams, Params};
 pub use registry::{ComponentInfo, Registry};
 pub use sample::{Batch, Sample};
-pub use version::{CORE_VERSION, PLUGIN_API_VERSION, RUSTC_VERSION, TCH_VERSION, TORCH_VERSION};
+pub use version::{CORE_VERSION, DECLARATION_VERSION, RUSTC_VERSION, TCH_VERSION, TORCH_VERSION};
 
 /// Re-exported so that plugins use exactly the host's tch.
 pub use tch;

@@ -2,17 +2,23 @@
 //!
 //! A plugin is a `cdylib` that exports one static named `VISAGE_PLUGIN` of
 //! type [`PluginDeclaration`]. The host reads it before calling anything in
-//! the library and refuses the plugin unless every version matches its own:
-//! trait objects cross the boundary, which is only sound when both sides were
-//! built by the same rustc against the same visage-core, tch and libtorch.
+//! the library and refuses the plugin unless its declaration version, its
+//! [ABI fingerprint](crate::abi) and its versions of rustc, tch and libtorch
+//! match the host's: trait objects cross the boundary, which is only sound
+//! when both sides were built by the same rustc from the same visage-core
+//! definitions, tch and libtorch.
 
 use std::ffi::{c_char, CStr};
 
-use crate::{Registry, Result};
+use crate::{AbiFingerprint, Registry, Result};
 
 /// First bytes of every declaration, so that a stray symbol of the same name
 /// is not mistaken for one.
 pub const MAGIC: [u8; 8] = *b"VISAGE\0\x01";
+
+/// The name [`DeclaredVersions::mismatches`] gives a differing ABI
+/// fingerprint.
+pub const ABI_FINGERPRINT: &str = "ABI fingerprint";
 
 /// Signature of a plugin's registration entry point.
 ///
@@ -56,13 +62,16 @@ impl StaticCStr {
 /// The declaration a plugin exports as `VISAGE_PLUGIN`.
 ///
 /// The fields up to and including `version` keep this layout in every
-/// future API version, so that a host can always read and report them.
+/// future declaration version, so that a host can always read and report
+/// them; the fields after it are read only when `declaration_version` is the
+/// host's [`crate::DECLARATION_VERSION`].
 #[repr(C)]
 pub struct PluginDeclaration {
     /// Always [`MAGIC`].
     pub magic: [u8; 8],
-    /// [`crate::PLUGIN_API_VERSION`] the plugin was built with.
-    pub api_version: u32,
+    /// [`crate::DECLARATION_VERSION`] the plugin was built with: the layout
+    /// of this declaration.
+    pub declaration_version: u32,
     /// visage-core version.
     pub core_version: StaticCStr,
     /// `rustc --version`.
@@ -75,6 +84,8 @@ pub struct PluginDeclaration {
     pub name: StaticCStr,
     /// The plugin crate's version.
     pub version: StaticCStr,
+    /// [`crate::ABI`] of the visage-core the plugin was built with.
+    pub abi: AbiFingerprint,
     /// Registers the plugin's components. Never called on a mismatch.
     pub register: RegisterFn,
 }
@@ -82,8 +93,12 @@ pub struct PluginDeclaration {
 /// The versions of a declaration, read into owned strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclaredVersions {
-    /// Plugin API version.
-    pub api_version: u32,
+    /// Declaration version.
+    pub declaration_version: u32,
+    /// ABI fingerprint; `None` when the declaration version differs from
+    /// this crate's, whose declarations are the only ones it can read past
+    /// `version`.
+    pub abi: Option<AbiFingerprint>,
     /// visage-core version.
     pub core_version: String,
     /// rustc version.
@@ -98,7 +113,8 @@ impl DeclaredVersions {
     /// The versions this copy of visage-core was built with.
     pub fn current() -> Self {
         DeclaredVersions {
-            api_version: crate::PLUGIN_API_VERSION,
+            declaration_version: crate::DECLARATION_VERSION,
+            abi: Some(crate::ABI),
             core_version: crate::CORE_VERSION.into(),
             rustc_version: crate::RUSTC_VERSION.into(),
             tch_version: crate::TCH_VERSION.into(),
@@ -106,15 +122,22 @@ impl DeclaredVersions {
         }
     }
 
-    /// Each `(field, host value, plugin value)` that differs.
+    /// Each `(field, host value, plugin value)` that differs: the
+    /// declaration version, the ABI fingerprint (when both are known), then
+    /// the versions of visage-core, rustc, tch and torch.
     pub fn mismatches(&self, plugin: &DeclaredVersions) -> Vec<(&'static str, String, String)> {
         let mut out = Vec::new();
-        if self.api_version != plugin.api_version {
+        if self.declaration_version != plugin.declaration_version {
             out.push((
-                "plugin API version",
-                self.api_version.to_string(),
-                plugin.api_version.to_string(),
+                "declaration version",
+                self.declaration_version.to_string(),
+                plugin.declaration_version.to_string(),
             ));
+        }
+        if let (Some(host), Some(theirs)) = (self.abi, plugin.abi) {
+            if host != theirs {
+                out.push((ABI_FINGERPRINT, host.to_string(), theirs.to_string()));
+            }
         }
         let pairs = [
             ("visage-core version", &self.core_version, &plugin.core_version),
@@ -136,24 +159,33 @@ impl PluginDeclaration {
     pub const fn new(name: &'static str, version: &'static str, register: RegisterFn) -> Self {
         PluginDeclaration {
             magic: MAGIC,
-            api_version: crate::PLUGIN_API_VERSION,
+            declaration_version: crate::DECLARATION_VERSION,
             core_version: StaticCStr::new(concat!(env!("CARGO_PKG_VERSION"), "\0")),
             rustc_version: StaticCStr::new(concat!(env!("VISAGE_RUSTC_VERSION"), "\0")),
             tch_version: StaticCStr::new(concat!(crate::version::tch_version!(), "\0")),
             torch_version: StaticCStr::new(concat!(env!("VISAGE_TORCH_VERSION"), "\0")),
             name: StaticCStr::new(name),
             version: StaticCStr::new(version),
+            abi: crate::ABI,
             register,
         }
     }
 
-    /// Reads the versions.
+    /// Reads the versions; the ABI fingerprint only when the declaration
+    /// version is this crate's (another layout may not have it there).
     ///
     /// # Safety
     /// `self` must be a declaration in a loaded library with a valid magic.
     pub unsafe fn versions(&self) -> DeclaredVersions {
+        // Not `then_some`: the field must not be read unless it is there.
+        let abi = if self.declaration_version == crate::DECLARATION_VERSION {
+            Some(self.abi)
+        } else {
+            None
+        };
         DeclaredVersions {
-            api_version: self.api_version,
+            declaration_version: self.declaration_version,
+            abi,
             core_version: self.core_version.read(),
             rustc_version: self.rustc_version.read(),
             tch_version: self.tch_version.read(),
@@ -202,4 +234,54 @@ macro_rules! declare_plugin {
             |registry, dispatch| $crate::plugin::enter(registry, dispatch, $register),
         );
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_differing_abi_fingerprint_is_a_mismatch_with_both_values() {
+        let host = DeclaredVersions::current();
+        assert!(host.mismatches(&host).is_empty());
+        let other = AbiFingerprint {
+            source: crate::ABI.source ^ 1,
+            ..crate::ABI
+        };
+        let plugin = DeclaredVersions {
+            abi: Some(other),
+            ..host.clone()
+        };
+        assert_eq!(
+            host.mismatches(&plugin),
+            vec![(ABI_FINGERPRINT, crate::ABI.to_string(), other.to_string())]
+        );
+        // Another declaration layout: its number is reported, its fingerprint never read.
+        let old = DeclaredVersions {
+            declaration_version: 2,
+            abi: None,
+            ..host.clone()
+        };
+        assert_eq!(
+            host.mismatches(&old),
+            vec![("declaration version", "3".to_string(), "2".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_declaration_carries_this_crates_abi_fingerprint() {
+        fn register(_: &mut Registry, _: &tracing::Dispatch) -> Result<()> {
+            Ok(())
+        }
+        let declaration = PluginDeclaration::new("t\0", "0\0", register);
+        // SAFETY: a declaration of this crate, with static strings.
+        let versions = unsafe { declaration.versions() };
+        assert_eq!(versions, DeclaredVersions::current());
+        let old = PluginDeclaration {
+            declaration_version: 2,
+            ..PluginDeclaration::new("t\0", "0\0", register)
+        };
+        // SAFETY: as above.
+        assert_eq!(unsafe { old.versions() }.abi, None);
+    }
 }

@@ -1,8 +1,13 @@
 //! The versions a plugin declaration carries and the host compares.
 
-/// Version of the plugin interface. Bump it whenever a type that crosses the
-/// plugin boundary changes shape.
-pub const PLUGIN_API_VERSION: u32 = 2;
+/// Version of the layout of [`crate::plugin::PluginDeclaration`] itself: which
+/// fields follow its frozen leading ones. Bump it only when the declaration
+/// changes. Whether the rest of the boundary matches is the business of the
+/// ABI fingerprint ([`crate::ABI`]), which the compiler derives; a host reads
+/// a plugin's fingerprint only after this number matched, so that it never
+/// reads past `version` in a declaration of another layout (version 2 had no
+/// fingerprint).
+pub const DECLARATION_VERSION: u32 = 3;
 
 /// Version of the visage-core crate.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");

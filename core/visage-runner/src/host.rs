@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use libloading::Library;
-use visage_core::plugin::{DeclaredVersions, PluginDeclaration, MAGIC};
+use visage_core::plugin::{DeclaredVersions, PluginDeclaration, ABI_FINGERPRINT, MAGIC};
 use visage_core::Registry;
 
 /// A loaded plugin.
@@ -34,9 +34,9 @@ pub enum HostError {
         /// The dynamic loader's message.
         message: String,
     },
-    /// The declaration's versions differ from the host's.
+    /// The declaration's versions or ABI fingerprint differ from the host's.
     #[error("{}: plugin `{name}` was built for a different host and was not loaded:\n{}\n  rebuild it against this visage-core with the same toolchain (./runner rebuilds the workspace's plugins)",
-        path.display(), mismatches.iter().map(|(what, host, plugin)| format!("  {what}: host {host}, plugin {plugin}")).collect::<Vec<_>>().join("\n"))]
+        path.display(), describe(mismatches, core_versions))]
     Incompatible {
         /// The library.
         path: PathBuf,
@@ -44,6 +44,10 @@ pub enum HostError {
         name: String,
         /// `(what, host value, plugin value)`.
         mismatches: Vec<(&'static str, String, String)>,
+        /// visage-core versions of the host and of the plugin, shown beside
+        /// a differing ABI fingerprint (the same version number can be
+        /// built from different sources).
+        core_versions: (String, String),
     },
     /// Two libraries declare the same plugin name.
     #[error("plugin `{name}` is declared twice: by {} and by {}", first.display(), second.display())]
@@ -159,12 +163,14 @@ impl Host {
                 declaration.version.read(),
             )
         };
-        let mismatches = DeclaredVersions::current().mismatches(&versions);
+        let host = DeclaredVersions::current();
+        let mismatches = host.mismatches(&versions);
         if !mismatches.is_empty() {
             return Err(HostError::Incompatible {
                 path: path.into(),
                 name,
                 mismatches,
+                core_versions: (host.core_version, versions.core_version),
             });
         }
         if let Some(first) = self.plugins.iter().find(|p| p.name == name) {
@@ -205,6 +211,18 @@ impl Host {
             _ => error.to_string(),
         }
     }
+}
+
+/// One line per mismatch; the ABI fingerprint's with both visage-core versions.
+fn describe(mismatches: &[(&'static str, String, String)], (host_core, plugin_core): &(String, String)) -> String {
+    let line = |(what, host, plugin): &(&str, String, String)| {
+        let mut line = format!("  {what}: host {host}, plugin {plugin}");
+        if *what == ABI_FINGERPRINT {
+            line += &format!(" (visage-core host {host_core}, plugin {plugin_core})");
+        }
+        line
+    };
+    mismatches.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
 /// Loads libtorch's CUDA backend when it is installed. The linker drops

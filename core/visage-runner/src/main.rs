@@ -86,7 +86,7 @@ enum Command {
         #[arg(long)]
         stdout: bool,
     },
-    /// List plugins, their versions and components with parameter schemas.
+    /// List plugins, their versions and components with parameter schemas, and the ABI fingerprint.
     Plugins,
     /// Write a trained backbone's features for images or a dataset as .npy.
     Embed(Box<embed::EmbedArgs>),
@@ -224,5 +224,11 @@ fn list_plugins(host: &Host) -> String {
             out += &format!("  {kind} {name}{protocols}\n    params: {}\n", info.params_schema());
         }
     }
+    // Every plugin listed was built with this fingerprint: the host refuses others.
+    out += &format!(
+        "ABI fingerprint: {} (visage-core {})\n",
+        visage_core::ABI,
+        visage_core::CORE_VERSION
+    );
     out
 }

@@ -4,7 +4,7 @@
 //! runs/<name>/<timestamp>/
 //!   config.yaml     the resolved experiment (runnable as it is)
 //!   origins.yaml    where every value came from (file:line, env, --set, default)
-//!   run.json        git revision, versions of core, rustc, tch, torch and plugins, seed, device, command
+//!   run.json        git revision, versions of core (and its ABI fingerprint), rustc, tch, torch and plugins, seed, device, command
 //!   log.jsonl       the log as JSON lines
 //!   metrics.jsonl   per step: loss terms and learning-rate factor
 //!   checkpoints/    step-NNNNNNNN/ (model, optimiser, state) and `latest`
@@ -67,7 +67,8 @@ struct RunInfo<'a> {
 #[derive(Serialize)]
 struct Versions {
     visage_core: &'static str,
-    plugin_api: u32,
+    plugin_declaration: u32,
+    abi_fingerprint: String,
     rustc: &'static str,
     tch: &'static str,
     torch: &'static str,
@@ -234,7 +235,8 @@ impl RunDir {
             files,
             versions: Versions {
                 visage_core: visage_core::CORE_VERSION,
-                plugin_api: visage_core::PLUGIN_API_VERSION,
+                plugin_declaration: visage_core::DECLARATION_VERSION,
+                abi_fingerprint: visage_core::ABI.to_string(),
                 rustc: visage_core::RUSTC_VERSION,
                 tch: visage_core::TCH_VERSION,
                 torch: visage_core::TORCH_VERSION,
