@@ -1,7 +1,6 @@
 //! Components every host registers under the plugin name `builtin`:
-//! backbones (`resnet` with torchvision's names, `vit` with timm's and MAE's,
-//! `facecycle` (PCL's encoder), `fvit` (LAFS's landmark-token ViT) and
-//! `mobilenet_v3` (LAFS's landmark network), with their papers' names),
+//! backbones (`resnet` with torchvision's names, `vit` with timm's and
+//! MAE's; paper-specific backbones are in their paper's plugin),
 //! optimisers (`sgd`, `adam`, `adamw`, `lars`, with exportable state),
 //! schedulers (`constant`, `cosine`), the metric `accuracy`, and the
 //! augmentations of [`crate::augment`] (`resize`, `center_crop`,
@@ -17,10 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::metric::Metric;
-use crate::nn::{
-    FaceCycle, FaceCycleParams, Fvit, FvitParams, MobileNetV3, MobileNetV3Params, ResNet, ResNetParams,
-    VisionTransformer, VitParams,
-};
+use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
 
 use crate::optim::{build_groups, Adam, AdamConfig, GroupSpec, Lars, LarsConfig, Rule, Sgd, SgdConfig, Stateful};
 use crate::optimizer::OptimizerContext;
@@ -48,15 +44,8 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     registry.backbone("resnet", |p: ResNetParams, ctx| {
         ResNet::new(&ctx.vs, ctx.in_channels, &p)
     })?;
-    registry.backbone("facecycle", |p: FaceCycleParams, ctx| {
-        FaceCycle::new(&ctx.vs, ctx.in_channels, &p)
-    })?;
     registry.backbone("vit", |p: VitParams, ctx| {
         VisionTransformer::new(&ctx.vs, ctx.in_channels, &p)
-    })?;
-    registry.backbone("fvit", |p: FvitParams, ctx| Fvit::new(&ctx.vs, ctx.in_channels, &p))?;
-    registry.backbone("mobilenet_v3", |p: MobileNetV3Params, ctx| {
-        MobileNetV3::new(&ctx.vs, ctx.in_channels, &p)
     })?;
     registry.optimizer("sgd", |p: SgdParams, ctx| {
         let config = SgdConfig {
@@ -332,10 +321,7 @@ mod tests {
         let mut r = Registry::new();
         register(&mut r).unwrap();
         assert_eq!(r.names(crate::Kind::Optimizer), vec!["adam", "adamw", "lars", "sgd"]);
-        assert_eq!(
-            r.names(crate::Kind::Backbone),
-            vec!["facecycle", "fvit", "mobilenet_v3", "resnet", "vit"]
-        );
+        assert_eq!(r.names(crate::Kind::Backbone), vec!["resnet", "vit"]);
         let err = r
             .info(crate::Kind::Optimizer, "sgd")
             .unwrap()

@@ -1,20 +1,18 @@
 //! The built-in backbones against PyTorch: torchvision's ResNet and timm's
-//! ViT state dicts, PCL, LAFS and MCF checkpoints load by name and give the
-//! same features as PyTorch computes (reference made by tests/reference/backbones.py with the venv's
-//! torch, torchvision and timm); Visage's export loads back into
-//! torchvision.
+//! ViT state dicts, MoCo v3, MAE and MCF checkpoints load by name and give
+//! the same features as PyTorch computes (reference made by
+//! tests/reference/backbones.py with the venv's torch, torchvision and
+//! timm); Visage's export loads back into torchvision. (PCL's and LAFS's
+//! backbones are checked in their plugins, plugins/pcl and plugins/lafs.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tch::{nn, Device, Tensor};
 use visage_core::backbone::{Backbone, POOLED};
-use visage_core::nn::fvit::{self, AttentionScale};
 use visage_core::nn::vit::{self, PosEmbed, VitSize};
 use visage_core::nn::weights::{export_safetensors, load_state_dict, read_state_dict};
-use visage_core::nn::{
-    FaceCycle, FaceCycleParams, Fvit, FvitParams, ResNet, ResNetParams, VisionTransformer, VitParams,
-};
+use visage_core::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
 
 fn python() -> PathBuf {
     let venv = std::env::var("VIRTUAL_ENV").expect("VIRTUAL_ENV is unset: run the tests through ./scripts/test");
@@ -180,103 +178,13 @@ fn torchvision_and_timm_weights_give_pytorch_features() {
     let err = read_state_dict(&cut).unwrap_err().to_string();
     assert!(err.contains("truncated.pth"), "{err}");
 
-    // PCL's FaceCycle encoder from a PCL-style checkpoint.
-    let vs = nn::VarStore::new(Device::Cpu);
-    let params = FaceCycleParams {
-        width: 16,
-        image_size: 64,
-    };
-    let model = FaceCycle::new(&(vs.root() / "backbone"), 3, &params).unwrap();
-    let report = load_state_dict(&vs, "backbone", read_state_dict(&dir.join("pcl.pth")).unwrap(), None).unwrap();
-    assert_eq!(report.prefix, "state_dict.module.encoder.");
-    assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
-    let out = tch::no_grad(|| model.forward(x, false).unwrap());
-    for (ours, theirs) in [
-        (POOLED, "facecycle_fea"),
-        ("face", "facecycle_face"),
-        ("pose", "facecycle_pose"),
-    ] {
-        let diff = max_diff(&out[ours], &reference[theirs]);
-        assert!(diff < 1e-4, "facecycle `{ours}` differs by {diff}");
-    }
-
     // The fixed position embedding is MAE's.
     let diff = max_diff(&vit::sincos_2d(192, 4), &reference["sincos_192_4"]);
     assert!(diff < 1e-6, "sin-cos embedding differs from MAE's by {diff}");
 
-    lafs_fvit_from_a_lafs_checkpoint(&dir, &reference);
     mcf_encoders_from_an_mcf_checkpoint(&dir, &reference, &vit_params);
 
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn fvit(attention_scale: AttentionScale) -> (nn::VarStore, Fvit) {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let params = FvitParams {
-        image_size: 32,
-        patch: 4,
-        landmarks: 9,
-        dim: 32,
-        depth: 2,
-        heads: 3,
-        head_dim: 8,
-        mlp: 48,
-        landmark_width: 0.25,
-        attention_scale,
-        ..Default::default()
-    };
-    let model = Fvit::new(&(vs.root() / "backbone"), 3, &params).unwrap();
-    (vs, model)
-}
-
-/// LAFS's fViT and landmark network from a checkpoint laid out as LAFS's
-/// DINO training saves it; the teacher by default, the student on request.
-fn lafs_fvit_from_a_lafs_checkpoint(dir: &Path, reference: &std::collections::HashMap<String, Tensor>) {
-    let x = &reference["lafs_x"];
-    let file = dir.join("lafs_checkpoint.pth");
-    let (vs, model) = fvit(AttentionScale::Dim);
-    let report = load_state_dict(
-        &vs,
-        "backbone",
-        read_state_dict(&file).unwrap(),
-        Some("student.module.backbone."),
-    )
-    .unwrap();
-    assert!(report.missing.is_empty() && report.mismatched.is_empty(), "{report}");
-    let points = tch::no_grad(|| model.predict_landmarks(x, false).unwrap());
-    let diff = max_diff(&points, &reference["lafs_points"]);
-    assert!(diff < 1e-3, "landmarks differ from the reference by {diff} px");
-    // Tokens sampled at the reference's points, all and a subset.
-    let all = tch::no_grad(|| model.forward_at(x, &reference["lafs_points"], false).unwrap());
-    for (ours, theirs) in [(fvit::CLS, "lafs_cls"), (fvit::TOKENS, "lafs_tokens")] {
-        let diff = max_diff(&all[ours], &reference[theirs]);
-        assert!(diff < 1e-4, "fvit `{ours}` differs by {diff}");
-    }
-    let sub = reference["lafs_points"].narrow(1, 2, 4);
-    let some = tch::no_grad(|| model.forward_at(x, &sub, false).unwrap());
-    assert!(max_diff(&some[fvit::CLS], &reference["lafs_sub_cls"]) < 1e-4);
-    assert!(max_diff(&some[fvit::TOKENS], &reference["lafs_sub_tokens"]) < 1e-4);
-    // The whole forward samples at the network's own landmarks.
-    let whole = tch::no_grad(|| model.forward(x, false).unwrap());
-    assert!(max_diff(&whole[fvit::CLS], &reference["lafs_cls"]) < 1e-3);
-
-    // The usual attention scale is another model: the comparison can fail.
-    let (vs, usual) = fvit(AttentionScale::HeadDim);
-    load_state_dict(
-        &vs,
-        "backbone",
-        read_state_dict(&file).unwrap(),
-        Some("student.module.backbone."),
-    )
-    .unwrap();
-    let other = tch::no_grad(|| usual.forward_at(x, &reference["lafs_points"], false).unwrap());
-    assert!(max_diff(&other[fvit::CLS], &reference["lafs_cls"]) > 1e-3);
-
-    // Without a prefix, the teacher is chosen (DINO evaluates the teacher).
-    let (vs, _) = fvit(AttentionScale::Dim);
-    let report = load_state_dict(&vs, "backbone", read_state_dict(&file).unwrap(), None).unwrap();
-    assert_eq!(report.prefix, "teacher.backbone.");
-    assert!(report.missing.is_empty(), "{report}");
 }
 
 /// MCF's online encoder (by default) or EMA target encoder (on request)

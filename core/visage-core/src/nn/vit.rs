@@ -211,8 +211,10 @@ impl Block {
     }
 }
 
-/// Stochastic depth: drops whole samples of a residual branch.
-pub(crate) fn drop_path(x: &Tensor, rate: f64, train: bool) -> Tensor {
+/// Stochastic depth: drops whole samples of a residual branch (rate
+/// `rate`, survivors scaled by `1 / (1 - rate)`); the identity when not
+/// `train`. A general block, also used by plugins' transformers.
+pub fn drop_path(x: &Tensor, rate: f64, train: bool) -> Tensor {
     if !train || rate == 0.0 {
         return x.shallow_clone();
     }

@@ -168,7 +168,7 @@ pub fn build_groups(
 mod tests {
     use super::*;
     use crate::backbone::Backbone;
-    use crate::nn::{Fvit, FvitParams, ResNet, ResNetParams, VisionTransformer, VitParams, VitSize};
+    use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams, VitSize};
 
     fn scales(groups: &[ParamGroup]) -> std::collections::BTreeMap<String, (f64, f64)> {
         groups
@@ -252,26 +252,6 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("top-level modules: backbone"), "{err}");
-    }
-
-    #[test]
-    fn fvit_reports_its_transformer_layers() {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let params: FvitParams = serde_json::from_str(r#"{"image_size": 32, "landmarks": 4, "dim": 16, "depth": 3, "heads": 2, "head_dim": 8, "mlp": 32, "landmark_width": 0.25}"#).unwrap();
-        let fvit = Fvit::new(&(vs.root() / "backbone"), 3, &params).unwrap();
-        let spec = GroupSpec {
-            weight_decay: 0.1,
-            layer_decay: Some(0.5),
-            ..Default::default()
-        };
-        let s = scales(&build_groups(&vs, &spec, at_backbone(&fvit)).unwrap());
-        // Three blocks: embedding and landmark network 0.5^4, block I 0.5^(3 - I), head 1.
-        assert_eq!(s["backbone.patch_to_embedding.weight"], (0.0625, 0.1));
-        assert_eq!(s["backbone.cls_token"], (0.0625, 0.0));
-        assert_eq!(s["backbone.stn.features.0.0.weight"].0, 0.0625);
-        assert_eq!(s["backbone.transformer.layers.0.0.fn.fn.to_qkv.weight"].0, 0.125);
-        assert_eq!(s["backbone.transformer.layers.2.1.fn.fn.net.0.weight"].0, 0.5);
-        assert_eq!(s["backbone.mlp_head.0.weight"], (1.0, 0.0));
     }
 
     #[test]

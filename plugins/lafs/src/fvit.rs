@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Kind, Tensor};
 
-use super::mobilenet_v3::{MobileNetV3, MobileNetV3Params};
-use super::vit::drop_path;
-use crate::backbone::{Backbone, FeatureSpec, Features, LandmarkPredictor, ParameterLayers, PointTokens, POOLED};
-use crate::{Error, Result};
+use visage_core::backbone::{Backbone, FeatureSpec, Features, LandmarkPredictor, ParameterLayers, PointTokens, POOLED};
+use visage_core::nn::vit::drop_path;
+use visage_core::{Error, Result};
+
+use crate::mobilenet_v3::{MobileNetV3, MobileNetV3Params};
 
 /// Output name of the class token after the final LayerNorm (the
 /// embedding; also [`POOLED`]).
@@ -390,6 +391,7 @@ impl PointTokens for Fvit {
 mod tests {
     use super::*;
     use tch::Device;
+    use visage_core::optim::{build_groups, BackboneLayers, GroupSpec, ParamGroup};
 
     #[test]
     fn a_patch_at_a_point_holds_the_pixels_around_it_x_outermost() {
@@ -447,5 +449,40 @@ mod tests {
         let some = model.forward_at(&images, &points.narrow(1, 0, 4), false).unwrap();
         assert_eq!(some[TOKENS].size(), [2, 4, 32]);
         assert_eq!(some[CLS].size(), [2, 32]);
+    }
+
+    fn scales(groups: &[ParamGroup]) -> std::collections::BTreeMap<String, (f64, f64)> {
+        groups
+            .iter()
+            .flat_map(|g| {
+                g.params
+                    .iter()
+                    .map(move |(n, _)| (n.clone(), (g.lr_scale, g.weight_decay)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fvit_reports_its_transformer_layers() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let params: FvitParams = serde_json::from_str(r#"{"image_size": 32, "landmarks": 4, "dim": 16, "depth": 3, "heads": 2, "head_dim": 8, "mlp": 32, "landmark_width": 0.25}"#).unwrap();
+        let fvit = Fvit::new(&(vs.root() / "backbone"), 3, &params).unwrap();
+        let spec = GroupSpec {
+            weight_decay: 0.1,
+            layer_decay: Some(0.5),
+            ..Default::default()
+        };
+        let backbone = BackboneLayers {
+            prefix: "backbone",
+            layers: fvit.layers(),
+        };
+        let s = scales(&build_groups(&vs, &spec, Some(backbone)).unwrap());
+        // Three blocks: embedding and landmark network 0.5^4, block I 0.5^(3 - I), head 1.
+        assert_eq!(s["backbone.patch_to_embedding.weight"], (0.0625, 0.1));
+        assert_eq!(s["backbone.cls_token"], (0.0625, 0.0));
+        assert_eq!(s["backbone.stn.features.0.0.weight"].0, 0.0625);
+        assert_eq!(s["backbone.transformer.layers.0.0.fn.fn.to_qkv.weight"].0, 0.125);
+        assert_eq!(s["backbone.transformer.layers.2.1.fn.fn.net.0.weight"].0, 0.5);
+        assert_eq!(s["backbone.mlp_head.0.weight"], (1.0, 0.0));
     }
 }

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use crate::backbone::{Backbone, FeatureSpec, Features, LandmarkPredictor, POOLED};
-use crate::{Error, Result};
+use visage_core::backbone::{Backbone, FeatureSpec, Features, LandmarkPredictor, POOLED};
+use visage_core::{Error, Result};
 
 /// Parameters of the `mobilenet_v3` backbone.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

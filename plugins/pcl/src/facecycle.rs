@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use crate::backbone::{Backbone, FeatureSpec, Features, ParameterLayers, POOLED};
-use crate::{Error, Result};
+use visage_core::backbone::{Backbone, FeatureSpec, Features, ParameterLayers, POOLED};
+use visage_core::{Error, Result};
 
 /// The trunk feature map `[N, 2w, h, w]`.
 pub const TRUNK: &str = "trunk";
