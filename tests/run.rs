@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{command, fails, ok, runner};
+use common::{command, fails, ok, runner, runner_with_env};
 
 fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
@@ -780,4 +780,68 @@ fn a_non_finite_loss_stops_the_run_naming_the_term_and_step() {
     // Allowing two skipped steps stops two steps later.
     let (stderr, _) = run(2);
     assert!(stderr.contains(&format!("is NaN at step {};", step + 2)), "{stderr}");
+}
+
+/// Without the `latest` pointer, a resumed run continues from the newest
+/// complete checkpoint and says so; `--resume auto` with no earlier run
+/// says it starts a new one.
+#[test]
+fn resuming_says_what_it_does_without_latest_or_an_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = format!("output_dir={}", dir.path().join("runs").display());
+    let run = dir.path().join("run");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "tests/fixtures/config/base.yaml",
+            "--set",
+            "device=cpu",
+            "--set",
+            "pretrain.steps=4",
+            "--set",
+            "pretrain.checkpoint_every=1",
+            "--set",
+            "pretrain.keep_checkpoints=4",
+            "--set",
+            &output_dir,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let run_args = args(&["--out", run.to_str().unwrap()]);
+    ok(runner(&run_args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    std::fs::remove_file(run.join("checkpoints/latest")).unwrap();
+    std::fs::remove_file(run.join("checkpoints/step-00000004/state.json")).unwrap();
+    let resume = args(&["--resume", run.to_str().unwrap()]);
+    let out = runner_with_env(
+        &resume.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("RUST_LOG", "warn")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`checkpoints/latest` is missing; resuming from the newest complete checkpoint")
+            && out.stderr.contains("step-00000003"),
+        "{}",
+        out.stderr
+    );
+    // Step 4 was computed again, to the same losses.
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(), metrics);
+
+    let fresh = format!("output_dir={}", dir.path().join("fresh").display());
+    let auto = args(&["--set", &fresh, "--resume", "auto"]);
+    let out = runner_with_env(
+        &auto.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("RUST_LOG", "warn")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--resume auto: no unfinished run of `fixture`")
+            && out.stderr.contains("starting a new run"),
+        "{}",
+        out.stderr
+    );
 }

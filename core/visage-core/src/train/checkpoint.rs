@@ -249,3 +249,136 @@ impl Checkpoints {
         Ok(progress)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::{single_group, Sgd, SgdConfig};
+    use tch::Device;
+
+    fn model() -> (nn::VarStore, Sgd) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _w = vs.root().var("w", &[2], nn::Init::Const(1.0));
+        let config = SgdConfig {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+        };
+        let sgd = Sgd::new(config, single_group(&vs, 0.0));
+        (vs, sgd)
+    }
+
+    fn at(step: u64) -> Progress {
+        Progress {
+            step,
+            ..Progress::default()
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("visage-ckpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Past step 99,999,999 the names outgrow eight digits: name order
+    /// would delete the newest; step order keeps it.
+    #[test]
+    fn pruning_follows_step_numbers_and_keeps_the_latest() {
+        let dir = scratch("prune");
+        let checkpoints = Checkpoints::new(&dir, 2).unwrap();
+        let (vs, sgd) = model();
+        for step in [99_999_998, 99_999_999, 100_000_000] {
+            checkpoints.save(&vs, &sgd, &at(step)).unwrap();
+        }
+        let mut kept: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["latest", "step-100000000", "step-99999999"]);
+        assert_eq!(
+            checkpoints.find().unwrap(),
+            Found::Latest(dir.join("checkpoints/step-100000000"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn without_latest_the_newest_complete_checkpoint_is_found() {
+        let dir = scratch("find");
+        let checkpoints = Checkpoints::new(&dir, 3).unwrap();
+        assert_eq!(checkpoints.find().unwrap(), Found::None);
+        let (vs, sgd) = model();
+        for step in [1, 2, 3] {
+            checkpoints.save(&vs, &sgd, &at(step)).unwrap();
+        }
+        std::fs::remove_file(dir.join("checkpoints/latest")).unwrap();
+        // Step 3 is incomplete (its state is gone): step 2 is the newest complete one.
+        std::fs::remove_file(dir.join("checkpoints/step-00000003/state.json")).unwrap();
+        assert_eq!(
+            checkpoints.find().unwrap(),
+            Found::Newest(dir.join("checkpoints/step-00000002"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn state_that_disagrees_with_the_run_is_an_error_naming_the_file_and_key() {
+        let dir = scratch("state");
+        let checkpoints = Checkpoints::new(&dir, 2).unwrap();
+        let (mut vs, mut sgd) = model();
+        let saved = checkpoints.save(&vs, &sgd, &at(5)).unwrap();
+        let err = checkpoints.load(&saved, 4, &mut vs, &mut sgd).unwrap_err().to_string();
+        assert!(
+            err.ends_with("step-00000005/state.json: `progress.step` is 5, beyond the run's 4 steps"),
+            "{err}"
+        );
+        assert_eq!(checkpoints.load(&saved, 5, &mut vs, &mut sgd).unwrap().step, 5);
+        let renamed = dir.join("checkpoints/step-00000004");
+        std::fs::rename(&saved, &renamed).unwrap();
+        let err = checkpoints
+            .load(&renamed, 9, &mut vs, &mut sgd)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`progress.step` is 5, but the folder is `step-00000004`"),
+            "{err}"
+        );
+        std::fs::write(dir.join("checkpoints/latest"), "../elsewhere").unwrap();
+        let err = checkpoints.find().unwrap_err().to_string();
+        assert!(
+            err.contains("checkpoints/latest: expected the name of a `step-N` folder"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A write that fails (here `latest` cannot be replaced, as on a full
+    /// disk) names the file and leaves no temporary behind; the
+    /// temporaries a killed process leaves are removed when the folder is
+    /// opened again.
+    #[test]
+    fn a_failed_write_names_its_file_and_cleans_up() {
+        let dir = scratch("fail");
+        let checkpoints = Checkpoints::new(&dir, 2).unwrap();
+        let (vs, sgd) = model();
+        std::fs::create_dir_all(dir.join("checkpoints/latest/blocked")).unwrap();
+        let err = checkpoints.save(&vs, &sgd, &at(1)).unwrap_err().to_string();
+        assert!(err.contains("checkpoints/latest"), "{err}");
+        let leftovers: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::create_dir_all(dir.join("checkpoints/.tmp-step-00000009")).unwrap();
+        std::fs::write(dir.join("checkpoints/.latest.tmp4242"), "step-").unwrap();
+        Checkpoints::new(&dir, 2).unwrap();
+        assert!(!dir.join("checkpoints/.tmp-step-00000009").exists());
+        assert!(!dir.join("checkpoints/.latest.tmp4242").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
