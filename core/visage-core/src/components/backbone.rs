@@ -207,19 +207,32 @@ impl<B: Backbone> Backbone for Guarded<B> {
         self.run(|b| b.forward(images, train))
     }
     fn layers(&self) -> Option<&dyn ParameterLayers> {
-        self.inner.layers().map(|_| self as &dyn ParameterLayers)
+        self.has(|b| b.layers().is_some())
+            .then_some(self as &dyn ParameterLayers)
     }
     fn intermediates(&self) -> Option<&dyn Intermediates> {
-        self.inner.intermediates().map(|_| self as &dyn Intermediates)
+        self.has(|b| b.intermediates().is_some())
+            .then_some(self as &dyn Intermediates)
     }
     fn token_masking(&self) -> Option<&dyn TokenMasking> {
-        self.inner.token_masking().map(|_| self as &dyn TokenMasking)
+        self.has(|b| b.token_masking().is_some())
+            .then_some(self as &dyn TokenMasking)
     }
     fn landmark_predictor(&self) -> Option<&dyn LandmarkPredictor> {
-        self.inner.landmark_predictor().map(|_| self as &dyn LandmarkPredictor)
+        self.has(|b| b.landmark_predictor().is_some())
+            .then_some(self as &dyn LandmarkPredictor)
     }
     fn point_tokens(&self) -> Option<&dyn PointTokens> {
-        self.inner.point_tokens().map(|_| self as &dyn PointTokens)
+        self.has(|b| b.point_tokens().is_some())
+            .then_some(self as &dyn PointTokens)
+    }
+}
+
+impl<B: Backbone> Guarded<B> {
+    /// Whether the backbone has a capability, asked under the guard (a
+    /// panic counts as no).
+    fn has(&self, capability: impl FnOnce(&B) -> bool) -> bool {
+        self.run(|b| Ok(capability(b))).unwrap_or(false)
     }
 }
 
