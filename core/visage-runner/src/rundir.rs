@@ -6,8 +6,11 @@
 //!   origins.yaml    where every value came from (file:line, env, --set, default)
 //!   run.json        git revision, versions of core (and its ABI fingerprint), rustc, tch, torch and plugins, seed, device, command
 //!   log.jsonl       the log as JSON lines
-//!   metrics.jsonl   per step: loss terms and learning-rate factor
+//!   metrics.jsonl   per step: loss terms, learning-rate factor, recorded values
+//!   tensorboard/    the same as TensorBoard event files
 //!   checkpoints/    step-NNNNNNNN/ (model, optimiser, state) and `latest`
+//!   backbone.safetensors, backbone.json   the trained backbone and what it is
+//!   evaluations/    <i>-<task>/{pretrained,random_init}/: a task's trainer files
 //!   results.json    the outcome (written atomically at the end)
 //! ```
 
