@@ -29,6 +29,7 @@ pub mod builtin;
 pub mod components;
 pub mod data;
 pub mod error;
+pub mod features;
 pub mod fs;
 pub mod guard;
 pub mod labels;

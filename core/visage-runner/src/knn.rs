@@ -2,10 +2,14 @@
 //! similarities to a memory bank of train features, the k nearest vote with
 //! weights `exp(s / 0.07)`, top-1 accuracy on the test split.
 
+use std::sync::Arc;
+
 use tch::{Device, Kind, Tensor};
-use visage_core::backbone::{feature, Backbone};
+use visage_core::backbone::Backbone;
+use visage_core::data::{Loader, LoaderConfig};
 use visage_core::dataset::{Dataset, DatasetContext, Split};
-use visage_core::{Batch, Registry};
+use visage_core::features::extract;
+use visage_core::Registry;
 
 use crate::config::experiment::KnnMonitor;
 
@@ -17,8 +21,8 @@ const BATCH: usize = 128;
 /// A monitor with its data built once.
 pub struct Knn {
     config: KnnMonitor,
-    train: Box<dyn Dataset>,
-    test: Box<dyn Dataset>,
+    train: Arc<dyn Dataset>,
+    test: Arc<dyn Dataset>,
 }
 
 impl Knn {
@@ -34,8 +38,8 @@ impl Knn {
         anyhow::ensure!(config.k >= 1, "pretrain.knn_monitor.k must be at least 1");
         Ok(Knn {
             config: config.clone(),
-            train: split(Split::Train)?,
-            test: split(Split::Test)?,
+            train: Arc::from(split(Split::Train)?),
+            test: Arc::from(split(Split::Test)?),
         })
     }
 
@@ -51,8 +55,8 @@ impl Knn {
 
     /// Top-1 accuracy in percent.
     pub fn measure(&self, backbone: &dyn Backbone, device: Device) -> anyhow::Result<f64> {
-        let (bank, bank_labels) = self.embed(self.train.as_ref(), backbone, device)?;
-        let (queries, labels) = self.embed(self.test.as_ref(), backbone, device)?;
+        let (bank, bank_labels) = self.embed(&self.train, backbone, device)?;
+        let (queries, labels) = self.embed(&self.test, backbone, device)?;
         let classes = bank_labels.max().int64_value(&[]).max(labels.max().int64_value(&[])) + 1;
         let k = self.config.k.min(bank.size()[0]);
         let similarity = queries.matmul(&bank.tr());
@@ -72,28 +76,41 @@ impl Knn {
         Ok(100.0 * correct.double_value(&[]))
     }
 
-    /// L2-normalised features and labels of up to `max_samples` samples.
-    fn embed(&self, data: &dyn Dataset, backbone: &dyn Backbone, device: Device) -> anyhow::Result<(Tensor, Tensor)> {
+    /// L2-normalised features and labels of the first `max_samples`
+    /// samples, through the one feature-extraction loop.
+    fn embed(
+        &self,
+        data: &Arc<dyn Dataset>,
+        backbone: &dyn Backbone,
+        device: Device,
+    ) -> anyhow::Result<(Tensor, Tensor)> {
         let n = data.len().min(self.config.max_samples);
         anyhow::ensure!(
             n > 0,
             "pretrain.knn_monitor: the dataset `{}` has an empty split",
             self.config.dataset.name
         );
-        let mut features = vec![];
-        let mut labels = vec![];
-        for start in (0..n).step_by(BATCH) {
-            let samples = (start..(start + BATCH).min(n))
-                .map(|i| data.get(i))
-                .collect::<visage_core::Result<Vec<_>>>()?;
-            let batch = Batch::collate(samples)?;
-            labels.push(batch.label(&self.config.label)?.to_kind(Kind::Int64).flatten(0, -1));
-            let out = tch::no_grad(|| backbone.forward(&batch.images.to_device(device), false))?;
-            let f = feature(&out, &self.config.feature)?
-                .flatten(1, -1)
-                .to_device(Device::Cpu);
-            features.push(&f / f.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12));
-        }
-        Ok((Tensor::cat(&features, 0), Tensor::cat(&labels, 0)))
+        let first = Arc::new(First { data: data.clone(), n });
+        let loader = Loader::new(first, Arc::from(vec![]), LoaderConfig::in_order(BATCH, 0, 0, device))?;
+        let label = self.config.label.as_str();
+        let out = extract(backbone, loader, &self.config.feature, &[label], device)?;
+        let f = out.flat();
+        let features = &f / f.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12);
+        Ok((features, out.label(label)?.to_kind(Kind::Int64).flatten(0, -1)))
+    }
+}
+
+/// The first `n` samples of a dataset.
+struct First {
+    data: Arc<dyn Dataset>,
+    n: usize,
+}
+
+impl Dataset for First {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn get(&self, index: usize) -> visage_core::Result<visage_core::Sample> {
+        self.data.get(index)
     }
 }

@@ -6,9 +6,8 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use visage_core::backbone::feature;
-use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol, Task, TaskContext};
-use visage_core::tch::{Device, Tensor};
+use visage_core::task::{EvalContext, Metrics, Protocol, Task, TaskContext};
+use visage_core::tch::Tensor;
 use visage_core::{declare_plugin, Error, Registry, Result};
 
 /// Parameters, checked before anything is built.
@@ -31,27 +30,14 @@ impl NearestMean {
     fn new(params: Params, _: &TaskContext) -> Result<Self> {
         Ok(NearestMean(params))
     }
-
-    fn features(&self, ctx: &EvalContext<'_>, split: &EvalSplit) -> Result<(Tensor, Tensor)> {
-        let _no_grad = visage_core::tch::no_grad_guard();
-        let (mut xs, mut ys) = (vec![], vec![]);
-        for batch in ctx.batches(split, 256, None)? {
-            let batch = batch?.to_device(ctx.device);
-            let out = ctx.backbone.forward(&batch.images, false)?;
-            xs.push(feature(&out, ctx.feature)?.flatten(1, -1).to_device(Device::Cpu));
-            ys.push(batch.label(&self.0.label)?.to_device(Device::Cpu));
-        }
-        if xs.is_empty() {
-            return Err(Error::msg("the evaluation dataset is empty"));
-        }
-        Ok((Tensor::cat(&xs, 0), Tensor::cat(&ys, 0)))
-    }
 }
 
 impl Task for NearestMean {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let (train_x, train_y) = self.features(ctx, &ctx.train)?;
-        let (test_x, test_y) = self.features(ctx, &ctx.test)?;
+        let label = [self.0.label.as_str()];
+        let (train, test) = (ctx.extract(&ctx.train, 256, &label)?, ctx.extract(&ctx.test, 256, &label)?);
+        let (train_x, train_y) = (train.flat(), train.label(&self.0.label)?);
+        let (test_x, test_y) = (test.flat(), test.label(&self.0.label)?);
         let classes = train_y.max().int64_value(&[]) + 1;
         let means: Vec<Tensor> = (0..classes)
             .map(|c| {

@@ -6,12 +6,11 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use visage_core::backbone::feature;
 use visage_core::method::Losses;
 use visage_core::optim::{single_group, Adam, AdamConfig};
 use visage_core::scheduler::Scheduler;
-use visage_core::task::{EvalContext, EvalSplit, Metrics, Task, TaskContext};
-use visage_core::tch::{nn, nn::Module, Device, Tensor};
+use visage_core::task::{EvalContext, Metrics, Task, TaskContext};
+use visage_core::tch::{nn, nn::Module, Device};
 use visage_core::train::{Learner, TrainConfig, Trainer};
 use visage_core::{Batch, Error, Result};
 
@@ -57,27 +56,15 @@ impl LinearProbe {
         }
         Ok(LinearProbe(params))
     }
-
-    fn extract(&self, ctx: &EvalContext<'_>, split: &EvalSplit) -> Result<(Tensor, Tensor)> {
-        let _no_grad = visage_core::tch::no_grad_guard();
-        let (mut feats, mut labels) = (vec![], vec![]);
-        for batch in ctx.batches(split, self.0.batch_size, None)? {
-            let batch = batch?.to_device(ctx.device);
-            let out = ctx.backbone.forward(&batch.images, false)?;
-            feats.push(feature(&out, ctx.feature)?.flatten(1, -1).to_device(Device::Cpu));
-            labels.push(batch.label(&self.0.label)?.to_device(Device::Cpu));
-        }
-        if feats.is_empty() {
-            return Err(Error::msg("the evaluation dataset is empty"));
-        }
-        Ok((Tensor::cat(&feats, 0), Tensor::cat(&labels, 0)))
-    }
 }
 
 impl Task for LinearProbe {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let (train_x, train_y) = self.extract(ctx, &ctx.train)?;
-        let (test_x, test_y) = self.extract(ctx, &ctx.test)?;
+        let label = [self.0.label.as_str()];
+        let train = ctx.extract(&ctx.train, self.0.batch_size, &label)?;
+        let test = ctx.extract(&ctx.test, self.0.batch_size, &label)?;
+        let (train_x, train_y) = (train.flat(), train.label(&self.0.label)?);
+        let (test_x, test_y) = (test.flat(), test.label(&self.0.label)?);
         let mean = train_x.mean_dim(0, true, train_x.kind());
         let std = train_x.std_dim(0, false, true) + 1e-6;
         let (train_x, test_x) = ((&train_x - &mean) / &std, (&test_x - &mean) / &std);

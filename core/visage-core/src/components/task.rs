@@ -12,6 +12,7 @@ use crate::augmentation::Augmentation;
 use crate::backbone::Backbone;
 use crate::data::{Loader, LoaderConfig, Sampling};
 use crate::dataset::Dataset;
+use crate::features::{extract, Extracted};
 use crate::guard::Guarded;
 use crate::metric::Metric;
 use crate::Result;
@@ -118,6 +119,16 @@ impl EvalContext<'_> {
             };
         }
         Loader::new(split.dataset.clone(), split.augmentations.clone(), config)
+    }
+}
+
+impl EvalContext<'_> {
+    /// The frozen backbone's `feature` output and the labels `labels` of
+    /// every sample of `split`, in order ([`crate::features::extract`] over
+    /// [`EvalContext::batches`]).
+    pub fn extract(&self, split: &EvalSplit, batch_size: usize, labels: &[&str]) -> Result<Extracted> {
+        let batches = self.batches(split, batch_size, None)?;
+        extract(self.backbone, batches, self.feature, labels, self.device)
     }
 }
 
