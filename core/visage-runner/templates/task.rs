@@ -52,7 +52,7 @@ impl Task for NearestMean {
         let logits = -Tensor::cdist(&test_x, &Tensor::stack(&means, 0), 2.0, None);
         let mut metrics = Metrics::new();
         for (name, metric) in ctx.metrics {
-            metrics.insert(name.clone(), metric.compute(&logits, &test_y)?);
+            metrics.insert(name.clone(), metric.compute(&logits, test_y)?);
         }
         Ok(metrics)
     }

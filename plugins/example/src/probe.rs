@@ -112,7 +112,7 @@ impl Task for LinearProbe {
         let logits = visage_core::tch::no_grad(|| head.0.forward(&test_x));
         let mut metrics = Metrics::new();
         for (name, metric) in ctx.metrics {
-            metrics.insert(name.clone(), metric.compute(&logits, &test_y)?);
+            metrics.insert(name.clone(), metric.compute(&logits, test_y)?);
         }
         Ok(metrics)
     }
