@@ -10,8 +10,14 @@
 //!
 //! Each family is a module under `tests/corpus/`.
 
+#[path = "corpus/cli.rs"]
+mod cli;
 mod common;
 #[path = "corpus/harness.rs"]
 mod harness;
+#[path = "corpus/images.rs"]
+mod images;
 #[path = "corpus/run_dirs.rs"]
 mod run_dirs;
+#[path = "corpus/weights.rs"]
+mod weights;

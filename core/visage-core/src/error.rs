@@ -38,9 +38,10 @@ pub enum Error {
     /// A feature, protocol or option that is not implemented.
     #[error("not implemented: {0}")]
     NotImplemented(String),
-    /// libtorch reported an error.
-    #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    /// libtorch reported an error. Its message is shown without libtorch's
+    /// C++ stack trace (see [`torch_message`]).
+    #[error("libtorch: {}", torch_summary(&.0.to_string()))]
+    Torch(tch::TchError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -71,6 +72,44 @@ impl Error {
     /// An error from a formatted sentence.
     pub fn msg(message: impl fmt::Display) -> Self {
         Error::Message(message.to_string())
+    }
+}
+
+impl From<tch::TchError> for Error {
+    /// Keeps libtorch's error; its full text (with the C++ stack trace,
+    /// which the error's message leaves out) is logged at `debug` under
+    /// the target [`TORCH_TRACE`].
+    fn from(e: tch::TchError) -> Self {
+        log_torch_trace(&e.to_string());
+        Error::Torch(e)
+    }
+}
+
+/// The `tracing` target of libtorch's full error texts: the runner's JSON
+/// log (`log.jsonl`) records it at `debug`, the terminal only when asked.
+pub const TORCH_TRACE: &str = "libtorch";
+
+/// The first line of a libtorch error text: its message, without the
+/// "Exception raised from ..." line and the `frame #N` lines of the C++
+/// stack trace that libtorch appends, and without tch's
+/// "Internal torch error: " prefix.
+pub fn torch_summary(text: &str) -> &str {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    line.strip_prefix("Internal torch error: ").unwrap_or(line)
+}
+
+/// A libtorch error as one line for the user ([`torch_summary`]), with the
+/// full text logged at `debug` under [`TORCH_TRACE`]. Use it wherever a
+/// [`tch::TchError`] becomes part of a message.
+pub fn torch_message(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    log_torch_trace(&text);
+    torch_summary(&text).to_string()
+}
+
+fn log_torch_trace(text: &str) {
+    if text.lines().nth(1).is_some() {
+        tracing::debug!(target: TORCH_TRACE, trace = %text, "libtorch error: {}", torch_summary(text));
     }
 }
 

@@ -56,6 +56,12 @@ impl Batch {
     /// Stacks samples. Every sample must carry the same label names and
     /// shapes.
     pub fn collate(samples: Vec<Sample>) -> Result<Batch> {
+        Batch::collate_named(samples, &|i| format!("sample {i} of the batch"))
+    }
+
+    /// [`Batch::collate`], naming sample `i` in errors as `name(i)` (the
+    /// data loader names the file it was read from).
+    pub fn collate_named(samples: Vec<Sample>, name: &dyn Fn(usize) -> String) -> Result<Batch> {
         let first = samples
             .first()
             .ok_or_else(|| Error::msg("cannot collate an empty batch"))?;
@@ -68,24 +74,33 @@ impl Batch {
         for (i, sample) in samples.into_iter().enumerate() {
             if sample.image.size() != shape {
                 return Err(Error::msg(format!(
-                    "sample {i} of the batch has image shape {:?}, the first has {shape:?}",
-                    sample.image.size()
+                    "{} has image shape {:?}, the first of its batch ({}) has {shape:?}; \
+                     resize the images (a `resize` augmentation, or the dataset's `resize`)",
+                    name(i),
+                    sample.image.size(),
+                    name(0)
                 )));
             }
             images.push(sample.image);
             if sample.views.len() != view_count {
                 return Err(Error::msg(format!(
-                    "sample {i} of the batch has {} views, the first has {view_count}",
+                    "{} has {} views, the first has {view_count}",
+                    name(i),
                     sample.views.len()
                 )));
             }
             for (stack, view) in views.iter_mut().zip(sample.views) {
                 stack.push(view);
             }
-            for (name, value) in sample.labels {
+            for (label, value) in sample.labels {
                 labels
-                    .get_mut(&name)
-                    .ok_or_else(|| Error::msg(format!("sample {i} has label `{name}` that the first sample lacks")))?
+                    .get_mut(&label)
+                    .ok_or_else(|| {
+                        Error::msg(format!(
+                            "{} has label `{label}` that the first of its batch lacks",
+                            name(i)
+                        ))
+                    })?
                     .push(value);
             }
         }
@@ -104,7 +119,9 @@ impl Batch {
             views: views
                 .into_iter()
                 .enumerate()
-                .map(|(v, samples)| Batch::collate(samples).map_err(|e| Error::msg(format!("view {v}: {e}"))))
+                .map(|(v, samples)| {
+                    Batch::collate_named(samples, name).map_err(|e| Error::msg(format!("view {v}: {e}")))
+                })
                 .collect::<Result<_>>()?,
         })
     }

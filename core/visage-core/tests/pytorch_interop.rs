@@ -126,6 +126,23 @@ fn torchvision_and_timm_weights_give_pytorch_features() {
     let got = tch::no_grad(|| model.forward(x, false).unwrap().remove(POOLED).unwrap());
     assert!(max_diff(&got, &reference["resnet18"]) < 1e-4);
 
+    // Recognised by content: MoCo v3's `.pth.tar` (a torch.save zip) and a
+    // legacy torch.save file give the same features.
+    for (file, prefix) in [
+        ("moco_resnet18.pth.tar", "state_dict.module.base_encoder."),
+        ("resnet18_legacy.pth", ""),
+    ] {
+        let (vs2, model2) = resnet(18);
+        let report = load_state_dict(&vs2, "backbone", read_state_dict(&dir.join(file)).unwrap(), None).unwrap();
+        assert_eq!(report.prefix, prefix, "{file}");
+        assert!(
+            report.missing.is_empty() && report.mismatched.is_empty(),
+            "{file}: {report}"
+        );
+        let got = tch::no_grad(|| model2.forward(x, false).unwrap().remove(POOLED).unwrap());
+        assert!(max_diff(&got, &reference["resnet18"]) < 1e-4, "{file}");
+    }
+
     // Visage's export loads into torchvision under the same names.
     export_safetensors(&vs, "backbone", &dir.join("exported_resnet18.safetensors")).unwrap();
     run_python("check", &dir);

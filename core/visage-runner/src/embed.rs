@@ -18,6 +18,8 @@ use visage_core::backbone::{feature, BackboneContext};
 use visage_core::data::sources::ImageFolder;
 use visage_core::data::{Loader, LoaderConfig};
 use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::error::torch_message;
+use visage_core::fs::io_error;
 use visage_core::nn::weights::{load_state_dict, read_state_dict};
 use visage_core::Registry;
 
@@ -97,6 +99,9 @@ enum SplitArg {
 
 /// Runs `runner embed`.
 pub fn embed(args: &EmbedArgs, host: &Host) -> anyhow::Result<()> {
+    if let Some(size) = args.size {
+        crate::export::check_size(size)?;
+    }
     let device = crate::run::device(&args.device)?;
     let (spec, weights) = backbone_spec(args)?;
     let registry = &host.registry;
@@ -137,6 +142,13 @@ fn backbone_spec(args: &EmbedArgs) -> anyhow::Result<(Component, PathBuf)> {
         Some(text) => Some(yaml_value(text, "--params")?),
         None => None,
     };
+    match std::fs::metadata(&args.checkpoint) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("--checkpoint {}: no such file or directory", args.checkpoint.display())
+        }
+        Err(e) => bail!("--checkpoint {}: {e}", args.checkpoint.display()),
+        Ok(_) => {}
+    }
     if args.checkpoint.is_dir() {
         let weights = args.checkpoint.join("backbone.safetensors");
         ensure!(
@@ -155,7 +167,10 @@ fn backbone_spec(args: &EmbedArgs) -> anyhow::Result<(Component, PathBuf)> {
         return Ok((spec, weights));
     }
     let Some(name) = &args.backbone else {
-        bail!("--backbone is required when --checkpoint is a file");
+        bail!(
+            "--backbone is required when --checkpoint is a weights file ({}), not a run directory",
+            args.checkpoint.display()
+        );
     };
     let spec = Component {
         name: name.clone(),
@@ -248,13 +263,17 @@ impl Inputs {
 /// each written atomically.
 fn write_outputs(out: &Path, features: &Tensor, names: &[String]) -> anyhow::Result<()> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
     let tmp = out.with_extension("npy.tmp");
-    features
-        .write_npy(&tmp)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, out)?;
+    features.write_npy(&tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("{}: cannot write: {}", tmp.display(), torch_message(&e))
+    })?;
+    std::fs::rename(&tmp, out).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_error(out)(e)
+    })?;
     let list = PathBuf::from(format!("{}.inputs.txt", out.display()));
     visage_core::fs::write_atomic(&list, (names.join("\n") + "\n").as_bytes())?;
     Ok(())

@@ -78,8 +78,9 @@ impl<'a> MakeWriter<'a> for JsonLog {
 }
 
 /// Installs the global subscriber. `level` overrides `RUST_LOG` for the
-/// terminal; the JSON log always records `info` and above, and more when the
-/// filter asks for `debug` or `trace`.
+/// terminal; the JSON log always records `info` and above and libtorch's
+/// full error texts (`debug`, target `libtorch`), and more when the filter
+/// asks for `debug` or `trace`.
 pub fn init(level: Option<&str>) -> anyhow::Result<JsonLog> {
     let spec = level
         .map(String::from)
@@ -90,6 +91,8 @@ pub fn init(level: Option<&str>) -> anyhow::Result<JsonLog> {
     } else {
         "info".into()
     };
+    // libtorch's full error texts (C++ stack traces), which messages leave out.
+    let file_spec = format!("{file_spec},{}=debug", visage_core::error::TORCH_TRACE);
     let filter = |spec: &str| EnvFilter::try_new(spec).map_err(|e| anyhow::anyhow!("--log/RUST_LOG `{spec}`: {e}"));
     let json = JsonLog::default();
     let terminal = tracing_subscriber::fmt::layer()

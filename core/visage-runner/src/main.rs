@@ -4,6 +4,7 @@
 
 mod config;
 mod embed;
+mod errors;
 mod evaluate;
 mod export;
 mod host;
@@ -110,7 +111,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", errors::describe(&e));
             ExitCode::FAILURE
         }
     }

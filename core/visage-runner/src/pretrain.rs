@@ -138,7 +138,7 @@ pub fn pretrain(
             Some(knn) => {
                 let accuracy = knn
                     .measure(backbone, device)
-                    .map_err(|e| visage_core::Error::msg(format!("{e:#}")))?;
+                    .map_err(|e| visage_core::Error::msg(crate::errors::describe(&e)))?;
                 Ok(vec![(knn.name(), accuracy)])
             }
             None => Ok(vec![]),

@@ -37,7 +37,7 @@ pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resum
     let outcome = stages(resolved, host, device, dir, resume, &mut results);
     match &outcome {
         Ok(()) => results.status = Status::Completed,
-        Err(e) => results.error = Some(format!("{e:#}")),
+        Err(e) => results.error = Some(crate::errors::describe(e)),
     }
     let written = dir.write("results.json", serde_json::to_string_pretty(&results)?.as_bytes());
     print_summary(&results, &dir.path, started.elapsed().as_secs_f64());
@@ -46,9 +46,10 @@ pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resum
         (Ok(()), Err(e)) => Err(e),
         // The first failure is the one to report (a full disk fails the
         // checkpoint before results.json).
-        (Err(e), Err(results_error)) => {
-            Err(e.context(format!("and results.json could not be written: {results_error:#}")))
-        }
+        (Err(e), Err(results_error)) => Err(e.context(format!(
+            "and results.json could not be written: {}",
+            crate::errors::describe(&results_error)
+        ))),
         (Err(e), Ok(())) => Err(e),
     }
 }

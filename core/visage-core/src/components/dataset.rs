@@ -28,6 +28,12 @@ pub trait Dataset: Send + Sync {
     }
     /// Sample `index` (`0 <= index < len`).
     fn get(&self, index: usize) -> Result<Sample>;
+    /// The file sample `index` is read from, when it comes from one, so that
+    /// errors met after reading it (an image too small for an augmentation,
+    /// or of another size than the rest of its batch) name the file.
+    fn source(&self, _index: usize) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// What a dataset constructor receives.
@@ -47,5 +53,8 @@ impl<D: Dataset> Dataset for Guarded<D> {
     }
     fn get(&self, index: usize) -> Result<Sample> {
         self.run(|d| d.get(index))
+    }
+    fn source(&self, index: usize) -> Option<std::path::PathBuf> {
+        self.run(|d| Ok(d.source(index))).ok().flatten()
     }
 }

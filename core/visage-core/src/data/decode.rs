@@ -86,6 +86,8 @@ pub fn load_image(path: &Path, resize: Option<(u32, u32)>, skip: bool) -> Result
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn encoded(format: ImageFormat) -> Vec<u8> {
@@ -129,5 +131,47 @@ mod tests {
             *b = 0xFF;
         }
         assert!(decode_rgb8(&corrupt, None).is_err());
+    }
+
+    fn image_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let png = encoded(ImageFormat::Png);
+        let jpeg = encoded(ImageFormat::Jpeg);
+        (
+            prop::bool::ANY,
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            prop::option::of(any::<prop::sample::Index>()),
+        )
+            .prop_map(move |(is_png, changes, cut)| {
+                let mut bytes = if is_png { png.clone() } else { jpeg.clone() };
+                for (at, b) in changes {
+                    let i = at.index(bytes.len());
+                    bytes[i] = b;
+                }
+                if let Some(cut) = cut {
+                    bytes.truncate(cut.index(bytes.len()));
+                }
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, with or without an image's signature, are an
+        /// error or an image, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), prefix in 0..3usize) {
+            let mut file = [&b""[..], b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"][prefix].to_vec();
+            file.extend(bytes);
+            let _ = decode_rgb8(&file, None);
+        }
+
+        /// A valid PNG or JPEG with bytes changed or its tail cut off.
+        #[test]
+        fn damaged_images_never_panic(bytes in image_bytes(), resize in prop::option::of((1u32..50, 1u32..50))) {
+            if let Ok(rgb) = decode_rgb8(&bytes, resize) {
+                prop_assert!(rgb.width() > 0 && rgb.height() > 0);
+            }
+        }
     }
 }

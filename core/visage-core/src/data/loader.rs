@@ -413,6 +413,7 @@ impl Producer {
     fn batch(&self, items: &[(u64, usize)], skipped: &mut Vec<u64>) -> Result<Batch> {
         let len = self.plan.len;
         let mut samples = Vec::with_capacity(items.len());
+        let mut indices = Vec::with_capacity(items.len());
         for &(epoch, index) in items {
             let mut candidate = index;
             let sample = loop {
@@ -434,17 +435,36 @@ impl Producer {
                             )));
                         }
                     }
-                    other => break other?,
+                    Err(e @ Error::BadSample { .. }) => return Err(e),
+                    other => break other.map_err(|e| self.at(candidate, e))?,
                 }
             };
             samples.push(sample);
+            indices.push(candidate);
         }
-        let batch = Batch::collate(samples)?;
+        let batch = Batch::collate_named(samples, &|i| self.name(indices[i]))?;
         match self.pin {
             // Page-locked host memory for fast, asynchronous copies to CUDA.
             // (Not exercised by the tests: the test machines have no GPU.)
             Some(device) => Ok(batch.map_tensors(&|t| t.f_pin_memory(device))?),
             None => Ok(batch),
+        }
+    }
+
+    /// Dataset sample `index` in messages: its file where it has one.
+    fn name(&self, index: usize) -> String {
+        match self.dataset.source(index) {
+            Some(path) => format!("{} (dataset sample {index})", path.display()),
+            None => format!("dataset sample {index}"),
+        }
+    }
+
+    /// An error met while augmenting dataset sample `index`, naming its file.
+    fn at(&self, index: usize, e: Error) -> Error {
+        match (e, self.dataset.source(index)) {
+            (e @ Error::Panic { .. }, _) => e,
+            (e, Some(path)) => Error::msg(format!("{}: {e}", path.display())),
+            (e, None) => e,
         }
     }
 

@@ -31,7 +31,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeightsSpec {
-    /// A `.safetensors`, `.pth`, `.pt` or `.bin` state dict.
+    /// A state dict: safetensors, a `torch.save` zip or a legacy
+    /// `torch.save` pickle, recognised by content (`.safetensors`, `.pth`,
+    /// `.pt`, `.bin`, `.pth.tar`...).
     pub path: PathBuf,
     /// The prefix of the backbone's keys in the file (e.g.
     /// `module.base_encoder.`); found automatically when omitted.
@@ -47,34 +49,88 @@ fn yes() -> bool {
     true
 }
 
-/// Reads a state dict: `.safetensors`, or a `torch.save` file (`.pth`,
-/// `.pt`, `.bin`, `.ckpt`) whose nested dicts are flattened with `.`.
+/// Reads a state dict: a `.safetensors` file, a `torch.save` zip (from
+/// PyTorch 1.6 on) or a legacy `torch.save` pickle, whose nested dicts are
+/// flattened with `.`. The format is recognised by the file's first bytes,
+/// whatever its name (`.pth`, `.pt`, `.bin`, `.ckpt`, MoCo v3's
+/// `.pth.tar`...); anything else is an error naming the file and the
+/// formats read.
 pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    if !path.exists() {
-        return Err(Error::msg(format!("{}: no such file", path.display())));
+    let at = |what: &str| Error::msg(format!("{}: {what}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => at("no such file"),
+        _ => crate::fs::io_error(path)(e),
+    })?;
+    if meta.is_dir() {
+        return Err(at(&format!("a directory, not a weights file ({FORMATS})")));
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let read = match ext {
-        "safetensors" => Tensor::read_safetensors(path),
-        "pth" | "pt" | "bin" | "ckpt" => return super::pickle::read_torch_zip(path),
-        _ => {
-            return Err(Error::msg(format!(
-                "{}: unknown weights format `.{ext}` (expected .safetensors, .pth, .pt or .bin)",
-                path.display()
-            )))
+    let mut head = [0u8; 16];
+    let n = {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).map_err(crate::fs::io_error(path))?;
+        let mut n = 0;
+        while n < head.len() {
+            match file.read(&mut head[n..]).map_err(crate::fs::io_error(path))? {
+                0 => break,
+                k => n += k,
+            }
         }
+        n
     };
-    read.map_err(|e| {
-        Error::msg(format!(
-            "{}: cannot read a state dict ({})",
-            path.display(),
-            first_line(&e.to_string())
-        ))
-    })
+    match WeightsFormat::sniff(&head[..n]) {
+        Some(WeightsFormat::Safetensors) => Tensor::read_safetensors(path).map_err(|e| {
+            at(&format!(
+                "cannot read the safetensors file ({})",
+                crate::error::torch_message(&e)
+            ))
+        }),
+        Some(WeightsFormat::TorchZip) => super::pickle::read_torch_zip(path),
+        Some(WeightsFormat::TorchLegacy) => super::pickle::read_torch_legacy(path),
+        None if n == 0 => Err(at(&format!("an empty file, not weights ({FORMATS})"))),
+        None => Err(at(&format!(
+            "not a weights file: {FORMATS}; its first bytes are {}",
+            head[..n.min(8)]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))),
+    }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// The formats [`read_state_dict`] reads, for messages.
+const FORMATS: &str = "expected safetensors, a torch.save zip (PyTorch >= 1.6) or a legacy torch.save pickle";
+
+/// A weight file's format, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// safetensors: an 8-byte little-endian header length, then the JSON
+    /// header (`{`).
+    Safetensors,
+    /// `torch.save`'s zip archive (`PK\x03\x04`).
+    TorchZip,
+    /// `torch.save(..., _use_new_zipfile_serialization=False)`: pickles
+    /// (protocol 2 to 5, `\x80\x02`..`\x80\x05`) followed by raw storages.
+    TorchLegacy,
+}
+
+impl WeightsFormat {
+    /// The format of a file that begins with `head` (its first 9 bytes
+    /// suffice), or `None`.
+    pub fn sniff(head: &[u8]) -> Option<WeightsFormat> {
+        if head.starts_with(b"PK\x03\x04") {
+            return Some(WeightsFormat::TorchZip);
+        }
+        if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+            return Some(WeightsFormat::TorchLegacy);
+        }
+        // A header length beyond the file's end is still safetensors, cut
+        // short: its reader says so.
+        if head.len() >= 9 && head[8] == b'{' && u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) >= 2 {
+            return Some(WeightsFormat::Safetensors);
+        }
+        None
+    }
 }
 
 /// A parameter whose shape differs between model and file.
@@ -229,7 +285,17 @@ pub fn load_state_dict(
                 continue;
             }
             let mut var = var.shallow_clone();
-            var.f_copy_(&src.to_kind(var.kind()).to_device(var.device()))?;
+            src.f_to_kind(var.kind())
+                .and_then(|s| s.f_to_device(var.device()))
+                .and_then(|s| var.f_copy_(&s))
+                .map_err(|e| {
+                    Error::msg(format!(
+                        "parameter `{name}` (model {:?}, file {:?}): {}",
+                        var.size(),
+                        src.size(),
+                        crate::error::torch_message(&e)
+                    ))
+                })?;
             report.loaded += 1;
         }
         Ok(())
@@ -333,21 +399,80 @@ mod tests {
     }
 
     #[test]
-    fn unknown_format_and_missing_file_are_named() {
+    fn formats_are_recognised_by_content_and_others_named() {
         let err = read_state_dict(Path::new("/nonexistent/w.pth"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/w.pth: no such file"), "{err}");
-        let dir = std::env::temp_dir().join(format!("visage-weights-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let odd = dir.join("w.npz");
-        std::fs::write(&odd, b"x").unwrap();
-        let err = read_state_dict(&odd).unwrap_err().to_string();
-        assert!(err.contains("unknown weights format `.npz`"), "{err}");
-        let bad = dir.join("w.pth");
-        std::fs::write(&bad, b"not a zip").unwrap();
-        let err = read_state_dict(&bad).unwrap_err().to_string();
-        assert!(err.contains("w.pth: not a PyTorch zip checkpoint"), "{err}");
+        let dir = tempdir("formats");
+        // Content decides, not the name: MoCo v3 releases `.pth.tar`.
+        let zip = dir.join("moco.pth.tar");
+        std::fs::write(&zip, crate::nn::pickle::tests::tiny_zip()).unwrap();
+        assert_eq!(read_state_dict(&zip).unwrap().len(), 2);
+        let legacy = dir.join("old.bin");
+        std::fs::write(&legacy, crate::nn::pickle::tests::tiny_legacy()).unwrap();
+        assert_eq!(read_state_dict(&legacy).unwrap().len(), 2);
+        let st = dir.join("named.pth");
+        let t = Tensor::ones([2], (tch::Kind::Float, tch::Device::Cpu));
+        Tensor::write_safetensors(&[("a", &t)], &st).unwrap();
+        assert_eq!(read_state_dict(&st).unwrap()[0].0, "a");
+        // Anything else names the file and the formats read.
+        for (name, bytes, expect) in [
+            (
+                "w.npz",
+                b"x".to_vec(),
+                "w.npz: not a weights file: expected safetensors, a torch.save zip",
+            ),
+            ("w.pth", b"not a zip".to_vec(), "w.pth: not a weights file"),
+            ("empty.pt", vec![], "empty.pt: an empty file, not weights"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = read_state_dict(&path).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+        }
+        let err = read_state_dict(&dir).unwrap_err().to_string();
+        assert!(err.contains("a directory, not a weights file"), "{err}");
+        // Cut short, each format is an error naming the file.
+        for name in ["moco.pth.tar", "old.bin", "named.pth"] {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).unwrap();
+            let cut = dir.join(format!("cut-{name}"));
+            std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+            let err = read_state_dict(&cut).unwrap_err().to_string();
+            assert!(err.contains(&format!("cut-{name}: ")) && !err.contains('\n'), "{err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sniffing_reads_the_magic_bytes() {
+        assert_eq!(WeightsFormat::sniff(b"PK\x03\x04rest"), Some(WeightsFormat::TorchZip));
+        assert_eq!(WeightsFormat::sniff(b"\x80\x02\x8a"), Some(WeightsFormat::TorchLegacy));
+        assert_eq!(WeightsFormat::sniff(b"\x80\x05\x95"), Some(WeightsFormat::TorchLegacy));
+        assert_eq!(WeightsFormat::sniff(b"\x80\x01"), None);
+        assert_eq!(
+            WeightsFormat::sniff(b"\x10\0\0\0\0\0\0\0{\"a\""),
+            Some(WeightsFormat::Safetensors)
+        );
+        assert_eq!(WeightsFormat::sniff(b"\x10\0\0\0\0\0\0\0["), None);
+        assert_eq!(WeightsFormat::sniff(b""), None);
+    }
+
+    #[test]
+    fn a_copy_that_fails_names_the_parameter_in_one_line() {
+        let e = Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu))
+            .f_view([3])
+            .unwrap_err();
+        let text = crate::error::torch_message(&e);
+        assert!(!text.contains('\n') && text.contains("shape '[3]'"), "{text}");
+        let err = Error::from(e).to_string();
+        assert!(err.starts_with("libtorch: ") && !err.contains("frame #"), "{err}");
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("visage-weights-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

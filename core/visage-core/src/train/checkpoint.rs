@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+use crate::error::torch_message;
 use crate::fs::{io_error, write_atomic};
 use crate::optim::{GradScaler, OptimizerState};
 use crate::optimizer::Optimizer;
@@ -106,13 +107,23 @@ impl Checkpoints {
     ) -> Result<PathBuf> {
         std::fs::create_dir_all(tmp).map_err(io_error(tmp))?;
         let model = tmp.join("model.safetensors");
-        vs.save(&model)
-            .map_err(|e| Error::msg(format!("{}: cannot write the checkpoint: {e}", model.display())))?;
+        vs.save(&model).map_err(|e| {
+            Error::msg(format!(
+                "{}: cannot write the checkpoint: {}",
+                model.display(),
+                torch_message(&e)
+            ))
+        })?;
         let state = optimizer.state()?;
         let buffers: Vec<(&str, &Tensor)> = state.buffers.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let file = tmp.join("optimizer.safetensors");
-        Tensor::write_safetensors(&buffers, &file)
-            .map_err(|e| Error::msg(format!("{}: cannot write the checkpoint: {e}", file.display())))?;
+        Tensor::write_safetensors(&buffers, &file).map_err(|e| {
+            Error::msg(format!(
+                "{}: cannot write the checkpoint: {}",
+                file.display(),
+                torch_message(&e)
+            ))
+        })?;
         let meta = serde_json::json!({ "progress": progress, "optimizer_step": state.step });
         let text = serde_json::to_string_pretty(&meta).map_err(Error::msg)?;
         write_atomic(&tmp.join("state.json"), text.as_bytes())?;
@@ -206,8 +217,13 @@ impl Checkpoints {
         optimizer: &mut dyn Optimizer,
     ) -> Result<Progress> {
         let model = checkpoint.join("model.safetensors");
-        vs.load(&model)
-            .map_err(|e| Error::msg(format!("{}: cannot restore the model: {e}", model.display())))?;
+        vs.load(&model).map_err(|e| {
+            Error::msg(format!(
+                "{}: cannot restore the model: {}",
+                model.display(),
+                torch_message(&e)
+            ))
+        })?;
         let meta_path = checkpoint.join("state.json");
         let bytes = std::fs::read(&meta_path).map_err(io_error(&meta_path))?;
         let bad = |what: &str| Error::msg(format!("{}: {what}", meta_path.display()));
@@ -236,7 +252,7 @@ impl Checkpoints {
         }
         let opt_path = checkpoint.join("optimizer.safetensors");
         let buffers = Tensor::read_safetensors(&opt_path)
-            .map_err(|e| Error::msg(format!("{}: cannot read: {e}", opt_path.display())))?;
+            .map_err(|e| Error::msg(format!("{}: cannot read: {}", opt_path.display(), torch_message(&e))))?;
         let step = meta["optimizer_step"]
             .as_u64()
             .ok_or_else(|| bad("`optimizer_step`: expected a non-negative integer"))?;

@@ -78,6 +78,13 @@ def make(out):
             moco = {"module.base_encoder." + k: v for k, v in sd.items()}
             moco["module.predictor.0.weight"] = torch.zeros(4, 4)
             save_file({k: v.contiguous() for k, v in moco.items()}, f"{out}/moco_resnet18.safetensors")
+            # As MoCo v3 releases its checkpoints: `.pth.tar`, nested.
+            torch.save(
+                {"epoch": 100, "arch": "resnet18", "state_dict": moco, "optimizer": {"state": {}}},
+                f"{out}/moco_resnet18.pth.tar",
+            )
+            # The format of torch < 1.6, still written on request.
+            torch.save(sd, f"{out}/resnet18_legacy.pth", _use_new_zipfile_serialization=False)
     vit = timm.models.vision_transformer.VisionTransformer(
         img_size=64, patch_size=16, embed_dim=192, depth=2, num_heads=3, num_classes=0
     )

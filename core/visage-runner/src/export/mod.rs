@@ -213,6 +213,18 @@ const FORMATS: &[Format] = &[
     },
 ];
 
+/// The largest `--size` of `runner export` and `runner embed`.
+pub const MAX_SIZE: i64 = 8192;
+
+/// Checks a `--size` (export and embed): 1..=[`MAX_SIZE`] pixels.
+pub fn check_size(size: i64) -> anyhow::Result<()> {
+    ensure!(
+        (1..=MAX_SIZE).contains(&size),
+        "--size must be 1..={MAX_SIZE}, got {size}"
+    );
+    Ok(())
+}
+
 /// Names of the known formats.
 fn format_names() -> Vec<&'static str> {
     FORMATS.iter().map(|f| f.name).collect()
@@ -240,8 +252,12 @@ pub fn export(args: &ExportArgs, host: &Host) -> anyhow::Result<()> {
     };
     let size = args.size.or(format.default_size);
     if let Some(s) = size {
-        ensure!((1..=8192).contains(&s), "--size must be 1..=8192, got {s}");
+        check_size(s)?;
     }
+    ensure!(
+        args.count != Some(0),
+        "--count must be at least 1 (leave it out for every sample), got 0"
+    );
     let params = match &args.dataset_params {
         Some(text) => serde_yaml::from_str::<serde_json::Value>(text)
             .with_context(|| format!("--dataset-params: not YAML or JSON: {text}"))?,

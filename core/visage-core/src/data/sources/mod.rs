@@ -105,6 +105,9 @@ macro_rules! impl_dataset {
             fn get(&self, index: usize) -> $crate::Result<$crate::Sample> {
                 self.files.get(index)
             }
+            fn source(&self, index: usize) -> Option<std::path::PathBuf> {
+                self.files.paths.get(index).cloned()
+            }
         }
     };
 }
