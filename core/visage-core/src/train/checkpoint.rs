@@ -48,6 +48,46 @@ pub struct Checkpoints {
     keep: usize,
 }
 
+/// Copies every variable of `vs` from the safetensors file `model`,
+/// checking that the file holds exactly the model's variables with their
+/// shapes (a checkpoint of another architecture names the first that
+/// differs, with both shapes).
+fn restore_model(model: &Path, vs: &mut nn::VarStore) -> Result<()> {
+    let cannot = |what: String| Error::msg(format!("{}: cannot restore the model: {what}", model.display()));
+    let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(model)
+        .map_err(|e| cannot(torch_message(&e)))?
+        .into_iter()
+        .collect();
+    let variables = vs.variables();
+    for (name, var) in &variables {
+        let from = saved.get(name).ok_or_else(|| {
+            cannot(format!(
+                "`{name}` is not in the checkpoint (another model's checkpoint?)"
+            ))
+        })?;
+        if from.size() != var.size() {
+            return Err(cannot(format!(
+                "`{name}` has shape {:?} in the checkpoint and {:?} in the model",
+                from.size(),
+                var.size()
+            )));
+        }
+    }
+    if let Some(extra) = saved.keys().find(|k| !variables.contains_key(*k)) {
+        return Err(cannot(format!(
+            "the checkpoint has `{extra}`, which the model does not"
+        )));
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in &variables {
+            var.shallow_clone()
+                .f_copy_(&saved[name])
+                .map_err(|e| cannot(format!("`{name}`: {}", torch_message(&e))))?;
+        }
+        Ok(())
+    })
+}
+
 /// The step of a checkpoint folder named `step-NNNNNNNN` (any width).
 fn step_of(name: &str) -> Option<u64> {
     name.strip_prefix("step-")?.parse().ok()
@@ -216,14 +256,7 @@ impl Checkpoints {
         vs: &mut nn::VarStore,
         optimizer: &mut dyn Optimizer,
     ) -> Result<Progress> {
-        let model = checkpoint.join("model.safetensors");
-        vs.load(&model).map_err(|e| {
-            Error::msg(format!(
-                "{}: cannot restore the model: {}",
-                model.display(),
-                torch_message(&e)
-            ))
-        })?;
+        restore_model(&checkpoint.join("model.safetensors"), vs)?;
         let meta_path = checkpoint.join("state.json");
         let bytes = std::fs::read(&meta_path).map_err(io_error(&meta_path))?;
         let bad = |what: &str| Error::msg(format!("{}: {what}", meta_path.display()));
