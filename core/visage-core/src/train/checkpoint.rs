@@ -58,7 +58,8 @@ fn restore_model(model: &Path, vs: &mut nn::VarStore) -> Result<()> {
         .map_err(|e| cannot(torch_message(&e)))?
         .into_iter()
         .collect();
-    let variables = vs.variables();
+    // In name order, so that the variable named is always the same one.
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     for (name, var) in &variables {
         let from = saved.get(name).ok_or_else(|| {
             cannot(format!(
