@@ -7,6 +7,8 @@
 
 pub mod diagnostic;
 pub mod experiment;
+#[cfg(test)]
+mod fuzz;
 pub mod load;
 pub mod locate;
 
