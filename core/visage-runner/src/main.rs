@@ -3,6 +3,7 @@
 //! directory that explains and repeats the run.
 
 mod config;
+mod elf;
 mod embed;
 mod evaluate;
 mod export;
