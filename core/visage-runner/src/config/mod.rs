@@ -73,6 +73,13 @@ impl Resolved {
         Ok(())
     }
 
+    /// An error about the value at `path` (e.g. `["pretrain", "batch_size"]`),
+    /// naming the file, line and column it came from.
+    pub fn invalid(&self, path: &[&str], message: String) -> ConfigError {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        ConfigError::Invalid(self.layers.diagnose(&path, message))
+    }
+
     fn check_device(&self) -> Result<(), ConfigError> {
         parse_device(&self.experiment.device)
             .map(|_| ())
