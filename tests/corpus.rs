@@ -13,5 +13,9 @@
 mod common;
 #[path = "corpus/harness.rs"]
 mod harness;
+#[path = "corpus/plugins.rs"]
+mod plugins;
 #[path = "corpus/run_dirs.rs"]
 mod run_dirs;
+#[path = "corpus/yaml.rs"]
+mod yaml;
