@@ -44,14 +44,16 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() {
                 let bytes = std::fs::read(&path).unwrap_or_default();
-                let hash = bytes
-                    .iter()
-                    .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+                let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                    (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+                });
                 out.insert(path, (meta.len(), hash));
             } else {
                 out.insert(path, (0, 0));
@@ -107,7 +109,11 @@ pub fn refused_changing(
             .map(|(p, v)| (p.clone(), *v))
             .collect()
     };
-    assert_eq!(outside(&before), outside(&after), "files outside the new run changed: {case}");
+    assert_eq!(
+        outside(&before),
+        outside(&after),
+        "files outside the new run changed: {case}"
+    );
     let repo_runs = root().join("runs");
     assert!(
         !repo_runs.exists() || snapshot(&repo_runs).keys().all(|p| !p.starts_with(scratch.dir.path())),
@@ -123,7 +129,9 @@ fn new_runs(scratch: &Scratch, known: &[PathBuf]) -> Vec<PathBuf> {
         return out;
     };
     for name in names.flatten() {
-        let Ok(runs) = std::fs::read_dir(name.path()) else { continue };
+        let Ok(runs) = std::fs::read_dir(name.path()) else {
+            continue;
+        };
         out.extend(runs.flatten().map(|r| r.path()).filter(|p| !known.contains(p)));
     }
     out

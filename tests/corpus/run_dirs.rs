@@ -10,7 +10,15 @@ use crate::harness::{refused, refused_changing, Scratch};
 const BASE: &str = "tests/fixtures/config/base.yaml";
 
 fn args<'a>(scratch: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![BASE, "--set", "device=cpu", "--set", "pretrain.checkpoint_every=1", "--set", scratch];
+    let mut args = vec![
+        BASE,
+        "--set",
+        "device=cpu",
+        "--set",
+        "pretrain.checkpoint_every=1",
+        "--set",
+        scratch,
+    ];
     args.extend_from_slice(extra);
     args
 }
@@ -67,7 +75,10 @@ fn checkpoint_state_that_disagrees_with_the_run_is_refused() {
     };
     // A step beyond the run's total.
     std::fs::write(&state, original.replace("\"step\": 2", "\"step\": 7")).unwrap();
-    resume(&["step-00000002/state.json", "`progress.step` is 7, beyond the run's 2 steps"]);
+    resume(&[
+        "step-00000002/state.json",
+        "`progress.step` is 7, beyond the run's 2 steps",
+    ]);
     // A missing key.
     let mut value: serde_json::Value = serde_json::from_str(&original).unwrap();
     value.as_object_mut().unwrap().remove("progress");
@@ -82,7 +93,10 @@ fn checkpoint_state_that_disagrees_with_the_run_is_refused() {
     std::fs::write(&latest, "../../../etc").unwrap();
     resume(&["checkpoints/latest", "expected the name of a `step-N` folder"]);
     std::fs::write(&latest, "step-00000009").unwrap();
-    resume(&["checkpoints/latest", "`step-00000009`, which is not a complete checkpoint"]);
+    resume(&[
+        "checkpoints/latest",
+        "`step-00000009`, which is not a complete checkpoint",
+    ]);
     // A truncated model file.
     std::fs::write(&latest, "step-00000002").unwrap();
     let model = run.join("checkpoints/step-00000002/model.safetensors");

@@ -120,7 +120,7 @@ impl Checkpoints {
         if done.exists() {
             std::fs::remove_dir_all(&done).map_err(io_error(&done))?;
         }
-        std::fs::rename(&tmp, &done).map_err(io_error(&done))?;
+        std::fs::rename(tmp, &done).map_err(io_error(&done))?;
         write_atomic(&self.dir.join("latest"), name.as_bytes())?;
         self.prune()?;
         Ok(done)
