@@ -17,7 +17,11 @@ mod common;
 mod harness;
 #[path = "corpus/images.rs"]
 mod images;
+#[path = "corpus/plugins.rs"]
+mod plugins;
 #[path = "corpus/run_dirs.rs"]
 mod run_dirs;
 #[path = "corpus/weights.rs"]
 mod weights;
+#[path = "corpus/yaml.rs"]
+mod yaml;

@@ -82,7 +82,9 @@ pub fn register(registry: &mut Registry) -> Result<()> {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SgdParams {
-    /// Base learning rate.
+    /// Base learning rate (positive).
+    #[serde(deserialize_with = "crate::params::check::positive_finite")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub lr: f64,
     /// Momentum.
     #[serde(default)]
@@ -114,7 +116,9 @@ pub struct SgdParams {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdamParams {
-    /// Base learning rate.
+    /// Base learning rate (positive).
+    #[serde(deserialize_with = "crate::params::check::positive_finite")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub lr: f64,
     /// (beta1, beta2).
     #[serde(default = "default_betas")]
@@ -147,7 +151,9 @@ pub struct AdamParams {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LarsParams {
-    /// Base learning rate.
+    /// Base learning rate (positive).
+    #[serde(deserialize_with = "crate::params::check::positive_finite")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub lr: f64,
     /// Momentum.
     #[serde(default = "default_momentum")]

@@ -70,6 +70,81 @@ pub fn schema<P: Params>() -> String {
     serde_json::to_string(&schema).unwrap_or_else(|_| "{}".into())
 }
 
+/// Validating deserialisers for `#[serde(deserialize_with = "...")]`: a
+/// value out of range fails to deserialise, so that the host reports it like
+/// a wrong type, with the file, line, column and key, before anything is
+/// built. The field keeps its plain type (and schema); add the matching
+/// `#[schemars(range(...))]` for the schema.
+///
+/// ```
+/// use serde::Deserialize;
+/// use visage_core::params::check;
+/// #[derive(Deserialize)]
+/// struct P {
+///     #[serde(deserialize_with = "check::positive")]
+///     count: usize,
+///     #[serde(deserialize_with = "check::int_in::<_, _, 8, 512>")]
+///     resolution: usize,
+///     #[serde(deserialize_with = "check::positive_finite")]
+///     lr: f64,
+/// }
+/// let err = serde_json::from_str::<P>(r#"{"count": 0, "resolution": 8, "lr": 1}"#).err().unwrap();
+/// assert!(err.to_string().starts_with("invalid value: integer `0`, expected a positive integer"));
+/// let err = serde_json::from_str::<P>(r#"{"count": 1, "resolution": 4, "lr": 1}"#).err().unwrap();
+/// assert!(err.to_string().starts_with("invalid value: integer `4`, expected an integer in 8..=512"));
+/// let err = serde_json::from_str::<P>(r#"{"count": 1, "resolution": 8, "lr": -1}"#).err().unwrap();
+/// assert!(err.to_string().starts_with("invalid value: floating point `-1.0`, expected a positive finite number"));
+/// ```
+pub mod check {
+    use serde::de::{Error, Unexpected};
+    use serde::{Deserialize, Deserializer};
+
+    fn integer<'de, D, T>(d: D, min: u64, max: u64, expected: &dyn serde::de::Expected) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Copy + TryInto<u64>,
+    {
+        let value = T::deserialize(d)?;
+        let wide: u64 = value.try_into().unwrap_or(u64::MAX);
+        if (min..=max).contains(&wide) {
+            Ok(value)
+        } else {
+            Err(D::Error::invalid_value(Unexpected::Unsigned(wide), expected))
+        }
+    }
+
+    /// An unsigned integer of at least 1 (a count, a size).
+    pub fn positive<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Copy + TryInto<u64>,
+    {
+        integer(d, 1, u64::MAX, &"a positive integer")
+    }
+
+    /// An unsigned integer in `MIN..=MAX`.
+    pub fn int_in<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Copy + TryInto<u64>,
+    {
+        integer(d, MIN, MAX, &format!("an integer in {MIN}..={MAX}").as_str())
+    }
+
+    /// A finite number greater than 0 (a learning rate).
+    pub fn positive_finite<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let value = f64::deserialize(d)?;
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err(D::Error::invalid_value(
+                Unexpected::Float(value),
+                &"a positive finite number",
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

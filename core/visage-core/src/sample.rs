@@ -144,6 +144,12 @@ impl Batch {
         })
     }
 
+    /// The same batch, views included, on `device`; a failed allocation
+    /// there (CUDA out of memory) is an error.
+    pub fn f_to_device(&self, device: Device) -> Result<Batch> {
+        Ok(self.map_tensors(&|t| t.f_to_device(device))?)
+    }
+
     /// The same batch, views included, on `device`.
     pub fn to_device(&self, device: Device) -> Batch {
         match self.map_tensors(&|t| Ok::<_, std::convert::Infallible>(t.to_device(device))) {

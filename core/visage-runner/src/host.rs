@@ -5,6 +5,9 @@
 //! in: the folder of the runner binary, the experiment's `plugin_dirs`, and
 //! the folders of `VISAGE_PLUGIN_PATH` (separated by `:`). Libraries are
 //! never unloaded: the registry holds code and vtables that live in them.
+//! Every entry of those folders named like a library (`*.so`) must be a
+//! whole shared library: its ELF headers are checked before it is opened
+//! (see [`crate::elf`]); one without the declaration is skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,15 @@ pub struct PluginRecord {
 /// Errors while loading plugins.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// The file is not a whole shared library (checked before dlopen,
+    /// which would crash on a truncated one).
+    #[error("{}: not a loadable plugin library: {problem}", path.display())]
+    NotALibrary {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        problem: String,
+    },
     /// dlopen failed.
     #[error("{}: cannot load the plugin library: {message}", path.display())]
     Open {
@@ -136,6 +148,10 @@ impl Host {
     }
 
     fn load_library(&mut self, path: &Path) -> Result<(), HostError> {
+        crate::elf::check_shared_library(path).map_err(|problem| HostError::NotALibrary {
+            path: path.into(),
+            problem,
+        })?;
         // SAFETY: loading runs the library's initialisers; plugin folders are trusted code.
         let library = unsafe { Library::new(path) }.map_err(|e| HostError::Open {
             path: path.into(),
@@ -247,7 +263,9 @@ fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
     })?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
+        // Every entry named like a library, whatever it is: one that is not
+        // a whole shared library is refused by `load_library`.
+        .filter(|p| p.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
         .collect();
     out.sort();
     Ok(out)

@@ -3,6 +3,7 @@
 //! directory that explains and repeats the run.
 
 mod config;
+mod elf;
 mod embed;
 mod errors;
 mod evaluate;
@@ -192,6 +193,9 @@ fn run_experiment(experiment: &Path, args: &RunArgs, json_log: &logging::JsonLog
     let (resolved, host) = resolve(experiment, &args.overrides.sets)?;
     let device = run::device(&resolved.experiment.device)?;
     run::check_precision(&resolved, device)?;
+    // Built before the run directory, so that a batch larger than the data
+    // (or a dataset that cannot be built) leaves no FAILED run behind.
+    let prepared = run::prepare(&resolved, &host)?;
     let resumed = match &args.resume {
         Some(target) => rundir::RunDir::resume(&resolved, target)?,
         None => None,
@@ -207,7 +211,7 @@ fn run_experiment(experiment: &Path, args: &RunArgs, json_log: &logging::JsonLog
     if resume {
         tracing::info!(run_dir = %dir.path.display(), "resuming");
     }
-    run::run(&resolved, &host, &dir, device, resume)?;
+    run::run(&resolved, &host, prepared, &dir, device, resume)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tch::{nn, Device};
 use visage_core::backbone::Backbone;
 use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
-use visage_core::dataset::{DatasetContext, Split};
+use visage_core::dataset::Dataset;
 use visage_core::method::{check_views, Losses, Method, MethodContext, StepContext};
 use visage_core::optim::BackboneLayers;
 use visage_core::optimizer::OptimizerContext;
@@ -21,12 +21,14 @@ use crate::results::PretrainResult;
 use crate::run::{BACKBONE, IN_CHANNELS};
 
 /// Trains `backbone` (whose variables live in `vs` under [`BACKBONE`])
-/// with the method, writing checkpoints and metrics under `run_dir`; when
-/// `resume`, continues from the newest checkpoint.
+/// with the method on `dataset` (built and checked by
+/// [`crate::run::prepare`]), writing checkpoints and metrics under
+/// `run_dir`; when `resume`, continues from the newest checkpoint.
 #[allow(clippy::too_many_arguments)]
 pub fn pretrain(
     registry: &Registry,
     config: &Pretrain,
+    dataset: Box<dyn Dataset>,
     seed: u64,
     vs: &mut nn::VarStore,
     backbone: &dyn Backbone,
@@ -36,18 +38,13 @@ pub fn pretrain(
     resume: bool,
 ) -> anyhow::Result<PretrainResult> {
     let params = |c: &crate::config::Component| c.params.to_string();
-    let dataset = registry.build_dataset(
-        &config.dataset.name,
-        &params(&config.dataset),
-        &DatasetContext {
-            split: Split::Train,
-            seed,
-        },
-    )?;
+    // Checked by `run::prepare`; kept for callers that skip it.
     anyhow::ensure!(
-        !dataset.is_empty(),
-        "pretrain.dataset `{}` is empty",
-        config.dataset.name
+        !dataset.is_empty() && config.batch_size <= dataset.len(),
+        "pretrain.batch_size {} does not fit pretrain.dataset `{}` ({} samples)",
+        config.batch_size,
+        config.dataset.name,
+        dataset.len()
     );
     let augmentations = augmentation_chain(registry, &config.augmentations)?;
     let views = config

@@ -3,8 +3,10 @@
 use std::path::Path;
 use std::time::Instant;
 
+use anyhow::Context;
 use tch::{nn, Device};
 use visage_core::backbone::{Backbone, BackboneContext};
+use visage_core::dataset::{Dataset, DatasetContext, Split};
 use visage_core::nn::weights::{export_safetensors, load_weights};
 use visage_core::teacher::{BackboneSpec, BACKBONE_JSON, BACKBONE_WEIGHTS};
 
@@ -20,8 +22,58 @@ pub const BACKBONE: &str = "backbone";
 /// Channels of the images every dataset produces (RGB).
 pub const IN_CHANNELS: i64 = 3;
 
+/// What is built before the run directory, so that its errors leave none.
+pub struct Prepared {
+    /// The pre-training dataset (train split), checked against the batch size.
+    pub pretrain_dataset: Option<Box<dyn Dataset>>,
+}
+
+/// Builds the pre-training dataset and checks `pretrain.batch_size`
+/// against its size: before the run directory exists, so that a batch
+/// larger than the data is refused with the key, not an allocation failure.
+pub fn prepare(resolved: &Resolved, host: &Host) -> anyhow::Result<Prepared> {
+    let experiment = &resolved.experiment;
+    let Some(pretrain) = &experiment.pretrain else {
+        return Ok(Prepared { pretrain_dataset: None });
+    };
+    let dataset = host
+        .registry
+        .build_dataset(
+            &pretrain.dataset.name,
+            &pretrain.dataset.params.to_string(),
+            &DatasetContext {
+                split: Split::Train,
+                seed: experiment.seed,
+            },
+        )
+        .with_context(|| format!("pretrain.dataset `{}`", pretrain.dataset.name))?;
+    let len = dataset.len();
+    if len == 0 {
+        let message = format!("dataset `{}` is empty", pretrain.dataset.name);
+        return Err(resolved.invalid(&["pretrain", "dataset"], message).into());
+    }
+    if pretrain.batch_size > len {
+        let message = format!(
+            "{} is larger than the dataset: `{}` has {len} samples in its train split, and a batch holds \
+             each sample at most once",
+            pretrain.batch_size, pretrain.dataset.name
+        );
+        return Err(resolved.invalid(&["pretrain", "batch_size"], message).into());
+    }
+    Ok(Prepared {
+        pretrain_dataset: Some(dataset),
+    })
+}
+
 /// Runs the experiment; `results.json` is written whether it completes or fails.
-pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resume: bool) -> anyhow::Result<Results> {
+pub fn run(
+    resolved: &Resolved,
+    host: &Host,
+    prepared: Prepared,
+    dir: &RunDir,
+    device: Device,
+    resume: bool,
+) -> anyhow::Result<Results> {
     if !resume {
         dir.record_start(resolved, &host.plugins, device)?;
     }
@@ -34,7 +86,7 @@ pub fn run(resolved: &Resolved, host: &Host, dir: &RunDir, device: Device, resum
         evaluations: vec![],
         pretrain: None,
     };
-    let outcome = stages(resolved, host, device, dir, resume, &mut results);
+    let outcome = stages(resolved, host, prepared, device, dir, resume, &mut results);
     match &outcome {
         Ok(()) => results.status = Status::Completed,
         Err(e) => results.error = Some(crate::errors::describe(e)),
@@ -113,6 +165,7 @@ fn build_backbone(
 fn stages(
     resolved: &Resolved,
     host: &Host,
+    prepared: Prepared,
     device: Device,
     dir: &RunDir,
     resume: bool,
@@ -120,7 +173,7 @@ fn stages(
 ) -> anyhow::Result<()> {
     let experiment = &resolved.experiment;
     let (mut vs, backbone) = build_backbone(host, resolved, device, true)?;
-    if let Some(pretrain) = &experiment.pretrain {
+    if let (Some(pretrain), Some(dataset)) = (&experiment.pretrain, prepared.pretrain_dataset) {
         tracing::info!(method = %pretrain.method.name, steps = pretrain.steps, "pre-training");
         let spec = BackboneSpec {
             name: experiment.backbone.name.clone(),
@@ -129,6 +182,7 @@ fn stages(
         let summary = crate::pretrain::pretrain(
             &host.registry,
             pretrain,
+            dataset,
             experiment.seed,
             &mut vs,
             backbone.as_ref(),

@@ -28,7 +28,7 @@ const CONFIG_HEADER: &str = "# Resolved by `runner`: every layer merged, every d
 /// Resuming needs the configuration the run started with.
 fn check_same_config(run: &Path, resolved: &Resolved) -> anyhow::Result<()> {
     let path = run.join("config.yaml");
-    let before = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let before = crate::config::load::read_config(&path)?;
     let now = format!("{CONFIG_HEADER}{}", resolved.to_yaml());
     if let Some((i, (a, b))) = before.lines().zip(now.lines()).enumerate().find(|(_, (a, b))| a != b) {
         anyhow::bail!(

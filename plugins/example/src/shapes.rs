@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::params::check;
 use visage_core::tch::Tensor;
 use visage_core::{Error, Result, Sample};
 
@@ -19,11 +20,13 @@ pub const CLASSES: i64 = 4;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShapesParams {
-    /// Samples in the split.
-    #[serde(default = "default_count")]
+    /// Samples in the split (at least 1).
+    #[serde(default = "default_count", deserialize_with = "check::positive")]
+    #[schemars(range(min = 1))]
     pub count: usize,
-    /// Image side in pixels.
-    #[serde(default = "default_resolution")]
+    /// Image side in pixels, 8..=512.
+    #[serde(default = "default_resolution", deserialize_with = "check::int_in::<_, _, 8, 512>")]
+    #[schemars(range(min = 8, max = 512))]
     pub resolution: usize,
     /// Standard deviation of the background noise.
     #[serde(default = "default_noise")]

@@ -3,6 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use visage_core::params::check;
 use visage_core::{Error, Result};
 
 /// Parameters of the `synthface` dataset.
@@ -18,10 +19,12 @@ pub struct SynthFaceParams {
     pub test_identities: usize,
     /// Samples rendered per identity (different expression, pose and
     /// nuisance each).
-    #[serde(default = "default_samples_per_identity")]
+    #[serde(default = "default_samples_per_identity", deserialize_with = "check::positive")]
+    #[schemars(range(min = 1))]
     pub samples_per_identity: usize,
     /// Image side in pixels (square images), 32..=1024.
-    #[serde(default = "default_resolution")]
+    #[serde(default = "default_resolution", deserialize_with = "check::int_in::<_, _, 32, 1024>")]
+    #[schemars(range(min = 32, max = 1024))]
     pub resolution: usize,
     /// Head pose ranges.
     #[serde(default)]

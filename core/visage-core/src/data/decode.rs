@@ -55,10 +55,18 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 
 /// Interleaved RGB bytes `[H, W, 3]` as a float tensor `[3, H, W]` in 0..1
 /// (`x / 255`, as torchvision's `ToTensor`).
+///
+/// # Panics
+/// If the tensor cannot be allocated ([`f_rgb8_to_tensor`] returns the error).
 pub fn rgb8_to_tensor(image: &RgbImage) -> Tensor {
+    f_rgb8_to_tensor(image).expect("a CPU tensor of 3 x h x w floats")
+}
+
+/// [`rgb8_to_tensor`], with a failed allocation as an error.
+pub fn f_rgb8_to_tensor(image: &RgbImage) -> Result<Tensor> {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let plane = w * h;
-    let tensor = crate::pixels::filled(&[3, h as i64, w as i64], |out| {
+    crate::pixels::filled(&[3, h as i64, w as i64], |out| {
         let (r, rest) = out.split_at_mut(plane);
         let (g, b) = rest.split_at_mut(plane);
         for (((px, r), g), b) in image.as_raw().chunks_exact(3).zip(r).zip(g).zip(b) {
@@ -66,8 +74,7 @@ pub fn rgb8_to_tensor(image: &RgbImage) -> Tensor {
             *g = px[1] as f32 / 255.0;
             *b = px[2] as f32 / 255.0;
         }
-    });
-    tensor.expect("a CPU tensor of 3 x h x w floats")
+    })
 }
 
 /// Reads and decodes the image at `path` into `[3, H, W]` float. Any
@@ -79,9 +86,32 @@ pub fn load_image(path: &Path, resize: Option<(u32, u32)>, skip: bool) -> Result
         message,
         skip,
     };
+    // Only regular files are opened: a FIFO would block the loader forever,
+    // and a device like /dev/zero would never end.
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad(format!("{}, not a regular image file", file_kind(&meta))));
+    }
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let rgb = decode_rgb8(&bytes, resize).map_err(bad)?;
-    Ok(rgb8_to_tensor(&rgb))
+    f_rgb8_to_tensor(&rgb)
+}
+
+/// What a file system entry that is not a regular file is, in words.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +203,26 @@ mod tests {
                 prop_assert!(rgb.width() > 0 && rgb.height() > 0);
             }
         }
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = std::env::temp_dir().join(format!("visage-decode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("blocks.png");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        // Returns at once instead of blocking on the FIFO.
+        let err = load_image(&fifo, None, false).unwrap_err().to_string();
+        assert!(
+            err.contains("blocks.png") && err.contains("a FIFO, not a regular image file"),
+            "{err}"
+        );
+        let err = load_image(&dir, None, true).unwrap_err().to_string();
+        assert!(err.contains("a directory"), "{err}");
+        let err = load_image(Path::new("/dev/zero"), None, false).unwrap_err().to_string();
+        assert!(err.contains("/dev/zero") && err.contains("a device"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use tch::Device;
+use tch::{Device, Tensor};
 
 use super::order::{PermutationCache, Plan, Sampling};
 use crate::augmentation::Augmentation;
@@ -412,7 +412,11 @@ fn produce(producer: &Producer, b: usize, cache: &mut PermutationCache) -> Optio
 impl Producer {
     fn batch(&self, items: &[(u64, usize)], skipped: &mut Vec<u64>) -> Result<Batch> {
         let len = self.plan.len;
-        let mut samples = Vec::with_capacity(items.len());
+        // A failed allocation is an error here, not an abort of the process.
+        let mut samples = Vec::new();
+        samples
+            .try_reserve_exact(items.len())
+            .map_err(|e| Error::msg(format!("cannot allocate a batch of {} samples: {e}", items.len())))?;
         let mut indices = Vec::with_capacity(items.len());
         for &(epoch, index) in items {
             let mut candidate = index;
@@ -480,8 +484,12 @@ impl Producer {
         }
         for (g, group) in self.views.iter().enumerate() {
             for c in 0..group.count {
-                let mut view = Sample::new(sample.image.copy());
-                view.labels = sample.labels.iter().map(|(k, v)| (k.clone(), v.copy())).collect();
+                let mut view = Sample::new(f_copy(&sample.image)?);
+                view.labels = sample
+                    .labels
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), f_copy(v)?)))
+                    .collect::<Result<_>>()?;
                 for (k, augmentation) in group.augmentations.iter().enumerate() {
                     let mut parts = if group.shared_steps.contains(&k) {
                         vec![self.plan.seed, epoch, index as u64, VIEWS, SHARED, k as u64]
@@ -498,6 +506,13 @@ impl Producer {
         }
         Ok(sample)
     }
+}
+
+/// `t.copy()`, with a failed allocation as an error.
+fn f_copy(t: &Tensor) -> Result<Tensor> {
+    let mut copy = t.f_zeros_like()?;
+    copy.f_copy_(t)?;
+    Ok(copy)
 }
 
 /// Runs `f` synchronously on a short-lived helper thread with one libtorch

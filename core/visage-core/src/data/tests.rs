@@ -289,6 +289,33 @@ fn file_lists_read_paths_and_labels_relative_to_the_list() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("mixed.txt:2: either every line has a label"), "{err}");
+    // A FIFO as the list used to block for ever.
+    mkfifo(&root.join("fifo.txt"));
+    let err = FileList::new(params("fifo.txt"), Split::Train).unwrap_err().to_string();
+    assert!(err.contains("fifo.txt: the list is not a regular file"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_named_like_an_image_is_a_bad_sample_not_a_hang() {
+    let root = scratch("fifo");
+    write_image(&root.join("a.png"), 1, image::ImageFormat::Png);
+    let fifo = root.join("b.png");
+    mkfifo(&fifo);
+    for (on_bad_sample, skips) in [("error", false), ("skip", true)] {
+        let params = folder_params(&root, serde_json::json!({ "on_bad_sample": on_bad_sample }));
+        let folder = ImageFolder::new(params, Split::Train).unwrap();
+        assert_eq!(folder.paths(), [root.join("a.png"), fifo.clone()]);
+        let err = folder.get(1).unwrap_err();
+        assert!(matches!(err, Error::BadSample { skip, .. } if skip == skips));
+        let text = err.to_string();
+        assert!(text.contains("b.png: a FIFO, not a regular image file"), "{text}");
+    }
     std::fs::remove_dir_all(&root).unwrap();
 }
 

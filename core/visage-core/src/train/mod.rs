@@ -281,7 +281,7 @@ impl<'a> Trainer<'a> {
                     let batch = data
                         .next()
                         .ok_or_else(|| Error::msg(format!("{}: the data stream ended", config.label)))??;
-                    Ok(batch.to_device(config.device))
+                    batch.f_to_device(config.device)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let at = StepInfo {

@@ -78,6 +78,23 @@ pub enum ConfigError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The file is a FIFO, a device or a directory, not a regular file.
+    #[error("{}: cannot read the experiment file: it is {kind}; an experiment file must be a regular file", file.display())]
+    NotAFile {
+        /// The file.
+        file: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is larger than any experiment.
+    #[error("{}: cannot read the experiment file: it has {size} bytes, more than the {} MiB an experiment file may have",
+        file.display(), super::load::MAX_FILE_BYTES >> 20)]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// An `extends` entry names a missing file.
     #[error("{at}: `extends`: {} does not exist", target.display())]
     MissingExtends {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::nn::weights::WeightsSpec;
+use visage_core::params::check;
 use visage_core::task::Protocol;
 pub use visage_core::train::Precision;
 use visage_core::Kind;
@@ -130,11 +131,15 @@ pub struct Pretrain {
     pub views: Vec<Views>,
     /// Optimisation steps.
     pub steps: u64,
-    /// Samples per micro-batch; a step sees `batch_size * accumulate`.
+    /// Samples per micro-batch; a step sees `batch_size * accumulate`
+    /// (at least 1, at most the dataset's size).
+    #[serde(deserialize_with = "check::positive")]
+    #[schemars(range(min = 1))]
     pub batch_size: usize,
     /// Micro-batches whose gradients are summed before each optimiser step
     /// (gradient accumulation); the loss is averaged over them.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "check::positive")]
+    #[schemars(range(min = 1))]
     pub accumulate: u32,
     /// Arithmetic of the forward pass: `fp32`; `bf16` (autocast to bfloat16,
     /// on the CPU or CUDA); or `fp16` (CUDA autocast to float16 with dynamic
@@ -143,12 +148,14 @@ pub struct Pretrain {
     #[serde(default)]
     pub precision: Precision,
     /// Threads that decode and augment batches ahead of the training step
-    /// (0: on the training thread). Results are identical for any value.
-    #[serde(default = "default_workers")]
+    /// (0: on the training thread; at most 256). Results are identical for
+    /// any value.
+    #[serde(default = "default_workers", deserialize_with = "check::int_in::<_, _, 0, 256>")]
+    #[schemars(range(max = 256))]
     pub workers: usize,
     /// Batches prepared ahead of the training step, at most (>= 1; bounds
     /// the loader's memory).
-    #[serde(default = "default_prefetch")]
+    #[serde(default = "default_prefetch", deserialize_with = "check::positive")]
     #[schemars(range(min = 1))]
     pub prefetch: usize,
     /// Clip the global gradient norm to this value before each step.
@@ -279,8 +286,9 @@ pub struct Evaluation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test_augmentations: Vec<Component>,
     /// Loader threads that decode and augment the task's batches (0: the
-    /// evaluating thread). Results are identical for any value.
-    #[serde(default = "default_workers")]
+    /// evaluating thread; at most 256). Results are identical for any value.
+    #[serde(default = "default_workers", deserialize_with = "check::int_in::<_, _, 0, 256>")]
+    #[schemars(range(max = 256))]
     pub workers: usize,
     /// The backbone output the task reads.
     #[serde(default = "default_feature")]

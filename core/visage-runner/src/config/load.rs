@@ -16,6 +16,87 @@ use super::locate::Locations;
 /// `VISAGE_*` variables that configure the tools, not the experiment.
 pub const RESERVED_ENV: &[&str] = &["plugin_path", "venv", "no_build"];
 
+/// The largest experiment file read: anything bigger is a mistake (a data
+/// file named by `extends`), not an experiment.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads an experiment file: a regular file (not a FIFO, which would block,
+/// nor a device like `/dev/zero`, which never ends) of at most
+/// [`MAX_FILE_BYTES`], checked before it is opened.
+pub fn read_config(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotAFile {
+            file: path.to_path_buf(),
+            kind: file_kind(&meta),
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        file: path.to_path_buf(),
+        size,
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // Bounded even if the file grows after the check.
+    let mut bytes = vec![];
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        ))
+    })
+}
+
+/// What a file system entry that is not a regular file is, in words.
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// An experiment file's text as a figment provider: the file is read once,
+/// by [`read_config`], and its values keep the file as their source.
+struct FileText {
+    path: PathBuf,
+    text: String,
+}
+
+impl Provider for FileText {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("YAML file", self.path.as_path())
+    }
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Yaml::string(&self.text).data()
+    }
+}
+
 /// One experiment file taking part in a resolution.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -27,6 +108,8 @@ pub struct SourceFile {
     pub data: serde_json::Value,
     /// Its canonical path, to recognise it however it was reached.
     identity: PathBuf,
+    /// Its text, as read once.
+    text: String,
 }
 
 /// The merged layers, able to say where any key came from.
@@ -56,7 +139,10 @@ pub fn layers(path: &Path, sets: &[String]) -> Result<Layers, ConfigError> {
     let mut figment = Figment::new();
     let mut layer_data: Vec<serde_json::Value> = files.iter().map(|f| f.data.clone()).collect();
     for file in &files {
-        figment = figment.merge(Yaml::file_exact(&file.path));
+        figment = figment.merge(FileText {
+            path: file.path.clone(),
+            text: file.text.clone(),
+        });
     }
     let env = Env::prefixed("VISAGE_")
         .split("__")
@@ -116,18 +202,17 @@ fn collect_extends(
             chain: chain.iter().map(|p| relative_to_cwd(p)).collect(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| match &included_at {
-        Some(at) if source.kind() == std::io::ErrorKind::NotFound => ConfigError::MissingExtends {
-            at: at.clone(),
-            target: path.to_path_buf(),
-        },
-        _ => ConfigError::Read {
-            file: path.to_path_buf(),
-            source,
-        },
+    let text = read_config(path).map_err(|e| match (e, &included_at) {
+        (ConfigError::Read { source, .. }, Some(at)) if source.kind() == std::io::ErrorKind::NotFound => {
+            ConfigError::MissingExtends {
+                at: at.clone(),
+                target: path.to_path_buf(),
+            }
+        }
+        (e, _) => e,
     })?;
-    let parsed: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| syntax_error(path, &e))?;
     let locations = Locations::of(&text);
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| syntax_error(path, &e, &locations))?;
     if !parsed.is_mapping() {
         return Err(ConfigError::Invalid(Diagnostic {
             place: Place::File {
@@ -161,6 +246,7 @@ fn collect_extends(
             locations,
             data,
             identity,
+            text,
         });
     }
     Ok(())
@@ -193,16 +279,35 @@ fn extends_of(path: &Path, parsed: &serde_yaml::Value, locations: &Locations) ->
     }
 }
 
-fn syntax_error(path: &Path, e: &serde_yaml::Error) -> ConfigError {
-    let position = e.location().map(|l| super::locate::Position {
+fn syntax_error(path: &Path, e: &serde_yaml::Error, locations: &Locations) -> ConfigError {
+    let mut position = e.location().map(|l| super::locate::Position {
         line: l.line(),
         column: l.column(),
     });
     let message = e.to_string();
-    let message = match message.find(" at line ") {
+    let mut message = match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message,
     };
+    // serde_yaml places a duplicate key at its mapping; point at the
+    // second occurrence of the key instead.
+    if message.contains("duplicate entry") {
+        let dups = locations.duplicates();
+        let named = dups.iter().find(|d| {
+            d.path
+                .last()
+                .is_some_and(|k| message.ends_with(&format!("key \"{k}\"")) || message.ends_with(&format!("key {k}")))
+        });
+        if let Some(dup) = named.or(dups.first()) {
+            position = Some(dup.second);
+            message = format!(
+                "duplicate key `{}` (first at line {}, column {})",
+                dup.path.join("."),
+                dup.first.line,
+                dup.first.column
+            );
+        }
+    }
     ConfigError::Syntax {
         at: Place::File {
             file: path.to_path_buf(),
@@ -490,6 +595,19 @@ impl Layers {
 
     /// Deserialises the merged layers into the typed experiment.
     pub fn experiment(&self) -> Result<Experiment, ConfigError> {
+        // JSON, and so every component's parameters, has no NaN or
+        // infinity: the conversion would turn them into null.
+        if let Some((path, value)) = first_non_finite(&self.merged, &mut vec![]) {
+            let written = if value.is_nan() {
+                ".nan"
+            } else if value > 0.0 {
+                ".inf"
+            } else {
+                "-.inf"
+            };
+            let message = format!("expected a finite number, got `{written}`");
+            return Err(ConfigError::Invalid(self.diagnose(&path, message)));
+        }
         let json = self.to_json();
         visage_core::params::from_value::<Experiment>(json)
             .map_err(|e| ConfigError::Invalid(self.diagnose(&e.path, e.message)))
@@ -517,6 +635,28 @@ impl Layers {
             }
         }
         out
+    }
+}
+
+/// The first NaN or infinite number in `value`, with its key path.
+fn first_non_finite(value: &Value, path: &mut Vec<String>) -> Option<(Vec<String>, f64)> {
+    use figment::value::Num;
+    match value {
+        Value::Num(_, Num::F64(x)) if !x.is_finite() => Some((path.clone(), *x)),
+        Value::Num(_, Num::F32(x)) if !x.is_finite() => Some((path.clone(), *x as f64)),
+        Value::Dict(_, dict) => dict.iter().find_map(|(k, v)| {
+            path.push(k.clone());
+            let found = first_non_finite(v, path);
+            path.pop();
+            found
+        }),
+        Value::Array(_, items) => items.iter().enumerate().find_map(|(i, v)| {
+            path.push(i.to_string());
+            let found = first_non_finite(v, path);
+            path.pop();
+            found
+        }),
+        _ => None,
     }
 }
 

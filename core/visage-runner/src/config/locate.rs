@@ -18,7 +18,21 @@ pub struct Position {
 /// Where each key path (`["pretrain", "steps"]`, `["evaluations", "0"]`)
 /// appears in one file: the key of a mapping entry, the item of a sequence.
 #[derive(Debug, Default, Clone)]
-pub struct Locations(HashMap<Vec<String>, Position>);
+pub struct Locations {
+    found: HashMap<Vec<String>, Position>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// A key written twice in one mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The key's path.
+    pub path: Vec<String>,
+    /// Where it first appears.
+    pub first: Position,
+    /// Where it appears again.
+    pub second: Position,
+}
 
 impl Locations {
     /// Parses `text`; on a syntax error returns what the map has so far (the
@@ -26,17 +40,25 @@ impl Locations {
     pub fn of(text: &str) -> Self {
         let mut recorder = Recorder::default();
         let _ = Parser::new_from_str(text).load(&mut recorder, false);
-        Locations(recorder.found)
+        Locations {
+            found: recorder.found,
+            duplicates: recorder.duplicates,
+        }
+    }
+
+    /// Keys written twice in one mapping, in the order of their second occurrence.
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
     }
 
     /// The position of `path`, or of its nearest ancestor that is in the file.
     pub fn find(&self, path: &[String]) -> Option<Position> {
-        (0..=path.len()).rev().find_map(|n| self.0.get(&path[..n]).copied())
+        (0..=path.len()).rev().find_map(|n| self.found.get(&path[..n]).copied())
     }
 
     /// The position of exactly `path`.
     pub fn exact(&self, path: &[String]) -> Option<Position> {
-        self.0.get(path).copied()
+        self.found.get(path).copied()
     }
 }
 
@@ -52,6 +74,7 @@ struct Recorder {
     frames: Vec<Frame>,
     /// For each open container: whether it pushed a path segment.
     pushed: Vec<bool>,
+    duplicates: Vec<Duplicate>,
 }
 
 impl Recorder {
@@ -78,7 +101,18 @@ impl Recorder {
                 }
                 let mut path = self.path.clone();
                 path.push(key.clone());
-                self.found.entry(path).or_insert(at);
+                match self.found.get(&path) {
+                    // Only scalar keys can be told apart by their text.
+                    Some(&first) if scalar.is_some() => self.duplicates.push(Duplicate {
+                        path,
+                        first,
+                        second: at,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        self.found.insert(path, at);
+                    }
+                }
                 *pending_key = Some(key);
                 false
             }
@@ -169,6 +203,25 @@ mod tests {
         assert_eq!(loc.exact(&path("seed")), Some(Position { line: 7, column: 1 }));
         assert_eq!(
             loc.find(&path("pretrain.steps.missing")),
+            Some(Position { line: 3, column: 3 })
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_at_its_second_occurrence() {
+        let text = "name: x\npretrain:\n  steps: 3\n  batch_size: 4\n  steps: 5\nlist:\n  - {a: 1}\n  - {a: 2}\n";
+        let loc = Locations::of(text);
+        assert_eq!(
+            loc.duplicates(),
+            &[Duplicate {
+                path: path("pretrain.steps"),
+                first: Position { line: 3, column: 3 },
+                second: Position { line: 5, column: 3 },
+            }]
+        );
+        // The first occurrence keeps its place.
+        assert_eq!(
+            loc.exact(&path("pretrain.steps")),
             Some(Position { line: 3, column: 3 })
         );
     }

@@ -7,6 +7,8 @@
 
 pub mod diagnostic;
 pub mod experiment;
+#[cfg(test)]
+mod fuzz;
 pub mod load;
 pub mod locate;
 
@@ -69,6 +71,13 @@ impl Resolved {
             }
         }
         Ok(())
+    }
+
+    /// An error about the value at `path` (e.g. `["pretrain", "batch_size"]`),
+    /// naming the file, line and column it came from.
+    pub fn invalid(&self, path: &[&str], message: String) -> ConfigError {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        ConfigError::Invalid(self.layers.diagnose(&path, message))
     }
 
     fn check_device(&self) -> Result<(), ConfigError> {

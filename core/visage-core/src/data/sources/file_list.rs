@@ -42,10 +42,18 @@ impl FileList {
     /// Reads the list of `split`.
     pub fn new(p: FileListParams, split: Split) -> Result<Self> {
         let list = split_path(split, &p.file, p.test_file.as_deref(), "file", "test_file")?;
-        let text = std::fs::read_to_string(list).map_err(|e| Error::Io {
+        let io = |e| Error::Io {
             path: list.to_path_buf(),
             source: e,
-        })?;
+        };
+        // A FIFO would block for ever, a device might never end.
+        if !std::fs::metadata(list).map_err(io)?.is_file() {
+            return Err(Error::msg(format!(
+                "{}: the list is not a regular file",
+                list.display()
+            )));
+        }
+        let text = std::fs::read_to_string(list).map_err(io)?;
         let base = list.parent().map(PathBuf::from).unwrap_or_default();
         let mut paths = vec![];
         let mut labels = vec![];
