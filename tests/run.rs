@@ -845,3 +845,57 @@ fn resuming_says_what_it_does_without_latest_or_an_earlier_run() {
         out.stderr
     );
 }
+
+/// A checkpoint that cannot be written (here its folder's name is taken by
+/// a file, as a full disk fails a write) is the error reported, not the
+/// later failure to write results.json; neither leaves a temporary behind.
+#[test]
+fn the_first_failing_write_is_reported_and_its_temporaries_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = format!("output_dir={}", dir.path().join("runs").display());
+    let run = dir.path().join("run");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "tests/fixtures/config/base.yaml",
+            "--set",
+            "device=cpu",
+            "--set",
+            "pretrain.checkpoint_every=1",
+            "--set",
+            &output_dir,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let first = args(&["--out", run.to_str().unwrap()]);
+    ok(runner(&first.iter().map(String::as_str).collect::<Vec<_>>()));
+    let checkpoints = run.join("checkpoints");
+    std::fs::remove_dir_all(checkpoints.join("step-00000002")).unwrap();
+    std::fs::write(checkpoints.join("step-00000002"), "in the way").unwrap();
+    std::fs::write(checkpoints.join("latest"), "step-00000001").unwrap();
+    std::fs::remove_file(run.join("results.json")).unwrap();
+    std::fs::create_dir_all(run.join("results.json/in the way")).unwrap();
+
+    let resume = args(&["--resume", run.to_str().unwrap()]);
+    let stderr = fails(runner(&resume.iter().map(String::as_str).collect::<Vec<_>>()));
+    let first_line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(first_line.contains("step-00000002"), "{stderr}");
+    assert!(stderr.contains("results.json could not be written"), "{stderr}");
+    let leftovers = |d: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    };
+    assert!(leftovers(&checkpoints).is_empty(), "{:?}", leftovers(&checkpoints));
+    assert!(leftovers(&run).is_empty(), "{:?}", leftovers(&run));
+    assert_eq!(
+        std::fs::read_to_string(checkpoints.join("latest")).unwrap(),
+        "step-00000001"
+    );
+}
