@@ -2,9 +2,6 @@
 //! `--count 0`, a `--checkpoint` that does not exist, an unknown
 //! `--format`, an `--out` that is a file.
 
-use std::path::PathBuf;
-
-use crate::common::{ok, root, runner};
 use crate::harness::{refused, Scratch};
 
 fn export<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -48,23 +45,6 @@ fn export_arguments_out_of_range_are_refused() {
     assert!(!scratch.path("export").exists());
 }
 
-/// A finished two-step run of the fixture base.
-fn finished_run(scratch: &Scratch) -> PathBuf {
-    let out = scratch.path("done");
-    let base = root().join("tests/fixtures/config/base.yaml");
-    let output_dir = format!("output_dir={}", scratch.path("runs").display());
-    ok(runner(&[
-        base.to_str().unwrap(),
-        "--set",
-        "device=cpu",
-        "--set",
-        &output_dir,
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    out
-}
-
 fn embed<'a>(checkpoint: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "embed",
@@ -86,7 +66,7 @@ fn embed<'a>(checkpoint: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a st
 #[test]
 fn embed_arguments_are_checked_as_exports_are() {
     let scratch = Scratch::new();
-    let run = finished_run(&scratch);
+    let run = scratch.finished_run("done", &[]);
     let run = run.to_str().unwrap();
     let out = scratch.path("feats.npy");
     let out = out.to_str().unwrap();

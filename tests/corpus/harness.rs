@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::common::{command, root};
+use crate::common::{command, ok, root, runner};
 
 /// A scratch folder for one case: inputs go in it, runs go to its `runs/`.
 pub struct Scratch {
@@ -34,7 +34,29 @@ impl Scratch {
     pub fn output_dir(&self) -> String {
         format!("output_dir={}", self.path("runs").display())
     }
+
+    /// A finished run of the fixture base (two steps, on the CPU) in
+    /// `<scratch>/<name>`, with the extra `--set`s `sets`.
+    pub fn finished_run(&self, name: &str, sets: &[&str]) -> PathBuf {
+        let out = self.path(name);
+        let mut args = vec![
+            BASE.to_string(),
+            "--set".into(),
+            "device=cpu".into(),
+            "--set".into(),
+            self.output_dir(),
+        ];
+        for set in sets {
+            args.extend(["--set".to_string(), set.to_string()]);
+        }
+        args.extend(["--out".to_string(), out.display().to_string()]);
+        ok(runner(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        out
+    }
 }
+
+/// The valid experiment the cases damage or run against.
+pub const BASE: &str = "tests/fixtures/config/base.yaml";
 
 /// Every file below `dir` with its length and content hash.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {

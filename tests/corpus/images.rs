@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{command, ok, root, runner};
+use crate::common::{command, root};
 use crate::harness::{refused, Scratch};
 
 fn encoded(side: u32, format: image::ImageFormat) -> Vec<u8> {
@@ -99,30 +99,13 @@ fn undecodable_images_are_refused_or_skipped_as_configured() {
         std::fs::remove_dir_all(runs(&scratch)).unwrap();
     }
     // `runner embed --images` reads the folder as image_folder does (errors).
-    let run = finished_run(&scratch);
+    let run = scratch.finished_run("done", &[]);
     for (name, bytes, says) in undecodable() {
         let dir = folder(&scratch, name, &bytes);
         let args = embed(&run, &dir, &scratch.path("feats.npy"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         refused(&scratch, &args, &[], &[name, says]);
     }
-}
-
-/// A finished two-step run of the fixture base (a run directory for embed).
-fn finished_run(scratch: &Scratch) -> PathBuf {
-    let out = scratch.path("done");
-    let base = root().join("tests/fixtures/config/base.yaml");
-    let output_dir = format!("output_dir={}", scratch.path("runs").display());
-    ok(runner(&[
-        base.to_str().unwrap(),
-        "--set",
-        "device=cpu",
-        "--set",
-        &output_dir,
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    out
 }
 
 fn embed(run: &Path, images: &Path, out: &Path) -> Vec<String> {
@@ -152,7 +135,7 @@ fn an_image_too_small_to_batch_is_refused_naming_the_file() {
             &["images/tiny.png", "has image shape [3, 1, 1]", "images/good_"],
         );
     }
-    let run = finished_run(&scratch);
+    let run = scratch.finished_run("done", &[]);
     let args = embed(&run, &dir, &scratch.path("feats.npy"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     refused(&scratch, &args, &[], &["images/tiny.png", "has image shape [3, 1, 1]"]);

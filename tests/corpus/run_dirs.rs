@@ -4,10 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{ok, root, runner};
-use crate::harness::{refused, refused_changing, Scratch};
-
-const BASE: &str = "tests/fixtures/config/base.yaml";
+use crate::common::root;
+use crate::harness::{refused, refused_changing, Scratch, BASE};
 
 fn args<'a>(scratch: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
@@ -23,14 +21,6 @@ fn args<'a>(scratch: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// A finished two-step run in the scratch folder.
-fn finished_run(scratch: &Scratch) -> PathBuf {
-    let out = scratch.path("done");
-    let output_dir = scratch.output_dir();
-    ok(runner(&args(&output_dir, &["--out", out.to_str().unwrap()])));
-    out
-}
-
 fn resume_changes(run: &Path) -> Vec<PathBuf> {
     vec![run.join("log.jsonl"), run.join("results.json")]
 }
@@ -38,7 +28,7 @@ fn resume_changes(run: &Path) -> Vec<PathBuf> {
 #[test]
 fn another_runs_directory_is_never_written_into() {
     let scratch = Scratch::new();
-    let run = finished_run(&scratch);
+    let run = scratch.finished_run("done", &["pretrain.checkpoint_every=1"]);
     let output_dir = scratch.output_dir();
     let stderr = refused(
         &scratch,
@@ -60,7 +50,7 @@ fn another_runs_directory_is_never_written_into() {
 #[test]
 fn checkpoint_state_that_disagrees_with_the_run_is_refused() {
     let scratch = Scratch::new();
-    let run = finished_run(&scratch);
+    let run = scratch.finished_run("done", &["pretrain.checkpoint_every=1"]);
     let output_dir = scratch.output_dir();
     let state = run.join("checkpoints/step-00000002/state.json");
     let original = std::fs::read_to_string(&state).unwrap();

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::common::{ok, root, runner};
+use crate::common::root;
 use crate::harness::{refused, refused_changing, Scratch};
 
 /// A safetensors file of float zeros with these names and shapes.
@@ -199,30 +199,11 @@ fn weights_of_another_architecture_name_the_parameter_and_both_shapes() {
     );
 }
 
-/// A finished two-step run of the fixture base with `backbone.params.width`.
-fn finished_run(scratch: &Scratch, width: u32) -> PathBuf {
-    let out = scratch.path(&format!("width{width}"));
-    let output_dir = scratch.output_dir();
-    let width = format!("backbone.params.width={width}");
-    let base = root().join("tests/fixtures/config/base.yaml");
-    let args = [
-        base.to_str().unwrap(),
-        "--set",
-        "device=cpu",
-        "--set",
-        &output_dir,
-        "--set",
-        &width,
-    ];
-    ok(runner(&[&args[..], &["--out", out.to_str().unwrap()]].concat()));
-    out
-}
-
 #[test]
 fn a_checkpoint_of_another_architecture_is_one_line_without_a_trace() {
     let scratch = Scratch::new();
-    let run = finished_run(&scratch, 4);
-    let wider = finished_run(&scratch, 8);
+    let run = scratch.finished_run("width4", &["backbone.params.width=4"]);
+    let wider = scratch.finished_run("width8", &["backbone.params.width=8"]);
     let model = "checkpoints/step-00000002/model.safetensors";
     std::fs::copy(wider.join(model), run.join(model)).unwrap();
     std::fs::remove_file(run.join("results.json")).unwrap();
