@@ -782,6 +782,20 @@ fn a_non_finite_loss_stops_the_run_naming_the_term_and_step() {
     assert!(stderr.contains(&format!("is NaN at step {};", step + 2)), "{stderr}");
 }
 
+/// The fixture base on the CPU with `--set`s `sets`, then `extra`.
+fn fixture_args(sets: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "tests/fixtures/config/base.yaml".to_string(),
+        "--set".into(),
+        "device=cpu".into(),
+    ];
+    for set in sets {
+        args.extend(["--set".to_string(), set.to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// Without the `latest` pointer, a resumed run continues from the newest
 /// complete checkpoint and says so; `--resume auto` with no earlier run
 /// says it starts a new one.
@@ -790,26 +804,13 @@ fn resuming_says_what_it_does_without_latest_or_an_earlier_run() {
     let dir = tempfile::tempdir().unwrap();
     let output_dir = format!("output_dir={}", dir.path().join("runs").display());
     let run = dir.path().join("run");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "tests/fixtures/config/base.yaml",
-            "--set",
-            "device=cpu",
-            "--set",
-            "pretrain.steps=4",
-            "--set",
-            "pretrain.checkpoint_every=1",
-            "--set",
-            "pretrain.keep_checkpoints=4",
-            "--set",
-            &output_dir,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
+    let sets = [
+        "pretrain.steps=4",
+        "pretrain.checkpoint_every=1",
+        "pretrain.keep_checkpoints=4",
+        output_dir.as_str(),
+    ];
+    let args = |extra: &[&str]| fixture_args(&sets, extra);
     let run_args = args(&["--out", run.to_str().unwrap()]);
     ok(runner(&run_args.iter().map(String::as_str).collect::<Vec<_>>()));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
@@ -854,22 +855,8 @@ fn the_first_failing_write_is_reported_and_its_temporaries_removed() {
     let dir = tempfile::tempdir().unwrap();
     let output_dir = format!("output_dir={}", dir.path().join("runs").display());
     let run = dir.path().join("run");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "tests/fixtures/config/base.yaml",
-            "--set",
-            "device=cpu",
-            "--set",
-            "pretrain.checkpoint_every=1",
-            "--set",
-            &output_dir,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
+    let sets = ["pretrain.checkpoint_every=1", output_dir.as_str()];
+    let args = |extra: &[&str]| fixture_args(&sets, extra);
     let first = args(&["--out", run.to_str().unwrap()]);
     ok(runner(&first.iter().map(String::as_str).collect::<Vec<_>>()));
     let checkpoints = run.join("checkpoints");
