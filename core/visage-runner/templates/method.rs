@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use visage_core::backbone::{feature, POOLED};
 use visage_core::method::{Losses, Method, MethodContext, StepContext};
 use visage_core::tch::{nn, nn::Module, Reduction, Tensor};
-use visage_core::{declare_plugin, Batch, Error, Registry, Result};
+use visage_core::{declare_plugin, Batch, Registry, Result};
 
 /// Parameters, checked before anything is built.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -32,12 +32,7 @@ pub struct Pretext {
 
 impl Pretext {
     fn new(params: Params, ctx: &MethodContext<'_>) -> Result<Self> {
-        let pooled = ctx
-            .backbone_outputs
-            .iter()
-            .find(|o| o.name == POOLED)
-            .ok_or_else(|| Error::msg("{{name}} needs a backbone with a `pooled` output"))?;
-        let head = nn::linear(&ctx.vs / "{{name}}_head", pooled.dim, 6, Default::default());
+        let head = nn::linear(&ctx.vs / "{{name}}_head", ctx.output_dim(POOLED)?, 6, Default::default());
         Ok(Pretext { head, weight: params.weight })
     }
 }

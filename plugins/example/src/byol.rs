@@ -12,7 +12,7 @@ use visage_core::method::{Losses, Method, MethodContext, StepContext, ViewGroup}
 use visage_core::schedule::Schedule;
 use visage_core::tch::{nn, nn::ModuleT, Tensor};
 use visage_core::teacher::Teacher;
-use visage_core::{Batch, Error, Result};
+use visage_core::{Batch, Result};
 
 /// Parameters of `example_byol`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -66,13 +66,9 @@ pub struct Byol {
 impl Byol {
     /// Builds the heads and asks for the momentum copies.
     pub fn new(p: ByolParams, ctx: &MethodContext<'_>) -> Result<Self> {
-        let spec = ctx
-            .backbone_outputs
-            .iter()
-            .find(|o| o.name == p.feature)
-            .ok_or_else(|| Error::msg(format!("the backbone has no output `{}`", p.feature)))?;
-        let projector = mlp(&ctx.vs / "projector", spec.dim, p.hidden, p.dim);
-        let momentum_projector = mlp(&ctx.vs / "momentum_projector", spec.dim, p.hidden, p.dim);
+        let dim = ctx.output_dim(&p.feature)?;
+        let projector = mlp(&ctx.vs / "projector", dim, p.hidden, p.dim);
+        let momentum_projector = mlp(&ctx.vs / "momentum_projector", dim, p.hidden, p.dim);
         ctx.teachers.follow(
             "projector",
             &(&ctx.vs / "projector"),

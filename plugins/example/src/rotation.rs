@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use visage_core::backbone::{feature, POOLED};
 use visage_core::method::{Losses, Method, MethodContext, StepContext};
 use visage_core::tch::{nn, nn::Module, Tensor};
-use visage_core::{Batch, Error, Result};
+use visage_core::{Batch, Result};
 
 /// Parameters of `example_rotation`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -31,17 +31,8 @@ pub struct Rotation {
 impl Rotation {
     /// Creates the rotation head under `ctx.vs`.
     pub fn new(params: RotationParams, ctx: &MethodContext<'_>) -> Result<Self> {
-        let spec = ctx
-            .backbone_outputs
-            .iter()
-            .find(|o| o.name == params.feature)
-            .ok_or_else(|| {
-                Error::msg(format!(
-                    "the backbone has no output `{}` for the rotation head",
-                    params.feature
-                ))
-            })?;
-        let head = nn::linear(&ctx.vs / "rotation_head", spec.dim, 4, Default::default());
+        let dim = ctx.output_dim(&params.feature)?;
+        let head = nn::linear(&ctx.vs / "rotation_head", dim, 4, Default::default());
         Ok(Rotation {
             head,
             feature: params.feature,

@@ -167,6 +167,23 @@ pub struct MethodContext<'a> {
     pub log: Scalars,
 }
 
+impl MethodContext<'_> {
+    /// The channel dimension of backbone output `name`, with an error
+    /// listing the outputs the backbone offers.
+    pub fn output_dim(&self, name: &str) -> Result<i64> {
+        match self.backbone_outputs.iter().find(|o| o.name == name) {
+            Some(spec) => Ok(spec.dim),
+            None => {
+                let offered: Vec<&str> = self.backbone_outputs.iter().map(|o| o.name.as_str()).collect();
+                Err(crate::Error::msg(format!(
+                    "the backbone has no output `{name}` (it offers: {})",
+                    offered.join(", ")
+                )))
+            }
+        }
+    }
+}
+
 impl<M: Method> Method for Guarded<M> {
     fn views(&self) -> Vec<ViewGroup> {
         self.run(|m| Ok(m.views())).unwrap_or_default()
@@ -211,5 +228,29 @@ mod tests {
         assert!(check_views("dino", &dino, &[3, 8]).is_err());
         let none = check_views("rotation", &[], &[1]).unwrap_err().to_string();
         assert!(none.contains("reads no extra views"), "{none}");
+    }
+
+    #[test]
+    fn an_output_dimension_is_looked_up_by_name() {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let registry = crate::Registry::new();
+        let spec = crate::teacher::BackboneSpec {
+            name: "none".into(),
+            params: serde_json::Value::Null,
+        };
+        let teachers = Teachers::new(&registry, &vs, spec, "backbone", 3);
+        let ctx = MethodContext {
+            vs: vs.root(),
+            backbone_outputs: vec![FeatureSpec {
+                name: "pooled".into(),
+                dim: 64,
+            }],
+            views: vec![],
+            teachers: &teachers,
+            log: Scalars::default(),
+        };
+        assert_eq!(ctx.output_dim("pooled").unwrap(), 64);
+        let err = ctx.output_dim("cls").unwrap_err().to_string();
+        assert_eq!(err, "the backbone has no output `cls` (it offers: pooled)");
     }
 }
