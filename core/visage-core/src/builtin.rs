@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use crate::metric::Metric;
+use crate::metric::{Labels, Metric, Metrics};
 use crate::nn::{ResNet, ResNetParams, VisionTransformer, VitParams};
 
 use crate::optim::{build_groups, Adam, AdamConfig, GroupSpec, Lars, LarsConfig, Rule, Sgd, SgdConfig, Stateful};
@@ -72,7 +72,7 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     })?;
     registry.scheduler("constant", |_: NoParams, _| Ok(Constant))?;
     registry.scheduler("cosine", |p: CosineParams, _| Ok(p))?;
-    registry.metric("accuracy", |_: NoParams, _| Ok(Accuracy))?;
+    registry.metric("accuracy", |p: AccuracyParams, _| Ok(Accuracy(p)))?;
     crate::augment::register(registry)?;
     crate::data::sources::register(registry)?;
     Ok(())
@@ -276,11 +276,26 @@ impl Scheduler for CosineParams {
     }
 }
 
-/// Top-1 accuracy of logits `[N, C]` against class ids `[N]`, in percent.
-struct Accuracy;
+/// Parameters of `accuracy`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccuracyParams {
+    /// The class label scored.
+    #[serde(default = "class_label")]
+    pub label: String,
+}
+
+fn class_label() -> String {
+    crate::labels::CLASS.into()
+}
+
+/// Top-1 accuracy of logits `[N, C]` against the class ids `[N]` of label
+/// `label`, in percent.
+struct Accuracy(AccuracyParams);
 
 impl Metric for Accuracy {
-    fn compute(&self, outputs: &Tensor, targets: &Tensor) -> Result<f64> {
+    fn compute(&self, outputs: &Tensor, labels: &Labels) -> Result<Metrics> {
+        let targets = crate::metric::label(labels, &self.0.label, "accuracy")?;
         let (n, dims) = (targets.size1()?, outputs.dim());
         if dims != 2 || outputs.size()[0] != n {
             return Err(Error::msg(format!(
@@ -293,7 +308,8 @@ impl Metric for Accuracy {
             .eq_tensor(targets)
             .to_kind(tch::Kind::Double)
             .sum(tch::Kind::Double);
-        Ok(100.0 * correct.double_value(&[]) / n.max(1) as f64)
+        let value = 100.0 * correct.double_value(&[]) / n.max(1) as f64;
+        Ok([("accuracy".to_string(), value)].into())
     }
 }
 
@@ -317,9 +333,14 @@ mod tests {
     #[test]
     fn accuracy_counts_argmax_hits() {
         let logits = Tensor::from_slice2(&[[2.0f32, 1.0], [0.0, 3.0], [5.0, 1.0], [0.0, 1.0]]);
-        let targets = Tensor::from_slice(&[0i64, 1, 1, 1]);
-        assert_eq!(Accuracy.compute(&logits, &targets).unwrap(), 75.0);
-        assert!(Accuracy.compute(&targets, &targets).is_err());
+        let labels: Labels = [("class".to_string(), Tensor::from_slice(&[0i64, 1, 1, 1]))].into();
+        let accuracy = Accuracy(AccuracyParams { label: "class".into() });
+        assert_eq!(accuracy.compute(&logits, &labels).unwrap()["accuracy"], 75.0);
+        assert!(accuracy.compute(&labels["class"], &labels).is_err());
+        let err = Accuracy(AccuracyParams { label: "expression".into() })
+            .compute(&logits, &labels)
+            .unwrap_err();
+        assert!(err.to_string().contains("needs label `expression`"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //! | [`LANDMARKS`] | float `[68, 2]` | iBUG-68 points, `(x, y)` in pixels |
 //! | [`LANDMARKS_VISIBLE`] | float `[68]` | 1 where the point is visible |
 //! | [`PARSING`] | int64 `[H, W]` | index into [`LAPA_CLASSES`] per pixel |
+//! | [`BOX`] | float `[4]` | face box `x0, y0, x1, y1` in pixels |
+//! | [`SUBJECT`] | int64 `[]` | subject index (subject-exclusive folds) |
+//! | [`SAME`] | int64 `[]` | 1 when the sample's verification pair is one identity |
+//! | [`FOLD`] | int64 `[]` | the pair's cross-validation fold |
+//! | [`CLASS`] | int64 `[]` | a plain class index (non-face data) |
 //!
 //! ## Geometry
 //! - Pixel `(i, j)` covers `[j, j+1) x [i, i+1)`; a landmark at `(x, y)`
@@ -43,6 +48,18 @@ pub const LANDMARKS: &str = "landmarks";
 pub const LANDMARKS_VISIBLE: &str = "landmarks_visible";
 /// Face parsing mask (int64 `[H, W]`), indices into [`LAPA_CLASSES`].
 pub const PARSING: &str = "parsing";
+/// Face box (float `[4]`): `x0, y0, x1, y1` in pixels, for NME's box and
+/// diagonal units.
+pub const BOX: &str = "box";
+/// Subject index (int64 scalar), for subject-exclusive folds.
+pub const SUBJECT: &str = "subject";
+/// Verification pair label (int64 scalar, 1 = same identity), carried by
+/// both samples of the pair (`2i`, `2i+1`).
+pub const SAME: &str = "same";
+/// Cross-validation fold of a verification pair (int64 scalar).
+pub const FOLD: &str = "fold";
+/// A plain class index (int64 scalar), for datasets that are not faces.
+pub const CLASS: &str = "class";
 
 /// The seven basic expressions, in label order.
 pub const EXPRESSIONS: [&str; 7] = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"];

@@ -51,8 +51,8 @@ impl Task for NearestMean {
             .collect::<Result<_>>()?;
         let logits = -Tensor::cdist(&test_x, &Tensor::stack(&means, 0), 2.0, None);
         let mut metrics = Metrics::new();
-        for (name, metric) in ctx.metrics {
-            metrics.insert(name.clone(), metric.compute(&logits, test_y)?);
+        for (_, metric) in ctx.metrics {
+            metrics.extend(metric.compute(&logits, &test.labels)?);
         }
         Ok(metrics)
     }

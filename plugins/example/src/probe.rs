@@ -111,8 +111,8 @@ impl Task for LinearProbe {
         trainer.fit(&mut head, &mut std::iter::repeat_with(full), &mut |_| Ok(vec![]))?;
         let logits = visage_core::tch::no_grad(|| head.0.forward(&test_x));
         let mut metrics = Metrics::new();
-        for (name, metric) in ctx.metrics {
-            metrics.insert(name.clone(), metric.compute(&logits, test_y)?);
+        for (_, metric) in ctx.metrics {
+            metrics.extend(metric.compute(&logits, &test.labels)?);
         }
         Ok(metrics)
     }

@@ -1,6 +1,5 @@
 //! Tasks: downstream evaluations of a backbone's representation.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use crate::data::{Loader, LoaderConfig, Sampling};
 use crate::dataset::Dataset;
 use crate::features::{extract, Extracted};
 use crate::guard::Guarded;
+pub use crate::metric::{Labels, Metrics};
 use crate::metric::Metric;
 use crate::Result;
 
@@ -37,8 +37,6 @@ impl Protocol {
     }
 }
 
-/// Metric values by name.
-pub type Metrics = BTreeMap<String, f64>;
 
 /// A downstream evaluation.
 pub trait Task {
