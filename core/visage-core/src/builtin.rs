@@ -290,8 +290,15 @@ fn class_label() -> String {
 }
 
 /// Top-1 accuracy of logits `[N, C]` against the class ids `[N]` of label
-/// `label`, in percent.
-struct Accuracy(AccuracyParams);
+/// `label`, in percent, as `accuracy`.
+pub struct Accuracy(pub AccuracyParams);
+
+impl Accuracy {
+    /// The accuracy of label `label`.
+    pub fn of(label: &str) -> Self {
+        Accuracy(AccuracyParams { label: label.into() })
+    }
+}
 
 impl Metric for Accuracy {
     fn compute(&self, outputs: &Tensor, labels: &Labels) -> Result<Metrics> {

@@ -1,9 +1,11 @@
-//! The one feature-extraction loop: a frozen backbone over batches, one
-//! output and the labels kept, on the CPU. Every task's frozen pass and
-//! the pre-training kNN monitor go through it.
+//! The one feature-extraction loop: a frozen backbone over batches, what
+//! a head reads ([`Feature`]) and the labels kept, on the CPU. Every task's
+//! frozen pass and the pre-training kNN monitor go through it.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::backbone::{feature, Backbone};
@@ -34,6 +36,63 @@ impl Extracted {
     }
 }
 
+/// What a task's head reads from a backbone.
+///
+/// ```yaml
+/// feature: pooled            # a named output (`pooled`, `cls`, `trunk`, ...)
+/// feature: {blocks: [3, 5, 7, 11]}   # intermediate blocks or stages, 0-based
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Feature {
+    /// One named output of [`Backbone::forward`].
+    Output(String),
+    /// The maps of these intermediate blocks or stages (0-based), in order
+    /// ([`crate::backbone::Intermediates`]).
+    Blocks {
+        /// Block or stage indices.
+        blocks: Vec<usize>,
+    },
+}
+
+impl Feature {
+    /// The tensors the head reads for `images`: one for an output, one map
+    /// per block for blocks.
+    pub fn read(&self, backbone: &dyn Backbone, images: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+        match self {
+            Feature::Output(name) => {
+                let out = backbone.forward(images, train)?;
+                Ok(vec![feature(&out, name)?.shallow_clone()])
+            }
+            Feature::Blocks { blocks } => {
+                let maps = backbone
+                    .intermediate_outputs()?
+                    .forward_intermediates(images, blocks, train)?;
+                Ok(maps.into_iter().map(|m| m.map).collect())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Feature::Output(name) => write!(f, "{name}"),
+            Feature::Blocks { blocks } => write!(f, "blocks {blocks:?}"),
+        }
+    }
+}
+
+/// What [`extract_inputs`] returns: each tensor the head reads `[N, ...]`
+/// and each kept label `[N, ...]`, all on the CPU.
+#[derive(Debug)]
+pub struct ExtractedInputs {
+    /// One tensor per input of the [`Feature`], one row per sample.
+    pub inputs: Vec<Tensor>,
+    /// The labels asked for, by name.
+    pub labels: BTreeMap<String, Tensor>,
+}
+
 /// Runs `backbone` in evaluation mode without gradient over `batches`
 /// (moved to `device`), keeping its output `output` and the labels
 /// `labels` of every sample, in order. An empty stream is an error.
@@ -44,22 +103,40 @@ pub fn extract(
     labels: &[&str],
     device: Device,
 ) -> Result<Extracted> {
+    let mut all = extract_inputs(backbone, batches, &Feature::Output(output.into()), labels, device)?;
+    Ok(Extracted {
+        features: all.inputs.remove(0),
+        labels: all.labels,
+    })
+}
+
+/// [`extract`] for any [`Feature`]: the one loop.
+pub fn extract_inputs(
+    backbone: &dyn Backbone,
+    batches: impl IntoIterator<Item = Result<Batch>>,
+    feature: &Feature,
+    labels: &[&str],
+    device: Device,
+) -> Result<ExtractedInputs> {
     let _no_grad = tch::no_grad_guard();
-    let mut features = vec![];
+    let mut inputs: Vec<Vec<Tensor>> = vec![];
     let mut kept: BTreeMap<String, Vec<Tensor>> = labels.iter().map(|l| (l.to_string(), vec![])).collect();
     for batch in batches {
         let batch = batch?.to_device(device);
-        let out = backbone.forward(&batch.images, false)?;
-        features.push(feature(&out, output)?.to_device(Device::Cpu));
+        let read = feature.read(backbone, &batch.images, false)?;
+        inputs.resize_with(read.len(), Vec::new);
+        for (parts, t) in inputs.iter_mut().zip(read) {
+            parts.push(t.to_device(Device::Cpu));
+        }
         for (name, parts) in kept.iter_mut() {
             parts.push(batch.label(name)?.to_device(Device::Cpu));
         }
     }
-    if features.is_empty() {
+    if inputs.is_empty() {
         return Err(Error::msg("no samples to extract features from (the split is empty)"));
     }
-    Ok(Extracted {
-        features: Tensor::cat(&features, 0),
+    Ok(ExtractedInputs {
+        inputs: inputs.iter().map(|parts| Tensor::cat(parts, 0)).collect(),
         labels: kept.into_iter().map(|(k, v)| (k, Tensor::cat(&v, 0))).collect(),
     })
 }

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tch::Device;
+use tch::{nn, Device};
 use visage_core::backbone::Backbone;
 use visage_core::dataset::{DatasetContext, Split};
-use visage_core::task::{EvalContext, EvalSplit, Metrics, TaskContext};
+use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol, TaskContext};
 use visage_core::Registry;
 
 use crate::config::{augmentation_chain, Evaluation};
@@ -24,11 +24,22 @@ pub struct Placement<'a> {
     pub device: Device,
 }
 
-/// Runs one evaluation on `backbone`.
+/// The backbone under evaluation, how to copy it, and the protocol (the
+/// experiment's, or `fine_tune` for the supervised twin).
+pub struct Subject<'a> {
+    /// The backbone.
+    pub backbone: &'a dyn Backbone,
+    /// Builds a trainable copy of it ([`EvalContext::copy_backbone`]).
+    pub copy: &'a dyn Fn(&mut nn::VarStore, &str) -> visage_core::Result<Box<dyn Backbone>>,
+    /// The protocol.
+    pub protocol: Protocol,
+}
+
+/// Runs one evaluation on `on.backbone`.
 pub fn evaluate(
     registry: &Registry,
     evaluation: &Evaluation,
-    backbone: &dyn Backbone,
+    on: &Subject<'_>,
     at: &Placement<'_>,
 ) -> anyhow::Result<Metrics> {
     let (seed, device) = (at.seed, at.device);
@@ -52,14 +63,13 @@ pub fn evaluate(
     let mut task = registry.build_task(
         &evaluation.task.name,
         &params(&evaluation.task),
-        &TaskContext {
-            protocol: evaluation.protocol,
-        },
+        &TaskContext { protocol: on.protocol },
     )?;
     let ctx = EvalContext {
-        backbone,
+        backbone: on.backbone,
         feature: &evaluation.feature,
-        protocol: evaluation.protocol,
+        copy_backbone: on.copy,
+        protocol: on.protocol,
         train: split(Split::Train, &evaluation.augmentations)?,
         test: split(Split::Test, &evaluation.test_augmentations)?,
         metrics: &metrics,

@@ -50,9 +50,14 @@ pub struct EvaluationResult {
     pub dataset: String,
     /// Metrics of the (pre-trained) backbone.
     pub metrics: BTreeMap<String, f64>,
-    /// Metrics of the randomly initialised backbone, when asked for.
+    /// Metrics of the randomly initialised backbone under the same
+    /// protocol, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_init: Option<BTreeMap<String, f64>>,
+    /// Metrics of the same architecture trained end to end on the task from
+    /// random initialisation (the supervised upper bound), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervised: Option<BTreeMap<String, f64>>,
 }
 
 /// Pre-training summary.

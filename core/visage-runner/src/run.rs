@@ -14,6 +14,7 @@ use crate::config::{parse_device, Resolved};
 use crate::host::Host;
 use crate::results::{EvaluationResult, Results, Status};
 use crate::rundir::RunDir;
+use visage_core::task::Protocol;
 use visage_core::train::Precision;
 
 /// The variable-store path of the backbone.
@@ -156,10 +157,42 @@ fn build_backbone(
     let backbone = host
         .registry
         .build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
-    if let Some(weights) = resolved.backbone_weights().filter(|_| pretrained) {
+    if let Some(weights) = resolved.backbone_weights()?.filter(|_| pretrained) {
         load_weights(&vs, BACKBONE, &weights)?;
     }
     Ok((vs, backbone))
+}
+
+/// A trainable copy of the backbone held in `source` (under [`BACKBONE`]):
+/// the same architecture built in `vs` under `prefix`, its variables set to
+/// the source's values.
+fn copy_backbone(
+    host: &Host,
+    resolved: &Resolved,
+    source: &nn::VarStore,
+    vs: &mut nn::VarStore,
+    prefix: &str,
+) -> visage_core::Result<Box<dyn Backbone>> {
+    let spec = &resolved.experiment.backbone;
+    let ctx = BackboneContext {
+        vs: vs.root() / prefix,
+        in_channels: IN_CHANNELS,
+    };
+    let copy = host
+        .registry
+        .build_backbone(&spec.name, &spec.params.to_string(), &ctx)?;
+    let from = source.variables();
+    let _no_grad = tch::no_grad_guard();
+    for (name, mut var) in vs.variables() {
+        let Some(relative) = name.strip_prefix(prefix).and_then(|n| n.strip_prefix('.')) else {
+            continue;
+        };
+        let original = from.get(&format!("{BACKBONE}.{relative}")).ok_or_else(|| {
+            visage_core::Error::msg(format!("backbone copy: variable `{relative}` has no original"))
+        })?;
+        var.copy_(original);
+    }
+    Ok(copy)
 }
 
 fn stages(
@@ -204,24 +237,35 @@ fn stages(
             .path
             .join("evaluations")
             .join(format!("{index}-{}", evaluation.task.name));
-        let place = |dir| crate::evaluate::Placement {
-            dir,
-            resume,
-            seed: experiment.seed,
-            device,
-        };
         // Created by a task's trainer when it writes there.
         let pretrained = folder.join("pretrained");
-        let metrics = crate::evaluate::evaluate(&host.registry, evaluation, backbone.as_ref(), &place(&pretrained))?;
+        let evaluate = |vs: &nn::VarStore, backbone: &dyn Backbone, dir: &Path, protocol| {
+            let copy = |into: &mut nn::VarStore, prefix: &str| copy_backbone(host, resolved, vs, into, prefix);
+            let on = crate::evaluate::Subject {
+                backbone,
+                copy: &copy,
+                protocol,
+            };
+            let place = crate::evaluate::Placement {
+                dir,
+                resume,
+                seed: experiment.seed,
+                device,
+            };
+            crate::evaluate::evaluate(&host.registry, evaluation, &on, &place)
+        };
+        let metrics = evaluate(&vs, backbone.as_ref(), &pretrained, evaluation.protocol)?;
         let random_init = if evaluation.random_init {
-            let (_vs, fresh) = build_backbone(host, resolved, device, false)?;
+            let (fresh_vs, fresh) = build_backbone(host, resolved, device, false)?;
             let twin = folder.join("random_init");
-            Some(crate::evaluate::evaluate(
-                &host.registry,
-                evaluation,
-                fresh.as_ref(),
-                &place(&twin),
-            )?)
+            Some(evaluate(&fresh_vs, fresh.as_ref(), &twin, evaluation.protocol)?)
+        } else {
+            None
+        };
+        let supervised = if evaluation.supervised {
+            let (fresh_vs, fresh) = build_backbone(host, resolved, device, false)?;
+            let twin = folder.join("supervised");
+            Some(evaluate(&fresh_vs, fresh.as_ref(), &twin, Protocol::FineTune)?)
         } else {
             None
         };
@@ -231,6 +275,7 @@ fn stages(
             dataset: evaluation.dataset.name.clone(),
             metrics,
             random_init,
+            supervised,
         });
     }
     Ok(())
@@ -257,14 +302,28 @@ fn print_summary(results: &Results, dir: &Path, seconds: f64) {
     }
     for e in &results.evaluations {
         println!("  {} ({}, {}):", e.task, e.protocol.as_str(), e.dataset);
+        let mut header = format!("    {:<24} {:>9}", "metric", "value");
+        if e.random_init.is_some() {
+            header.push_str(&format!(" {:>12}", "random init"));
+        }
+        if e.supervised.is_some() {
+            header.push_str(&format!(" {:>11}", "supervised"));
+        }
+        println!("{header}");
+        let twin = |twin: &Option<std::collections::BTreeMap<String, f64>>, metric: &str, width: usize| {
+            twin.as_ref()
+                .map(|t| match t.get(metric) {
+                    Some(v) => format!(" {v:>width$.2}"),
+                    None => format!(" {:>width$}", "-"),
+                })
+                .unwrap_or_default()
+        };
         for (metric, value) in &e.metrics {
-            let baseline = e
-                .random_init
-                .as_ref()
-                .and_then(|r| r.get(metric))
-                .map(|b| format!("   random init {b:.2}"))
-                .unwrap_or_default();
-            println!("    {metric:<16} {value:>8.2}{baseline}");
+            println!(
+                "    {metric:<24} {value:>9.2}{}{}",
+                twin(&e.random_init, metric, 12),
+                twin(&e.supervised, metric, 11)
+            );
         }
     }
     if let Some(error) = &results.error {

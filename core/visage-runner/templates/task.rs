@@ -6,6 +6,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use visage_core::builtin::Accuracy;
 use visage_core::task::{EvalContext, Metrics, Protocol, Task, TaskContext};
 use visage_core::tch::Tensor;
 use visage_core::{declare_plugin, Error, Registry, Result};
@@ -50,11 +51,8 @@ impl Task for NearestMean {
             })
             .collect::<Result<_>>()?;
         let logits = -Tensor::cdist(&test_x, &Tensor::stack(&means, 0), 2.0, None);
-        let mut metrics = Metrics::new();
-        for (_, metric) in ctx.metrics {
-            metrics.extend(metric.compute(&logits, &test.labels)?);
-        }
-        Ok(metrics)
+        let accuracy = Accuracy::of(&self.0.label);
+        ctx.score(&logits, &test.labels, &[&accuracy])
     }
 }
 

@@ -2,5 +2,17 @@
 //! plugins (`plugins/fer`, `au`, `pose`, `fr`, `alignment`, `parsing`) are
 //! short because the protocols, heads and metrics live here once.
 //!
-//! - [`metrics`]: the papers' metrics, as functions and as registrable
-//!   [`visage_core::metric::Metric`] components.
+//! - [`training`]: the `training` parameters (epochs, optimiser, learning
+//!   rates, layer decay, validation split, `best_on_test`) over a task's
+//!   paper defaults.
+//! - [`head`]: the [`head::Head`] trait and the vector heads (linear,
+//!   BatchNorm + linear).
+//! - [`split`]: the seeded validation split.
+//! - [`fit`]: the two protocols, `linear_probe` (frozen backbone, cached
+//!   features) and `fine_tune` (the task's own copy of the backbone),
+//!   honest last-epoch metrics.
+
+pub mod fit;
+pub mod head;
+pub mod split;
+pub mod training;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use visage_core::method::Losses;
 use visage_core::optim::{single_group, Adam, AdamConfig};
 use visage_core::scheduler::Scheduler;
+use visage_core::builtin::Accuracy;
 use visage_core::task::{EvalContext, Metrics, Task, TaskContext};
 use visage_core::tch::{nn, nn::Module, Device};
 use visage_core::train::{Learner, TrainConfig, Trainer};
@@ -110,11 +111,8 @@ impl Task for LinearProbe {
         };
         trainer.fit(&mut head, &mut std::iter::repeat_with(full), &mut |_| Ok(vec![]))?;
         let logits = visage_core::tch::no_grad(|| head.0.forward(&test_x));
-        let mut metrics = Metrics::new();
-        for (_, metric) in ctx.metrics {
-            metrics.extend(metric.compute(&logits, &test.labels)?);
-        }
-        Ok(metrics)
+        let accuracy = Accuracy::of(&self.0.label);
+        ctx.score(&logits, &test.labels, &[&accuracy])
     }
 }
 

@@ -11,7 +11,7 @@ use crate::augmentation::Augmentation;
 use crate::backbone::Backbone;
 use crate::data::{Loader, LoaderConfig, Sampling};
 use crate::dataset::Dataset;
-use crate::features::{extract, Extracted};
+use crate::features::{extract, extract_inputs, Extracted, ExtractedInputs, Feature};
 use crate::guard::Guarded;
 pub use crate::metric::{Labels, Metrics};
 use crate::metric::Metric;
@@ -64,8 +64,13 @@ pub struct EvalSplit {
 pub struct EvalContext<'a> {
     /// The representation under test.
     pub backbone: &'a dyn Backbone,
-    /// The backbone output to read (`pooled` unless the experiment says).
-    pub feature: &'a str,
+    /// What the task's head reads (`pooled` unless the experiment says).
+    pub feature: &'a Feature,
+    /// Builds a trainable copy of [`EvalContext::backbone`] (the same
+    /// architecture and weights) in `vs` under the path `prefix`, for
+    /// fine-tuning: the copy is the task's own and is never shared with
+    /// another evaluation.
+    pub copy_backbone: &'a dyn Fn(&mut tch::nn::VarStore, &str) -> Result<Box<dyn Backbone>>,
     /// The protocol.
     pub protocol: Protocol,
     /// Training split of the evaluation dataset.
@@ -121,12 +126,40 @@ impl EvalContext<'_> {
 }
 
 impl EvalContext<'_> {
+    /// The experiment's metrics of `outputs` against `labels`, or, when the
+    /// experiment names none, the task's own `defaults`.
+    pub fn score(&self, outputs: &tch::Tensor, labels: &Labels, defaults: &[&dyn Metric]) -> Result<Metrics> {
+        let mut metrics = Metrics::new();
+        if self.metrics.is_empty() {
+            for metric in defaults {
+                metrics.extend(metric.compute(outputs, labels)?);
+            }
+        }
+        for (_, metric) in self.metrics {
+            metrics.extend(metric.compute(outputs, labels)?);
+        }
+        Ok(metrics)
+    }
+
     /// The frozen backbone's `feature` output and the labels `labels` of
     /// every sample of `split`, in order ([`crate::features::extract`] over
     /// [`EvalContext::batches`]).
     pub fn extract(&self, split: &EvalSplit, batch_size: usize, labels: &[&str]) -> Result<Extracted> {
+        let Feature::Output(output) = self.feature else {
+            return Err(crate::Error::msg(format!(
+                "this task reads one backbone output, but `feature` is {}",
+                self.feature
+            )));
+        };
         let batches = self.batches(split, batch_size, None)?;
-        extract(self.backbone, batches, self.feature, labels, self.device)
+        extract(self.backbone, batches, output, labels, self.device)
+    }
+
+    /// Every tensor of [`EvalContext::feature`] and the labels `labels` of
+    /// every sample of `split`, in order ([`crate::features::extract_inputs`]).
+    pub fn extract_inputs(&self, split: &EvalSplit, batch_size: usize, labels: &[&str]) -> Result<ExtractedInputs> {
+        let batches = self.batches(split, batch_size, None)?;
+        extract_inputs(self.backbone, batches, self.feature, labels, self.device)
     }
 }
 
@@ -181,9 +214,12 @@ mod tests {
                 .build_augmentation("solarize", r#"{"threshold": 0.0, "p": 1}"#)
                 .unwrap()
         };
+        let pooled = Feature::Output("pooled".into());
+        let no_copy = |_: &mut nn::VarStore, _: &str| -> Result<Box<dyn Backbone>> { Err(crate::Error::msg("no copy")) };
         let ctx = |workers| EvalContext {
             backbone: backbone.as_ref(),
-            feature: "pooled",
+            feature: &pooled,
+            copy_backbone: &no_copy,
             protocol: Protocol::LinearProbe,
             train: EvalSplit {
                 dataset: Arc::new(Ramp(10)),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use visage_core::features::Feature;
 use visage_core::nn::weights::WeightsSpec;
 use visage_core::params::check;
 use visage_core::task::Protocol;
@@ -100,6 +101,13 @@ pub struct BackboneSpec {
     /// file that sets it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsSpec>,
+    /// A finished Visage run's directory (relative to the working
+    /// directory, as `output_dir`): its pre-trained backbone
+    /// (`backbone.safetensors`) is loaded, and its `backbone.json` must name
+    /// the same backbone. With no `pretrain` section, this is how a run
+    /// scores another run's backbone. Not with `weights`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_run: Option<PathBuf>,
 }
 
 impl Component {
@@ -220,7 +228,7 @@ pub struct KnnMonitor {
     #[serde(default = "default_knn_k")]
     pub k: i64,
     /// Backbone output to use.
-    #[serde(default = "default_feature")]
+    #[serde(default = "default_output")]
     pub feature: String,
     /// At most this many samples of each split.
     #[serde(default = "default_knn_samples")]
@@ -290,23 +298,30 @@ pub struct Evaluation {
     #[serde(default = "default_workers", deserialize_with = "check::int_in::<_, _, 0, 256>")]
     #[schemars(range(max = 256))]
     pub workers: usize,
-    /// The backbone output the task reads.
+    /// What the task's head reads: a backbone output (`pooled`, `cls`,
+    /// `trunk`, ...) or `{blocks: [...]}`, intermediate blocks or stages.
     #[serde(default = "default_feature")]
-    pub feature: String,
-    /// Metrics to report.
-    #[serde(default = "default_metrics")]
+    pub feature: Feature,
+    /// Metrics to report instead of the task's own (empty: the task's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<Component>,
-    /// Also evaluate the randomly initialised backbone, as a baseline.
+    /// Also evaluate the randomly initialised backbone under the same
+    /// protocol, as a baseline.
     #[serde(default = "yes")]
     pub random_init: bool,
+    /// Also train the same architecture from random initialisation end to
+    /// end on the task (the `fine_tune` protocol): the supervised upper
+    /// bound.
+    #[serde(default)]
+    pub supervised: bool,
 }
 
-fn default_feature() -> String {
+fn default_output() -> String {
     visage_core::backbone::POOLED.into()
 }
 
-fn default_metrics() -> Vec<Component> {
-    vec![Component::named("accuracy")]
+fn default_feature() -> Feature {
+    Feature::Output(visage_core::backbone::POOLED.into())
 }
 
 fn yes() -> bool {

@@ -48,6 +48,7 @@ impl Resolved {
         let resolved = Resolved { experiment, layers };
         resolved.check_device()?;
         resolved.check_views()?;
+        resolved.backbone_weights()?;
         Ok(resolved)
     }
 
@@ -181,15 +182,39 @@ impl Resolved {
             .collect()
     }
 
-    /// The backbone's pretrained weights, their path relative to the file
-    /// that set it.
-    pub fn backbone_weights(&self) -> Option<visage_core::nn::weights::WeightsSpec> {
-        let mut spec = self.experiment.backbone.weights.clone()?;
-        let key = ["backbone".to_string(), "weights".into(), "path".into()];
-        if let (Some(Place::File { file, .. }), true) = (self.layers.origin(&key), spec.path.is_relative()) {
-            spec.path = load::normalize(&file.parent().unwrap_or(Path::new("")).join(&spec.path));
+    /// The backbone's pretrained weights: `backbone.weights`, its path
+    /// relative to the file that set it, or the weights of the run
+    /// `backbone.from_run`, whose backbone must be the experiment's.
+    pub fn backbone_weights(&self) -> Result<Option<visage_core::nn::weights::WeightsSpec>, ConfigError> {
+        let backbone = &self.experiment.backbone;
+        match (&backbone.weights, &backbone.from_run) {
+            (Some(_), Some(_)) => Err(self.invalid(
+                &["backbone", "from_run"],
+                "give `weights` or `from_run`, not both".into(),
+            )),
+            (None, Some(run)) => {
+                let (spec, weights) = visage_core::teacher::BackboneSpec::of_run(run)
+                    .map_err(|e| self.invalid(&["backbone", "from_run"], e.to_string()))?;
+                if spec.name != backbone.name || spec.params != backbone.params {
+                    let message = format!(
+                        "the run's backbone is `{}` with params {}, the experiment's is `{}` with params {}: \
+                         set `backbone` to the run's",
+                        spec.name, spec.params, backbone.name, backbone.params
+                    );
+                    return Err(self.invalid(&["backbone", "from_run"], message));
+                }
+                Ok(Some(weights))
+            }
+            (Some(spec), None) => {
+                let mut spec = spec.clone();
+                let key = ["backbone".to_string(), "weights".into(), "path".into()];
+                if let (Some(Place::File { file, .. }), true) = (self.layers.origin(&key), spec.path.is_relative()) {
+                    spec.path = load::normalize(&file.parent().unwrap_or(Path::new("")).join(&spec.path));
+                }
+                Ok(Some(spec))
+            }
+            (None, None) => Ok(None),
         }
-        Some(spec)
     }
 
     /// The files that took part, bases first.
