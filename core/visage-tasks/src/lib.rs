@@ -4,3 +4,7 @@
 //!
 //! - [`metrics`]: the papers' metrics, as functions and as registrable
 //!   [`visage_core::metric::Metric`] components.
+//! - [`heads`]: FaRL's dense head (FPN + UPerNet) for alignment and
+//!   parsing, heatmaps with soft-argmax, and their losses.
+
+pub mod heads;
