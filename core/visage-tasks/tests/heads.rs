@@ -87,7 +87,15 @@ fn the_head_reads_the_real_backbones() {
     assert_eq!(out.size(), [2, 5, 16, 16]);
     assert!(channels_at(&vit, &[12]).is_err());
 
-    let resnet = ResNet::new(&(vs.root() / "resnet"), 3, &ResNetParams { width: 8, ..Default::default() }).unwrap();
+    let resnet = ResNet::new(
+        &(vs.root() / "resnet"),
+        3,
+        &ResNetParams {
+            width: 8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let stages = [0, 1, 2, 3];
     let channels = channels_at(&resnet, &stages).unwrap();
     assert_eq!(channels, [8, 16, 32, 64]);
@@ -137,7 +145,7 @@ fn gaussian_targets_peak_at_the_landmark_and_stop_at_the_radius() {
     close(value(&g, &[15, 10]), (-8.0f64).exp(), 1e-7); // r = 5: still inside
     assert_eq!(value(&g, &[20, 16]), 0.0); // r = 6: outside
     assert_eq!(value(&g, &[24, 14]), 0.0); // r^2 = 32 > 25
-    // Its soft-argmax is the landmark.
+                                           // Its soft-argmax is the landmark.
     let back = soft_argmax(&g.view([1, 1, 32, 32])).unwrap();
     assert!(back.allclose(&point, 1e-6, 1e-6, false));
     let pixels = denormalize_points(&back, 32, 32);
@@ -151,8 +159,8 @@ fn alignment_loss_is_bce_plus_the_mean_point_distance() {
     // (0.5, 0.5); BCE of logit 0 is ln 2 whatever the target.
     let logits = Tensor::zeros([2, 3, 4, 4], OPTS);
     let targets = Tensor::full([2, 3, 2], 0.5, OPTS);
-    let _ = targets.get(0).get(0).copy_(&Tensor::from_slice(&[0.8f32, 0.9])); // distance 0.5
-    let _ = targets.get(1).get(2).copy_(&Tensor::from_slice(&[0.5f32, 0.2])); // distance 0.3
+    targets.get(0).get(0).copy_(&Tensor::from_slice(&[0.8f32, 0.9])); // distance 0.5
+    targets.get(1).get(2).copy_(&Tensor::from_slice(&[0.5f32, 0.2])); // distance 0.3
     let loss = AlignmentLoss {
         heatmap_size: 8,
         radius: 2.0,
@@ -175,14 +183,22 @@ fn parsing_upsamples_logits_and_takes_the_pixel_cross_entropy() {
     assert_eq!(up.size(), [2, 4, 32, 24]);
     // Uniform logits over 4 classes: ln 4 per pixel.
     let labels = Tensor::randint(4, [2, 32, 24], (Kind::Int64, Device::Cpu));
-    close(pixel_cross_entropy(&up, &labels).unwrap().double_value(&[]), 4f64.ln(), 1e-6);
+    close(
+        pixel_cross_entropy(&up, &labels).unwrap().double_value(&[]),
+        4f64.ln(),
+        1e-6,
+    );
     // A logit of 2 on the true class of half the pixels, 0 elsewhere:
     // those pixels cost ln(e^2 + 3) - 2, the others ln 4.
     let logits = Tensor::zeros([1, 4, 1, 2], OPTS);
     let _ = logits.get(0).get(3).get(0).get(0).fill_(2.0);
     let labels = Tensor::from_slice(&[3i64, 1]).view([1, 1, 2]);
     let expected = ((2f64.exp() + 3.0).ln() - 2.0 + 4f64.ln()) / 2.0;
-    close(pixel_cross_entropy(&logits, &labels).unwrap().double_value(&[]), expected, 1e-6);
+    close(
+        pixel_cross_entropy(&logits, &labels).unwrap().double_value(&[]),
+        expected,
+        1e-6,
+    );
     // A label past the classes, or labels of another size, are refused.
     let bad = Tensor::from_slice(&[4i64, 1]).view([1, 1, 2]);
     let err = pixel_cross_entropy(&logits, &bad).unwrap_err().to_string();

@@ -92,7 +92,11 @@ fn dense_head_and_losses_match_pytorch() {
             .map(|(&c, &g)| Tensor::randn([2, c, g, g], OPTS))
             .collect();
         let targets = Tensor::rand([2, LANDMARKS, 2], OPTS) * 0.8 + 0.1;
-        let labels = Tensor::randint(LANDMARKS, [2, PARSING_SIZE[0], PARSING_SIZE[1]], (Kind::Int64, Device::Cpu));
+        let labels = Tensor::randint(
+            LANDMARKS,
+            [2, PARSING_SIZE[0], PARSING_SIZE[1]],
+            (Kind::Int64, Device::Cpu),
+        );
         let mut named: Vec<(String, &Tensor)> = maps.iter().enumerate().map(|(i, m)| (format!("map{i}"), m)).collect();
         named.push(("targets".into(), &targets));
         named.push(("labels".into(), &labels));
@@ -115,7 +119,11 @@ fn dense_head_and_losses_match_pytorch() {
     std::fs::write(dir.join("cases.json"), serde_json::Value::Object(json).to_string()).unwrap();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/dense_head.py");
-    let out = Command::new(python()).arg(script).arg(&dir).output().expect("python runs");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("python runs");
     assert!(
         out.status.success(),
         "dense_head.py failed:\n{}{}",
@@ -163,7 +171,13 @@ fn dense_head_and_losses_match_pytorch() {
             }
         }
         // Every PyTorch parameter was compared: the names agree one to one.
-        assert_eq!(grads, reference.keys().filter(|k| k.starts_with("grad.") && !k.starts_with("grad.map")).count());
+        assert_eq!(
+            grads,
+            reference
+                .keys()
+                .filter(|k| k.starts_with("grad.") && !k.starts_with("grad.map"))
+                .count()
+        );
         let eval = tch::no_grad(|| head.forward(&maps, false).unwrap());
         check("eval logits", &eval, "eval_logits");
     }

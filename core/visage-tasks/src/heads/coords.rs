@@ -19,5 +19,7 @@ pub fn denormalize_points(points: &Tensor, h: i64, w: i64) -> Tensor {
 
 /// `(w, h)` on the points' device and dtype.
 fn scale(points: &Tensor, h: i64, w: i64) -> Tensor {
-    Tensor::from_slice(&[w as f64, h as f64]).to_kind(points.kind()).to_device(points.device())
+    Tensor::from_slice(&[w as f64, h as f64])
+        .to_kind(points.kind())
+        .to_device(points.device())
 }

@@ -40,7 +40,9 @@ pub enum Pyramid {
 /// 9, 15, 21, 32.
 pub fn vit_block_indices(depth: usize) -> Result<[usize; 4]> {
     match depth {
-        0 => Err(Error::msg("a dense head needs a ViT with at least one block, got depth 0")),
+        0 => Err(Error::msg(
+            "a dense head needs a ViT with at least one block, got depth 0",
+        )),
         32 => Ok([8, 14, 20, 31]),
         d => Ok([d / 3, d / 2, 2 * d / 3, d].map(|b| b.max(1) - 1)),
     }

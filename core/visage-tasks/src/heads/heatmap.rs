@@ -24,7 +24,9 @@ pub const FARL_HEATMAP_RADIUS: f64 = 5.0;
 fn grid(heatmaps: &Tensor, what: &str) -> Result<(i64, i64)> {
     match heatmaps.size()[..] {
         [_, _, h, w] if h > 0 && w > 0 => Ok((h, w)),
-        ref size => Err(Error::msg(format!("{what}: expected heatmaps [N, K, H, W], got {size:?}"))),
+        ref size => Err(Error::msg(format!(
+            "{what}: expected heatmaps [N, K, H, W], got {size:?}"
+        ))),
     }
 }
 
@@ -56,7 +58,9 @@ pub fn heatmap_points(logits: &Tensor) -> Result<Tensor> {
 pub fn gaussian_heatmaps(points: &Tensor, h: i64, w: i64, radius: f64) -> Result<Tensor> {
     let size = points.size();
     if size.len() != 3 || size[2] != 2 {
-        return Err(Error::msg(format!("Gaussian heatmaps: expected points [N, K, 2], got {size:?}")));
+        return Err(Error::msg(format!(
+            "Gaussian heatmaps: expected points [N, K, 2], got {size:?}"
+        )));
     }
     if h < 1 || w < 1 || radius.is_nan() || radius <= 0.0 {
         return Err(Error::msg(format!(
@@ -125,12 +129,13 @@ impl AlignmentLoss {
             )));
         }
         let points = heatmap_points(logits)?;
-        let coord = (targets - &points).norm_scalaropt_dim(2.0, &[2i64][..], false).mean(logits.kind());
+        let coord = (targets - &points)
+            .norm_scalaropt_dim(2.0, &[2i64][..], false)
+            .mean(logits.kind());
         let side = self.heatmap_size;
         let resized = logits.upsample_bilinear2d([side, side], false, None, None);
         let gaussians = gaussian_heatmaps(targets, side, side, self.radius)?;
-        let heatmap_bce =
-            resized.binary_cross_entropy_with_logits::<Tensor>(&gaussians, None, None, Reduction::Mean);
+        let heatmap_bce = resized.binary_cross_entropy_with_logits::<Tensor>(&gaussians, None, None, Reduction::Mean);
         Ok(AlignmentLosses {
             total: &heatmap_bce + &coord,
             heatmap_bce,

@@ -11,9 +11,7 @@ use visage_core::{Error, Result};
 pub fn upsample_logits(logits: &Tensor, height: i64, width: i64) -> Result<Tensor> {
     match logits.size()[..] {
         [_, _, h, w] if (h, w) == (height, width) => Ok(logits.shallow_clone()),
-        [_, _, _, _] if height > 0 && width > 0 => {
-            Ok(logits.upsample_bilinear2d([height, width], false, None, None))
-        }
+        [_, _, _, _] if height > 0 && width > 0 => Ok(logits.upsample_bilinear2d([height, width], false, None, None)),
         ref size => Err(Error::msg(format!(
             "parsing logits: expected [N, C, h, w] and a positive size, got {size:?} to {height}x{width}"
         ))),
@@ -26,7 +24,9 @@ pub fn upsample_logits(logits: &Tensor, height: i64, width: i64) -> Result<Tenso
 pub fn pixel_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let size = logits.size();
     let [n, c, h, w] = size[..] else {
-        return Err(Error::msg(format!("pixel cross-entropy: expected logits [N, C, H, W], got {size:?}")));
+        return Err(Error::msg(format!(
+            "pixel cross-entropy: expected logits [N, C, H, W], got {size:?}"
+        )));
     };
     if labels.size() != [n, h, w] {
         return Err(Error::msg(format!(
