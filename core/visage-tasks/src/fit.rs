@@ -31,7 +31,7 @@ use visage_core::tch::{self, nn, Device, Tensor};
 use visage_core::train::{Learner, TrainConfig, Trainer};
 use visage_core::{Batch, Error, Result};
 
-use crate::head::Head;
+use crate::heads::Head;
 use crate::split::{carve, Subset};
 use crate::training::Training;
 

@@ -5,14 +5,15 @@
 //! - [`training`]: the `training` parameters (epochs, optimiser, learning
 //!   rates, layer decay, validation split, `best_on_test`) over a task's
 //!   paper defaults.
-//! - [`head`]: the [`head::Head`] trait and the vector heads (linear,
-//!   BatchNorm + linear).
+//! - [`heads`]: the [`heads::Head`] trait, the vector heads (linear,
+//!   BatchNorm + linear) and FaRL's dense head (FPN + UPerNet) for
+//!   alignment and parsing, heatmaps with soft-argmax, and their losses.
 //! - [`split`]: the seeded validation split.
 //! - [`fit`]: the two protocols, `linear_probe` (frozen backbone, cached
 //!   features) and `fine_tune` (the task's own copy of the backbone),
 //!   honest last-epoch metrics.
 
 pub mod fit;
-pub mod head;
+pub mod heads;
 pub mod split;
 pub mod training;

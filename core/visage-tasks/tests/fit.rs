@@ -12,7 +12,7 @@ use visage_core::tch::{nn, Device, Kind, Tensor};
 use visage_core::rng::Rng;
 use visage_core::{Registry, Result, Sample};
 use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
-use visage_tasks::head::{flat_dim, Head, LinearHead};
+use visage_tasks::heads::{flat_dim, Head, LinearHead};
 use visage_tasks::training::Training;
 
 /// Sample `i`: class `i % 3`, an image whose left, middle or right third is

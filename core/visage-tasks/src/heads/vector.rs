@@ -1,16 +1,9 @@
-//! Task heads on vectors: the module a task trains on what it reads from
-//! the backbone, and the two vector heads of the papers.
+//! The two vector heads of the papers, on flattened backbone outputs.
 
 use visage_core::tch::nn::{self, Module, ModuleT};
 use visage_core::tch::Tensor;
 
-/// A task head: what the task trains on the tensors the backbone gives
-/// ([`visage_core::features::Feature::read`]: one output, or one map per
-/// block).
-pub trait Head {
-    /// The head's outputs (logits, angles, heatmaps...) for a batch.
-    fn forward(&self, inputs: &[Tensor], train: bool) -> Tensor;
-}
+use super::Head;
 
 /// A linear layer on the flattened input (PCL's FER probe: weights
 /// `N(0, 0.01)`, bias 0).
