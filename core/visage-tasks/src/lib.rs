@@ -4,3 +4,7 @@
 //!
 //! - [`metrics`]: the papers' metrics, as functions and as registrable
 //!   [`visage_core::metric::Metric`] components.
+
+#![warn(missing_docs)]
+
+pub mod metrics;
