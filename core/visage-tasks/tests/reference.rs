@@ -53,7 +53,11 @@ fn reference(inputs: &Value) -> Value {
     std::fs::create_dir_all(&dir).unwrap();
     visage_core::fs::write_atomic(&dir.join("inputs.json"), inputs.to_string().as_bytes()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/metrics.py");
-    let out = Command::new(python()).arg(script).arg(&dir).output().expect("python runs");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("python runs");
     assert!(
         out.status.success(),
         "metrics.py failed:\n{}{}",
@@ -114,7 +118,10 @@ fn inputs() -> Inputs {
     let second = first.where_self(&same, &other);
     let noise = |t: Tensor| t + Tensor::randn([PAIRS, d], CPU) * 0.9;
     let pairs = Tensor::stack(
-        &[noise(identities.index_select(0, &first)), noise(identities.index_select(0, &second))],
+        &[
+            noise(identities.index_select(0, &first)),
+            noise(identities.index_select(0, &second)),
+        ],
         1,
     );
     // TAR: 4000 template scores on a 0.01 grid (ties), genuine higher.
@@ -163,10 +170,23 @@ fn as_json(i: &Inputs) -> Value {
 fn check_classification(i: &Inputs, r: &Value) {
     let (p, t) = &i.classification;
     let m = classification::confusion_matrix(p, t, 7).unwrap();
-    assert_eq!(floats(&json!(Vec::<i64>::try_from(m.flatten(0, -1)).unwrap())), floats(&r["confusion"]));
-    close(classification::accuracy(p, t).unwrap(), r["accuracy"].as_f64().unwrap(), 1e-9, "accuracy");
+    assert_eq!(
+        floats(&json!(Vec::<i64>::try_from(m.flatten(0, -1)).unwrap())),
+        floats(&r["confusion"])
+    );
+    close(
+        classification::accuracy(p, t).unwrap(),
+        r["accuracy"].as_f64().unwrap(),
+        1e-9,
+        "accuracy",
+    );
     let mca = classification::mean_class_accuracy(&m).unwrap();
-    close(mca, r["mean_class_accuracy"].as_f64().unwrap(), 1e-9, "mean class accuracy");
+    close(
+        mca,
+        r["mean_class_accuracy"].as_f64().unwrap(),
+        1e-9,
+        "mean class accuracy",
+    );
 }
 
 fn check_au(i: &Inputs, r: &Value) {
@@ -176,13 +196,21 @@ fn check_au(i: &Inputs, r: &Value) {
         close(*a, b, 1e-9, &format!("F1 of AU {k}"));
     }
     let names: Vec<String> = (0..12).map(|k| format!("AU{k}")).collect();
-    close(au::mean_auc(p, t, &names).unwrap(), r["auc_mean"].as_f64().unwrap(), 1e-9, "mean AUC");
+    close(
+        au::mean_auc(p, t, &names).unwrap(),
+        r["auc_mean"].as_f64().unwrap(),
+        1e-9,
+        "mean AUC",
+    );
 }
 
 fn check_pose(i: &Inputs, r: &Value) {
     let m = pose::mae(&i.pose.0, &i.pose.1).unwrap();
     let theirs = floats(&r["mae"]);
-    for (ours, (theirs, name)) in [m.yaw, m.pitch, m.roll, m.mean].iter().zip(theirs.iter().zip(["yaw", "pitch", "roll", "mean"])) {
+    for (ours, (theirs, name)) in [m.yaw, m.pitch, m.roll, m.mean]
+        .iter()
+        .zip(theirs.iter().zip(["yaw", "pitch", "roll", "mean"]))
+    {
         close(*ours, *theirs, 1e-9, name);
     }
 }
@@ -190,7 +218,8 @@ fn check_pose(i: &Inputs, r: &Value) {
 fn check_verification(i: &Inputs, r: &Value) {
     let same: Vec<bool> = Vec::<bool>::try_from(&i.same).unwrap();
     let folds = verification::contiguous_folds(same.len(), 10);
-    let ours = verification::k_fold_accuracy(&verification::pair_distances(&i.embeddings).unwrap(), &same, &folds).unwrap();
+    let ours =
+        verification::k_fold_accuracy(&verification::pair_distances(&i.embeddings).unwrap(), &same, &folds).unwrap();
     close(ours.accuracy, r["accuracy"].as_f64().unwrap(), 1e-9, "10-fold accuracy");
     close(ours.std, r["std"].as_f64().unwrap(), 1e-9, "10-fold std");
     // (serde_json reads decimals to within an ulp, not always exactly.)
@@ -202,8 +231,14 @@ fn check_verification(i: &Inputs, r: &Value) {
     // The component, with the same folds as a `fold` label, agrees.
     let per_image = |v: &[i64]| Tensor::from_slice(v).repeat_interleave_self_int(2, 0, None);
     let same_ids: Vec<i64> = same.iter().map(|&s| s as i64).collect();
-    let labels: Labels = [("same".to_string(), per_image(&same_ids)), ("fold".to_string(), per_image(&folds))].into();
-    let v = verification::Verification(Default::default()).compute(&i.embeddings, &labels).unwrap();
+    let labels: Labels = [
+        ("same".to_string(), per_image(&same_ids)),
+        ("fold".to_string(), per_image(&folds)),
+    ]
+    .into();
+    let v = verification::Verification(Default::default())
+        .compute(&i.embeddings, &labels)
+        .unwrap();
     assert_eq!(v["accuracy"], ours.accuracy);
     let genuine: Vec<bool> = Vec::<bool>::try_from(&i.genuine).unwrap();
     let tar = verification::tar_at_far(&Vec::<f64>::try_from(&i.scores).unwrap(), &genuine, &FARS).unwrap();
@@ -228,7 +263,9 @@ fn check_alignment(i: &Inputs, r: &Value) {
         (Unit::Diag, vec![]),
     ];
     for (unit, points) in units {
-        let v = alignment::Nme(NmeParams::new(unit, points)).compute(predicted, &labels).unwrap();
+        let v = alignment::Nme(NmeParams::new(unit, points))
+            .compute(predicted, &labels)
+            .unwrap();
         let name = format!("nme_{}", unit.name());
         close(v[&name], r[&name].as_f64().unwrap(), 1e-9, &name);
     }
@@ -237,18 +274,31 @@ fn check_alignment(i: &Inputs, r: &Value) {
         ..NmeParams::new(Unit::Box, vec![])
     };
     let v = alignment::Nme(params).compute(predicted, &labels).unwrap();
-    close(v["nme_box"], r["nme_box_visible"].as_f64().unwrap(), 1e-9, "NME over visible points");
+    close(
+        v["nme_box"],
+        r["nme_box_visible"].as_f64().unwrap(),
+        1e-9,
+        "NME over visible points",
+    );
     let params = NmeParams {
         threshold: Some(THRESHOLD),
         ..NmeParams::new(Unit::Box, vec![])
     };
-    let v = alignment::FailureRate::new(params).unwrap().compute(predicted, &labels).unwrap();
+    let v = alignment::FailureRate::new(params)
+        .unwrap()
+        .compute(predicted, &labels)
+        .unwrap();
     let fr = r["failure_rate"].as_f64().unwrap();
     close(v["failure_rate_box"], fr, 1e-9, "failure rate");
     assert!(fr > 5.0 && fr < 95.0, "the threshold splits the images: {fr}");
     close(v["auc_box"], r["auc_exact"].as_f64().unwrap(), 1e-9, "CED AUC");
     // FaRL's Simpson approximation on a 1e-4 grid differs by about step / threshold.
-    close(v["auc_box"], r["auc_simpson"].as_f64().unwrap(), 100.0 * 1e-4 / THRESHOLD, "CED AUC (Simpson)");
+    close(
+        v["auc_box"],
+        r["auc_simpson"].as_f64().unwrap(),
+        100.0 * 1e-4 / THRESHOLD,
+        "CED AUC (Simpson)",
+    );
 }
 
 fn check_parsing(i: &Inputs, r: &Value) {
@@ -257,7 +307,10 @@ fn check_parsing(i: &Inputs, r: &Value) {
     for n in 0..3 {
         parsing::accumulate(&p.narrow(0, n, 1), &t.narrow(0, n, 1), 11, &mut m).unwrap();
     }
-    assert_eq!(floats(&json!(Vec::<i64>::try_from(m.flatten(0, -1)).unwrap())), floats(&r["confusion"]));
+    assert_eq!(
+        floats(&json!(Vec::<i64>::try_from(m.flatten(0, -1)).unwrap())),
+        floats(&r["confusion"])
+    );
     let s = parsing::scores(&m).unwrap();
     let theirs: Vec<Option<f64>> = r["f1"].as_array().unwrap().iter().map(Value::as_f64).collect();
     assert_eq!(s.f1.len(), theirs.len());

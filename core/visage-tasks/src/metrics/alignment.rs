@@ -123,15 +123,32 @@ pub fn box_diagonal(boxes: &Tensor) -> Result<Vec<f64>> {
     Ok(sides(boxes)?.iter().map(|(w, h)| (w * w + h * h).sqrt()).collect())
 }
 
+/// The box `x0, y0, x1, y1` `[N, 4]` spanned by each image's landmarks
+/// `[N, P, 2]`, for a `box` unit when the data has no face box (the
+/// AFLW2000 convention of 3DDFA).
+pub fn landmark_boxes(landmarks: &Tensor) -> Result<Tensor> {
+    shape(landmarks, &[None, None, Some(2)], "landmarks [N, P, 2]")?;
+    let low = landmarks.f_amin([1i64].as_slice(), false)?;
+    let high = landmarks.f_amax([1i64].as_slice(), false)?;
+    Ok(Tensor::f_cat(&[low, high], 1)?)
+}
+
 /// The NME of each image, as a fraction: the mean over its points (its
 /// visible points when `visible` `[N, P]` is given) of the distance between
 /// `predicted` and `target` `[N, P, 2]`, divided by `units[n]`.
 pub fn nme_per_image(predicted: &Tensor, target: &Tensor, units: &[f64], visible: Option<&Tensor>) -> Result<Vec<f64>> {
     let size = shape(target, &[None, None, Some(2)], "true landmarks [N, P, 2]")?;
-    shape(predicted, &[Some(size[0]), Some(size[1]), Some(2)], "predicted landmarks [N, P, 2]")?;
+    shape(
+        predicted,
+        &[Some(size[0]), Some(size[1]), Some(2)],
+        "predicted landmarks [N, P, 2]",
+    )?;
     let (n, p) = (size[0] as usize, size[1] as usize);
     if units.len() != n {
-        return Err(Error::msg(format!("NME: {} unit distances for {n} images", units.len())));
+        return Err(Error::msg(format!(
+            "NME: {} unit distances for {n} images",
+            units.len()
+        )));
     }
     let mask = match visible {
         Some(v) => {
@@ -140,7 +157,10 @@ pub fn nme_per_image(predicted: &Tensor, target: &Tensor, units: &[f64], visible
         }
         None => vec![true; n * p],
     };
-    let (pred, truth) = (points(predicted, "predicted landmarks")?, points(target, "true landmarks")?);
+    let (pred, truth) = (
+        points(predicted, "predicted landmarks")?,
+        points(target, "true landmarks")?,
+    );
     (0..n)
         .map(|i| {
             let seen: Vec<usize> = (0..p).filter(|&j| mask[i * p + j]).collect();
@@ -326,13 +346,16 @@ mod tests {
 
     /// Two images of 3 points; true points (0, 0), (10, 0), (5, 5) in both.
     fn target() -> Tensor {
-        Tensor::from_slice(&[0.0f32, 0.0, 10.0, 0.0, 5.0, 5.0]).view([1, 3, 2]).repeat([2, 1, 1])
+        Tensor::from_slice(&[0.0f32, 0.0, 10.0, 0.0, 5.0, 5.0])
+            .view([1, 3, 2])
+            .repeat([2, 1, 1])
     }
 
     #[test]
     fn nme_divides_the_mean_point_error_by_the_unit() {
         // Image 0: errors 1, 0, 2 (mean 1); image 1: errors 3, 0, 0 (mean 1).
-        let predicted = Tensor::from_slice(&[1.0f32, 0.0, 10.0, 0.0, 5.0, 7.0, 0.0, 3.0, 10.0, 0.0, 5.0, 5.0]).view([2, 3, 2]);
+        let predicted =
+            Tensor::from_slice(&[1.0f32, 0.0, 10.0, 0.0, 5.0, 7.0, 0.0, 3.0, 10.0, 0.0, 5.0, 5.0]).view([2, 3, 2]);
         // Inter-ocular between points 0 and 1: 10 -> NMEs 0.1, 0.1 -> 10%.
         let unit = eye_distance(&target(), &[0], &[1]).unwrap();
         assert_eq!(unit, [10.0, 10.0]);
@@ -358,6 +381,9 @@ mod tests {
         let boxes = Tensor::from_slice2(&[[1.0f32, 2.0, 4.0, 14.0]]);
         assert_eq!(box_size(&boxes).unwrap(), [6.0]);
         assert_eq!(box_diagonal(&boxes).unwrap(), [153f64.sqrt()]);
+        // The points of `target()` span (0, 0) .. (10, 5).
+        let spanned = landmark_boxes(&target()).unwrap();
+        assert_eq!(Vec::<f32>::try_from(spanned.get(1)).unwrap(), [0.0, 0.0, 10.0, 5.0]);
     }
 
     #[test]
@@ -373,7 +399,8 @@ mod tests {
 
     #[test]
     fn the_components_read_units_and_thresholds_from_their_params() {
-        let predicted = Tensor::from_slice(&[1.0f32, 0.0, 10.0, 0.0, 5.0, 7.0, 0.0, 3.0, 10.0, 0.0, 5.0, 5.0]).view([2, 3, 2]);
+        let predicted =
+            Tensor::from_slice(&[1.0f32, 0.0, 10.0, 0.0, 5.0, 7.0, 0.0, 3.0, 10.0, 0.0, 5.0, 5.0]).view([2, 3, 2]);
         // Boxes 10 x 10 and 20 x 5 -> unit 10 for both; NMEs 0.1, 0.1.
         let boxes = Tensor::from_slice2(&[[0.0f32, 0.0, 10.0, 10.0], [0.0, 0.0, 20.0, 5.0]]);
         let labels: Labels = [("landmarks".to_string(), target()), ("box".to_string(), boxes)].into();

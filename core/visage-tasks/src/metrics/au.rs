@@ -11,17 +11,26 @@ use visage_core::{Error, Registry, Result};
 
 use super::{doubles, shape};
 
-/// The columns of `[N, K]` probabilities and `[N, K]` 0/1 targets, checked
-/// to have one shape: `(k, probabilities by AU, targets by AU)`.
-fn columns(scores: &Tensor, target: &Tensor) -> Result<(usize, Vec<Vec<f64>>, Vec<Vec<bool>>)> {
+/// Scores and targets by AU column.
+struct Columns {
+    /// The `N` scores of each AU.
+    scores: Vec<Vec<f64>>,
+    /// Whether each AU is present, for each of the `N` samples.
+    present: Vec<Vec<bool>>,
+}
+
+/// The columns of `[N, K]` scores and `[N, K]` 0/1 targets, checked to
+/// have one shape.
+fn columns(scores: &Tensor, target: &Tensor) -> Result<Columns> {
     let size = shape(target, &[None, None], "AU targets [N, K]")?;
     shape(scores, &[Some(size[0]), Some(size[1])], "AU probabilities [N, K]")?;
     let (n, k) = (size[0] as usize, size[1] as usize);
     let (s, t) = (doubles(scores)?, doubles(target)?);
     let by_au = |j: usize| (0..n).map(move |i| i * k + j);
-    let s = (0..k).map(|j| by_au(j).map(|i| s[i]).collect()).collect();
-    let t = (0..k).map(|j| by_au(j).map(|i| t[i] > 0.5).collect()).collect();
-    Ok((k, s, t))
+    Ok(Columns {
+        scores: (0..k).map(|j| by_au(j).map(|i| s[i]).collect()).collect(),
+        present: (0..k).map(|j| by_au(j).map(|i| t[i] > 0.5).collect()).collect(),
+    })
 }
 
 /// Binary F1 of each AU, percent: an AU is predicted present where its
@@ -29,10 +38,10 @@ fn columns(scores: &Tensor, target: &Tensor) -> Result<(usize, Vec<Vec<f64>>, Ve
 /// is neither present nor predicted (scikit-learn's `zero_division=0`).
 /// `probabilities` and `target` are `[N, K]`, `target` 0/1.
 pub fn f1_per_au(probabilities: &Tensor, target: &Tensor, threshold: f64) -> Result<Vec<f64>> {
-    let (_, scores, truth) = columns(probabilities, target)?;
-    Ok(scores
+    let c = columns(probabilities, target)?;
+    Ok(c.scores
         .iter()
-        .zip(&truth)
+        .zip(&c.present)
         .map(|(s, t)| {
             let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
             for (&score, &present) in s.iter().zip(t) {
@@ -88,10 +97,11 @@ pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
 /// left out, and named in a warning (`names[j]` names column `j`). An error
 /// when no AU has both classes.
 pub fn mean_auc(scores: &Tensor, target: &Tensor, names: &[String]) -> Result<f64> {
-    let (k, s, t) = columns(scores, target)?;
+    let c = columns(scores, target)?;
+    let k = c.scores.len();
     check_names(names, k)?;
     let mut aucs = Vec::with_capacity(k);
-    for ((s, t), name) in s.iter().zip(&t).zip(names) {
+    for ((s, t), name) in c.scores.iter().zip(&c.present).zip(names) {
         match roc_auc(s, t) {
             Some(auc) => aucs.push(auc),
             None => tracing::warn!(au = %name, "AU has one class only in the targets: left out of the mean ROC AUC"),
@@ -227,7 +237,12 @@ mod tests {
             [0.1, 0.9, 0.5, 0.3],
             [0.2, 0.7, 0.5, 0.3],
         ]);
-        let target = Tensor::from_slice2(&[[1.0f32, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0]]);
+        let target = Tensor::from_slice2(&[
+            [1.0f32, 1.0, 1.0, 1.0],
+            [1.0, 1.0, 0.0, 1.0],
+            [0.0, 0.0, 1.0, 1.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]);
         // (1 + 0 + 0.5) / 3 = 50%.
         assert!((mean_auc(&scores, &target, &names(4)).unwrap() - 50.0).abs() < 1e-12);
         assert_eq!(roc_auc(&[0.3, 0.3], &[true, true]), None);

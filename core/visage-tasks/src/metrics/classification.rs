@@ -26,7 +26,10 @@ pub fn accuracy(predicted: &Tensor, target: &Tensor) -> Result<f64> {
 /// device. An index outside `0..classes` is an error naming the element.
 pub fn confusion_matrix(predicted: &Tensor, target: &Tensor, classes: i64) -> Result<Tensor> {
     let p = predicted.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?;
-    let t = target.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?.f_to_device(p.device())?;
+    let t = target
+        .f_flatten(0, -1)?
+        .f_to_kind(Kind::Int64)?
+        .f_to_device(p.device())?;
     same_length(p.numel(), t.numel())?;
     let c = classes.max(0);
     let outside = |x: &Tensor| -> Result<Tensor> { Ok(x.f_lt(0)?.f_logical_or(&x.f_ge(c)?)?) };

@@ -70,16 +70,28 @@ mod tests {
         super::verification::register(&mut registry).unwrap();
         super::alignment::register(&mut registry).unwrap();
         super::parsing::register(&mut registry).unwrap();
-        let defaults = ["mean_class_accuracy", "au_f1", "au_auc", "pose_mae", "verification", "parsing_f1"];
+        let defaults = [
+            "mean_class_accuracy",
+            "au_f1",
+            "au_auc",
+            "pose_mae",
+            "verification",
+            "parsing_f1",
+        ];
         for name in defaults {
             assert!(registry.build_metric(name, "{}").is_ok(), "{name}");
-            let err = registry.build_metric(name, r#"{"lable": "x"}"#).err().expect("unknown field refused");
+            let err = registry
+                .build_metric(name, r#"{"lable": "x"}"#)
+                .err()
+                .expect("unknown field refused");
             assert!(err.to_string().contains("lable"), "{name}: {err}");
         }
         assert!(registry.build_metric("nme", r#"{"unit": "diag"}"#).is_ok());
         // failure_rate needs a threshold; inter-ocular needs two points.
         assert!(registry.build_metric("failure_rate", r#"{"unit": "box"}"#).is_err());
-        assert!(registry.build_metric("nme", r#"{"unit": "inter_ocular", "points": [36]}"#).is_err());
+        assert!(registry
+            .build_metric("nme", r#"{"unit": "inter_ocular", "points": [36]}"#)
+            .is_err());
         // A pose metric built by name scores like the function.
         let pose = registry.build_metric("pose_mae", "{}").unwrap();
         let truth = tch::Tensor::from_slice2(&[[1.0f32, 2.0, 3.0]]);

@@ -23,7 +23,11 @@ pub fn empty(classes: i64) -> Tensor {
 /// `[N, H, W]` to `matrix` `[C, C]` (row = true class).
 pub fn accumulate(predicted: &Tensor, target: &Tensor, classes: i64, matrix: &mut Tensor) -> Result<()> {
     let size = shape(target, &[None, None, None], "true class maps [N, H, W]")?;
-    shape(predicted, &[Some(size[0]), Some(size[1]), Some(size[2])], "predicted class maps [N, H, W]")?;
+    shape(
+        predicted,
+        &[Some(size[0]), Some(size[1]), Some(size[2])],
+        "predicted class maps [N, H, W]",
+    )?;
     shape(matrix, &[Some(classes), Some(classes)], "parsing confusion matrix")?;
     let counts = confusion_matrix(predicted, target, classes)?.f_to_device(matrix.device())?;
     *matrix = matrix.f_add(&counts)?;
@@ -56,7 +60,10 @@ pub fn scores(matrix: &Tensor) -> Result<ParsingScores> {
     let predicted = |k: usize| (0..c).map(|i| m[i * c + k]).sum::<i64>() as f64;
     let seen: Vec<usize> = (0..c).filter(|&k| truth(k) + predicted(k) > 0.0).collect();
     let f1: Vec<Option<f64>> = (0..c)
-        .map(|k| seen.contains(&k).then(|| 100.0 * 2.0 * tp(k) / (truth(k) + predicted(k))))
+        .map(|k| {
+            seen.contains(&k)
+                .then(|| 100.0 * 2.0 * tp(k) / (truth(k) + predicted(k)))
+        })
         .collect();
     let iou = |k: usize| 100.0 * tp(k) / (truth(k) + predicted(k) - tp(k));
     Ok(ParsingScores {

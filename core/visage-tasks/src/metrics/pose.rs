@@ -100,10 +100,23 @@ mod tests {
         let target = Tensor::from_slice2(&[[0.0f32, 2.0, -5.0], [-10.0, 0.0, 1.0]]);
         // Yaw |10|, |10| -> 10; pitch |-2|, |4| -> 3; roll 0, |4| -> 2; mean 5.
         let m = mae(&predicted, &target).unwrap();
-        assert_eq!(m, PoseMae { yaw: 10.0, pitch: 3.0, roll: 2.0, mean: 5.0 });
+        assert_eq!(
+            m,
+            PoseMae {
+                yaw: 10.0,
+                pitch: 3.0,
+                roll: 2.0,
+                mean: 5.0
+            }
+        );
         let labels: Labels = [("pose".to_string(), target.shallow_clone())].into();
-        let v = PoseMaeMetric(PoseMaeParams::default()).compute(&predicted, &labels).unwrap();
-        assert_eq!((v["mae_yaw"], v["mae_pitch"], v["mae_roll"], v["mae_mean"]), (10.0, 3.0, 2.0, 5.0));
+        let v = PoseMaeMetric(PoseMaeParams::default())
+            .compute(&predicted, &labels)
+            .unwrap();
+        assert_eq!(
+            (v["mae_yaw"], v["mae_pitch"], v["mae_roll"], v["mae_mean"]),
+            (10.0, 3.0, 2.0, 5.0)
+        );
         assert!(mae(&predicted.narrow(1, 0, 2), &target).is_err());
     }
 

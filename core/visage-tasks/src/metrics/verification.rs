@@ -164,7 +164,11 @@ pub fn cosine_accuracy(cosines: &[f64], same: &[bool], threshold: f64) -> Result
 /// `(0, 0)` first. Returns `(fpr, tpr)`.
 pub fn roc(scores: &[f64], same: &[bool]) -> Result<(Vec<f64>, Vec<f64>)> {
     if scores.len() != same.len() {
-        return Err(Error::msg(format!("ROC: {} scores for {} labels", scores.len(), same.len())));
+        return Err(Error::msg(format!(
+            "ROC: {} scores for {} labels",
+            scores.len(),
+            same.len()
+        )));
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -193,8 +197,12 @@ pub fn roc(scores: &[f64], same: &[bool]) -> Result<(Vec<f64>, Vec<f64>)> {
             i == 0 || i + 1 == fps.len() || second(&fps) != 0 || second(&tps) != 0
         })
         .collect();
-    let fpr = std::iter::once(0.0).chain(keep.iter().map(|&i| fps[i] as f64 / fp as f64)).collect();
-    let tpr = std::iter::once(0.0).chain(keep.iter().map(|&i| tps[i] as f64 / tp as f64)).collect();
+    let fpr = std::iter::once(0.0)
+        .chain(keep.iter().map(|&i| fps[i] as f64 / fp as f64))
+        .collect();
+    let tpr = std::iter::once(0.0)
+        .chain(keep.iter().map(|&i| tps[i] as f64 / tp as f64))
+        .collect();
     Ok((fpr, tpr))
 }
 
@@ -264,7 +272,11 @@ fn ten() -> usize {
 /// The value of a per-sample label for each pair (from sample `2i`),
 /// checked to agree between the two samples of every pair.
 fn per_pair(values: &Tensor, samples: i64, name: &str) -> Result<Vec<i64>> {
-    shape(values, &[Some(samples)], &format!("verification label `{name}` (one per image)"))?;
+    shape(
+        values,
+        &[Some(samples)],
+        &format!("verification label `{name}` (one per image)"),
+    )?;
     let v = longs(values)?;
     if let Some(i) = (0..v.len() / 2).find(|&i| v[2 * i] != v[2 * i + 1]) {
         return Err(Error::msg(format!(
@@ -301,7 +313,10 @@ impl Metric for Verification {
         ]
         .into();
         if let Some(t) = self.0.cosine_threshold {
-            values.insert("accuracy_cosine".into(), cosine_accuracy(&pair_cosines(outputs)?, &same, t)?);
+            values.insert(
+                "accuracy_cosine".into(),
+                cosine_accuracy(&pair_cosines(outputs)?, &same, t)?,
+            );
         }
         Ok(values)
     }
