@@ -25,8 +25,9 @@ visage_ensure_torch() {
 # The test suite compares the built-in backbones with torchvision's and
 # timm's (core/visage-core/tests/pytorch_interop.rs), reads the runner's
 # TensorBoard files with TensorBoard's own reader and the files of
-# `runner export` with scipy (tests/export.rs); the runner needs none of them.
-VISAGE_REFERENCE="torchvision==0.26.0 timm==1.0.31 tensorboard==2.20.0 scipy==1.17.1"
+# `runner export` with scipy (tests/export.rs), and checks the task metrics
+# against scikit-learn (core/visage-tasks/tests); the runner needs none of them.
+VISAGE_REFERENCE="torchvision==0.26.0 timm==1.0.31 tensorboard==2.20.0 scipy==1.17.1 scikit-learn==1.7.2"
 visage_ensure_reference() {
   local marker="$VISAGE_VENV/.reference-${VISAGE_REFERENCE// /-}"
   if [ -f "$marker" ]; then return 0; fi

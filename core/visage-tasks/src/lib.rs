@@ -12,8 +12,13 @@
 //! - [`fit`]: the two protocols, `linear_probe` (frozen backbone, cached
 //!   features) and `fine_tune` (the task's own copy of the backbone),
 //!   honest last-epoch metrics.
+//! - [`metrics`]: the papers' metrics, as functions and as registrable
+//!   [`visage_core::metric::Metric`] components.
+
+#![warn(missing_docs)]
 
 pub mod fit;
 pub mod heads;
+pub mod metrics;
 pub mod split;
 pub mod training;

@@ -20,7 +20,6 @@
 //! is a balanced decision; parsing classes are weighted by median
 //! frequency. The CNN and the probe are trained alike.
 
-mod metrics;
 mod net;
 
 use tch::nn::{self, OptimizerConfig};
@@ -28,10 +27,10 @@ use tch::{Device, Kind, Tensor};
 use visage_core::dataset::Split;
 use visage_core::labels::{AU_NAMES, IBUG68, LAPA_CLASSES};
 use visage_core::Result;
+use visage_tasks::metrics::{alignment, au, classification, parsing, pose};
 
 use crate::params::SynthFaceParams;
 use crate::render::render;
-use metrics::{accuracy, mean_auc, mean_f1, nme, parsing_f1};
 use net::{Balance, Heads, Outputs, Trunk};
 
 /// The size of a learnability run.
@@ -193,17 +192,47 @@ fn data(config: &Config) -> Result<(Data, Data)> {
     ))
 }
 
-/// The best constant predictor, fitted on `train`.
-fn constant(train: &Data, test: &Data) -> Scores {
+/// A predictor's outputs on the held-out pictures, as the metrics read
+/// them.
+struct Predictions {
+    /// Class indices `[N]`.
+    expression: Tensor,
+    /// Probabilities `[N, K]`.
+    au: Tensor,
+    /// Degrees `[N, 3]`.
+    pose: Tensor,
+    /// Pixels `[N, 68, 2]`.
+    landmarks: Tensor,
+    /// Class indices `[N]`.
+    identity: Tensor,
+    /// Class maps `[N, H, W]`.
+    parsing: Tensor,
+}
+
+/// The scores of `p` on `test`, with the task metrics of visage-tasks.
+fn score(p: &Predictions, test: &Data) -> Result<Scores> {
+    let au_names: Vec<String> = AU_NAMES.iter().map(|s| s.to_string()).collect();
+    let au_f1 = au::f1_per_au(&p.au, &test.au, 0.5)?;
+    let units = alignment::box_size(&alignment::landmark_boxes(&test.landmarks)?)?;
+    let nme = alignment::nme_per_image(&p.landmarks, &test.landmarks, &units, Some(&test.visible))?;
+    let classes = LAPA_CLASSES.len() as i64;
+    let mut confusion = parsing::empty(classes);
+    parsing::accumulate(&p.parsing, &test.parsing, classes, &mut confusion)?;
+    Ok(Scores {
+        expression: classification::accuracy(&p.expression, &test.expression)?,
+        au_f1: au_f1.iter().sum::<f64>() / au_f1.len() as f64,
+        au_auc: au::mean_auc(&p.au, &test.au, &au_names)?,
+        pose_mae: pose::mae(&p.pose, &test.pose)?.mean,
+        nme: alignment::nme(&nme),
+        identity: classification::accuracy(&p.identity, &test.identity)?,
+        parsing_f1: parsing::scores(&confusion)?.fg_mean,
+    })
+}
+
+/// The best constant predictor, fitted on `train`, scored on `test`.
+fn constant(train: &Data, test: &Data) -> Result<Scores> {
     let majority = |t: &Tensor| t.bincount::<Tensor>(None, 0).argmax(0, false);
     let n = test.len();
-    // "Always on" scores 2p / (1 + p) per AU; "never" scores 0.
-    let always = mean_f1(&Tensor::ones_like(&test.au).gt(0.5), &test.au);
-    let mean_shape = train
-        .landmarks
-        .mean_dim(0, true, Kind::Float)
-        .expand([n, IBUG68 as i64, 2], true);
-    let median_pose = train.pose.median_dim(0, true).0;
     // The most frequent class of every pixel over the train split.
     let classes = LAPA_CLASSES.len() as i64;
     let pixel_majority = train
@@ -212,15 +241,20 @@ fn constant(train: &Data, test: &Data) -> Scores {
         .sum_dim_intlist(0, true, Kind::Int64)
         .argmax(-1, false)
         .expand_as(&test.parsing);
-    Scores {
-        expression: accuracy(&majority(&train.expression).expand([n], true), &test.expression),
-        au_f1: always,
-        au_auc: mean_auc(&Tensor::zeros_like(&test.au), &test.au),
-        pose_mae: (median_pose - &test.pose).abs().mean(Kind::Float).double_value(&[]),
-        nme: nme(&mean_shape, &test.landmarks, &test.visible),
-        identity: accuracy(&majority(&train.identity).expand([n], true), &test.identity),
-        parsing_f1: parsing_f1(&pixel_majority, &test.parsing, classes),
-    }
+    let predictions = Predictions {
+        expression: majority(&train.expression).expand([n], true),
+        // "Always on" scores 2p / (1 + p) per AU ("never" scores 0); a
+        // constant score ranks nothing, so its ROC AUC is 50.
+        au: Tensor::ones_like(&test.au),
+        pose: train.pose.median_dim(0, true).0.expand([n, 3], true),
+        landmarks: train
+            .landmarks
+            .mean_dim(0, true, Kind::Float)
+            .expand([n, IBUG68 as i64, 2], true),
+        identity: majority(&train.identity).expand([n], true),
+        parsing: pixel_majority,
+    };
+    score(&predictions, test)
 }
 
 /// The training split's statistics for the heads: mean shape, and weights
@@ -285,7 +319,7 @@ fn recalibrate_batch_norm(trunk: &Trunk, train: &Data) {
 /// Trains the heads (and the trunk when `train_trunk`; otherwise they are a
 /// linear probe of the frozen random trunk) with Adam, then scores them on
 /// `test`.
-fn fit(config: &Config, train: &Data, test: &Data, train_trunk: bool) -> Scores {
+fn fit(config: &Config, train: &Data, test: &Data, train_trunk: bool) -> Result<Scores> {
     tch::manual_seed(config.seed as i64);
     let trunk_vs = nn::VarStore::new(Device::Cpu);
     let heads_vs = nn::VarStore::new(Device::Cpu);
@@ -328,15 +362,15 @@ fn fit(config: &Config, train: &Data, test: &Data, train_trunk: bool) -> Scores 
         }
     }
     let o = predict(&trunk, &heads, test);
-    Scores {
-        expression: accuracy(&o.expression.argmax(1, false), &test.expression),
-        au_f1: mean_f1(&o.au.gt(0.0), &test.au),
-        au_auc: mean_auc(&o.au, &test.au),
-        pose_mae: (&o.pose - &test.pose).abs().mean(Kind::Float).double_value(&[]),
-        nme: nme(&o.landmarks, &test.landmarks, &test.visible),
-        identity: accuracy(&o.identity.argmax(1, false), &test.identity),
-        parsing_f1: parsing_f1(&o.parsing, &test.parsing, LAPA_CLASSES.len() as i64),
-    }
+    let predictions = Predictions {
+        expression: o.expression.argmax(1, false),
+        au: o.au.sigmoid(),
+        pose: o.pose,
+        landmarks: o.landmarks,
+        identity: o.identity.argmax(1, false),
+        parsing: o.parsing,
+    };
+    score(&predictions, test)
 }
 
 /// Renders the data and scores the three predictors.
@@ -344,9 +378,9 @@ pub fn measure(config: &Config) -> Result<Report> {
     let (train, test) = data(config)?;
     tracing::info!(train = train.len(), test = test.len(), "learnability data rendered");
     Ok(Report {
-        supervised: fit(config, &train, &test, true),
-        random_probe: fit(config, &train, &test, false),
-        constant: constant(&train, &test),
+        supervised: fit(config, &train, &test, true)?,
+        random_probe: fit(config, &train, &test, false)?,
+        constant: constant(&train, &test)?,
     })
 }
 
