@@ -2,7 +2,7 @@
 //! `visage_core` dataset, converting a [`Face`] to tensors with the label
 //! names and conventions of `visage_core::labels`.
 
-use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, LandmarkLayout, Split};
 use visage_core::labels;
 use visage_core::tch::Tensor;
 use visage_core::{Result, Sample};
@@ -66,5 +66,31 @@ impl Dataset for SynthFace {
     fn get(&self, index: usize) -> Result<Sample> {
         let face = render(&self.params, self.seed, self.split, index)?;
         Ok(to_sample(&face))
+    }
+
+    fn info(&self) -> DatasetInfo {
+        let names = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect());
+        DatasetInfo {
+            labels: [
+                labels::IDENTITY,
+                labels::EXPRESSION,
+                labels::AU,
+                labels::POSE,
+                labels::LANDMARKS,
+                labels::LANDMARKS_VISIBLE,
+                labels::PARSING,
+            ]
+            .map(String::from)
+            .to_vec(),
+            classes: names(&labels::EXPRESSIONS),
+            action_units: names(&labels::AU_NAMES),
+            landmarks: Some(LandmarkLayout::ibug68(false)),
+            // Identity labels run over both splits; the test split's are
+            // disjoint from the train split's.
+            identities: Some(self.params.identities),
+            pairs: None,
+            subjects: false,
+            parsing_classes: names(&labels::LAPA_CLASSES),
+        }
     }
 }

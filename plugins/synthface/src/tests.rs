@@ -510,3 +510,19 @@ fn every_label_is_learnable_from_the_pixels() {
     // The constant baseline is what it claims: 1 / identities at best.
     assert!(c.identity < 100.0 / 60.0 + 1e-9, "{report}");
 }
+
+#[test]
+fn the_dataset_says_what_it_holds() {
+    use visage_core::dataset::{Dataset, DatasetContext, Split};
+    let params: crate::params::SynthFaceParams = serde_json::from_str(r#"{"resolution": 32}"#).unwrap();
+    let data = crate::dataset::SynthFace::new(params, &DatasetContext { split: Split::Test, seed: 0 }).unwrap();
+    let info = data.info();
+    let sample = data.get(0).unwrap();
+    for label in &info.labels {
+        assert!(sample.labels.contains_key(label), "info promises `{label}`");
+    }
+    assert_eq!(info.classes.as_ref().unwrap().len(), 7);
+    assert_eq!(info.landmarks.as_ref().unwrap().inter_ocular, Some([36, 45]));
+    assert!(info.require("alignment", &["landmarks"]).is_ok());
+    assert!(info.require("fr", &["same"]).is_err());
+}
