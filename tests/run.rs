@@ -86,6 +86,31 @@ fn the_example_experiment_runs_end_to_end() {
         ),
         "{log}"
     );
+
+    // Another experiment scores the run's backbone without pre-training
+    // (`backbone.from_run`): the same seed and probe give the same numbers.
+    let rescore = dir.path().join("rescore.yaml");
+    let yaml = format!(
+        "extends: {}\nname: rescore\nbackbone: {{name: example_convnet, params: {{width: 16}}, from_run: {}}}\n",
+        common::root().join("experiments/base/example_data.yaml").display(),
+        out.display()
+    );
+    std::fs::write(&rescore, yaml).unwrap();
+    let again = dir.path().join("again");
+    ok(runner(&[rescore.to_str().unwrap(), "--set", "device=cpu", "--out", again.to_str().unwrap()]));
+    let rescored = read_json(&again.join("results.json"));
+    assert!(rescored.get("pretrain").is_none(), "{rescored}");
+    assert_eq!(rescored["evaluations"][0]["metrics"], evaluation["metrics"], "{rescored}");
+    // A run of another backbone is refused before anything runs.
+    let err = fails(runner(&[
+        rescore.to_str().unwrap(),
+        "--set",
+        "backbone.params.width=8",
+        "--out",
+        dir.path().join("refused").to_str().unwrap(),
+    ]));
+    assert!(err.contains("backbone.from_run") && err.contains("the run's backbone is `example_convnet`"), "{err}");
+    assert!(!dir.path().join("refused").exists());
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod locate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use visage_core::task::Protocol;
 use visage_core::{Kind, Registry};
 
 pub use diagnostic::{ConfigError, Place};
@@ -127,6 +128,14 @@ impl Resolved {
                     evaluation.task.name,
                     evaluation.protocol.as_str(),
                     list_or_none(&implemented)
+                );
+                return Err(ConfigError::Invalid(self.layers.diagnose(&path, message)));
+            }
+            if evaluation.supervised && !info.protocols.contains(&Protocol::FineTune) {
+                let path = vec!["evaluations".into(), i.to_string(), "supervised".into()];
+                let message = format!(
+                    "the supervised twin trains the backbone end to end (fine_tune), which task `{}` does not implement",
+                    evaluation.task.name
                 );
                 return Err(ConfigError::Invalid(self.layers.diagnose(&path, message)));
             }
