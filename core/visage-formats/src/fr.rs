@@ -13,11 +13,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{ensure, Context};
-use visage_core::labels;
 use visage_core::rng::Rng;
+use visage_core::{labels, Result};
 
-use super::{io, pickle, Export, Item};
+use crate::codec::pickle;
+use crate::error::{ensure, Context};
+use crate::{io, Job, Record};
 
 /// A verification pair: indices into the exported samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,7 +33,7 @@ const PAIRS_STREAM: u64 = 0x0070_6169_7273; // "pairs"
 
 /// `folds` folds of `per_fold` same then `per_fold` different pairs over
 /// samples with identities `ids`.
-pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> anyhow::Result<Vec<Pair>> {
+pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> Result<Vec<Pair>> {
     ensure!(folds > 0 && per_fold > 0, "--folds and --pairs must be positive");
     let mut by_id: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, &id) in ids.iter().enumerate() {
@@ -87,36 +88,33 @@ pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> any
 }
 
 /// The one exported split's samples.
-fn samples(ex: &Export) -> anyhow::Result<Vec<Item>> {
+fn samples(ex: &Job) -> Result<Vec<Record>> {
     let split = ex.splits()[0];
-    ex.items(split).collect()
+    ex.records(split).collect()
 }
 
 /// Same (and different) pairs per fold.
-fn per_fold(ex: &Export, n: usize) -> usize {
-    ex.args.pairs.unwrap_or((n / (2 * ex.args.folds.max(1))).max(1))
+fn per_fold(ex: &Job, n: usize) -> usize {
+    ex.options.pairs.unwrap_or((n / (2 * ex.options.folds.max(1))).max(1))
 }
 
 /// `<out>/<name>.bin`: `pickle.dump((bins, issame_list))` with two JPEG
 /// byte strings per pair (the pair's images, in pair order) and one bool
 /// per pair. Written with protocol 4 (readable by Python 3 with a plain
 /// `pickle.load`, and with `encoding='bytes'` as insightface calls it).
-pub fn verification_bin(ex: &Export) -> anyhow::Result<()> {
-    let name = &ex.args.name;
+pub fn verification_bin(ex: &Job) -> Result<()> {
+    let name = &ex.options.name;
     ensure!(
         !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
         "--name must be a plain file name, got `{name}`"
     );
     let items = samples(ex)?;
-    let ids: Vec<i64> = items
-        .iter()
-        .map(|i| i.int(labels::IDENTITY))
-        .collect::<anyhow::Result<_>>()?;
-    let pairs = build_pairs(&ids, ex.args.folds, per_fold(ex, items.len()), ex.args.seed)?;
+    let ids: Vec<i64> = items.iter().map(|i| i.int(labels::IDENTITY)).collect::<Result<_>>()?;
+    let pairs = build_pairs(&ids, ex.options.folds, per_fold(ex, items.len()), ex.options.seed)?;
     let jpegs: Vec<Vec<u8>> = items
         .iter()
         .map(|i| io::encode(&i.image_u8()?, &ex.out, "jpg").with_context(|| i.what()))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let mut bins = Vec::with_capacity(2 * pairs.len());
     for p in &pairs {
         bins.push(jpegs[p.a].clone());
@@ -141,14 +139,11 @@ pub fn person(id: i64) -> String {
 /// the number of same (and of different) pairs in each; then per fold the
 /// same pairs `name<TAB>n1<TAB>n2`, then the different pairs
 /// `name1<TAB>n1<TAB>name2<TAB>n2`.
-pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
+pub fn lfw_pairs(ex: &Job) -> Result<()> {
     let items = samples(ex)?;
-    let ids: Vec<i64> = items
-        .iter()
-        .map(|i| i.int(labels::IDENTITY))
-        .collect::<anyhow::Result<_>>()?;
+    let ids: Vec<i64> = items.iter().map(|i| i.int(labels::IDENTITY)).collect::<Result<_>>()?;
     let per_fold = per_fold(ex, items.len());
-    let pairs = build_pairs(&ids, ex.args.folds, per_fold, ex.args.seed)?;
+    let pairs = build_pairs(&ids, ex.options.folds, per_fold, ex.options.seed)?;
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
     let mut numbers = Vec::with_capacity(items.len());
     for (item, &id) in items.iter().zip(&ids) {
@@ -161,7 +156,7 @@ pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
             &item.image_u8()?,
         )?;
     }
-    let mut text = format!("{}\t{per_fold}\n", ex.args.folds);
+    let mut text = format!("{}\t{per_fold}\n", ex.options.folds);
     for p in &pairs {
         text += &if p.same {
             format!("{}\t{}\t{}\n", person(ids[p.a]), numbers[p.a], numbers[p.b])
@@ -180,7 +175,7 @@ pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     #[test]
     fn pairs_are_balanced_valid_and_deterministic() {
