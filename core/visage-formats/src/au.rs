@@ -1,4 +1,7 @@
-//! Action-unit layouts: a DISFA-style CSV and BP4D-style lists.
+//! Action-unit layouts: a DISFA-style CSV and BP4D-style lists (readers
+//! [`disfa`], [`bp4d`] and the writers below). Readers give `au` as float
+//! `[K]`, 1.0 present and 0.0 absent, in the order of the list's own units
+//! (`info().action_units`, e.g. `AU1`, `AU2`, ...).
 //!
 //! Neither benchmark ships such a list with its frames (DISFA has per-AU
 //! intensity files, BP4D per-session CSVs); these are the preprocessed
@@ -7,7 +10,11 @@
 //! paths relative to `<out>`: `images/<split>/<split>_00001.jpg`. The units
 //! are the dataset's 12 (`labels::AU_NAMES`), occurrence = value > 0.5.
 
-use visage_core::{labels, Result};
+pub mod bp4d;
+pub mod disfa;
+pub mod list;
+
+use visage_core::{labels, Registry, Result};
 
 use crate::{io, split_name, Job, Record};
 
@@ -64,4 +71,11 @@ pub fn bp4d(ex: &Job) -> Result<()> {
             .collect();
         format!("{path} {}\n", fields.join(" "))
     })
+}
+
+/// Registers the datasets `disfa` and `bp4d`.
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.dataset("disfa", disfa::dataset)?;
+    registry.dataset("bp4d", bp4d::dataset)?;
+    Ok(())
 }

@@ -42,6 +42,20 @@ pub const WRITERS: &[Writer] = &[
         write: fer::rafdb,
     },
     Writer {
+        name: "fer2013",
+        needs: &[l::EXPRESSION],
+        splits: Splits::Both,
+        default_size: Some(48),
+        write: fer::fer2013::write,
+    },
+    Writer {
+        name: "affectnet",
+        needs: &[l::EXPRESSION],
+        splits: Splits::Both,
+        default_size: None,
+        write: fer::affectnet::write,
+    },
+    Writer {
         name: "verification-bin",
         needs: &[l::IDENTITY],
         splits: Splits::One,
@@ -54,6 +68,13 @@ pub const WRITERS: &[Writer] = &[
         splits: Splits::One,
         default_size: None,
         write: fr::lfw_pairs,
+    },
+    Writer {
+        name: "mxnet-rec",
+        needs: &[l::IDENTITY],
+        splits: Splits::TrainFirst,
+        default_size: None,
+        write: fr::mxrec::write,
     },
     Writer {
         name: "disfa",

@@ -1,6 +1,18 @@
-//! Expression and class layouts: RAF-DB (basic) and image folders.
+//! Expression layouts: RAF-DB (basic), FER-2013 and AffectNet (readers
+//! and writers), and image folders (writer).
+//!
+//! Every reader gives `expression` as an index into
+//! [`labels::EXPRESSIONS`] (neutral, happy, sad, surprise, fear, disgust,
+//! anger), mapped from the benchmark's own order: RAF-DB
+//! ([`rafdb::from_raf`]), FER-2013 ([`fer2013::FROM_FER`]), AffectNet (the
+//! same order, contempt as 7 when kept).
 
-use visage_core::{labels, Result};
+pub mod affectnet;
+pub mod fer2013;
+pub mod rafdb;
+
+use visage_core::dataset::DatasetInfo;
+use visage_core::{labels, Registry, Result};
 
 use crate::error::ensure;
 use crate::{io, split_name, FolderLabel, Job, Record};
@@ -11,7 +23,7 @@ use crate::{io, split_name, FolderLabel, Job, Record};
 pub const RAF_LABEL: [u8; 7] = [7, 4, 5, 1, 2, 3, 6];
 
 /// The expression of a sample, checked against [`labels::EXPRESSIONS`].
-fn expression(item: &Record) -> Result<usize> {
+pub(crate) fn expression(item: &Record) -> Result<usize> {
     let e = item.int(labels::EXPRESSION)?;
     ensure!(
         (0..labels::EXPRESSIONS.len() as i64).contains(&e),
@@ -69,5 +81,26 @@ pub fn imagefolder(ex: &Job) -> Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// The info of an expression dataset of `classes` classes: the first
+/// `classes` of [`labels::EXPRESSIONS`], then `contempt` (AffectNet-8).
+pub(crate) fn expression_info(classes: usize) -> DatasetInfo {
+    let mut names: Vec<String> = labels::EXPRESSIONS.iter().map(|s| s.to_string()).collect();
+    names.push("contempt".into());
+    names.truncate(classes);
+    DatasetInfo {
+        labels: vec![labels::EXPRESSION.into()],
+        classes: Some(names),
+        ..Default::default()
+    }
+}
+
+/// Registers the datasets `rafdb`, `fer2013` and `affectnet`.
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.dataset("rafdb", rafdb::dataset)?;
+    registry.dataset("fer2013", fer2013::dataset)?;
+    registry.dataset("affectnet", affectnet::dataset)?;
     Ok(())
 }

@@ -1,23 +1,38 @@
-//! Face verification layouts: the `.bin` of the MS1M/WebFace packs and
-//! LFW's raw `pairs.txt` with its image tree.
+//! Face recognition layouts. Readers: verification `.bin`
+//! ([`verification_bin`]), LFW's `pairs.txt` ([`lfw`]), identity folders
+//! ([`identity_folder`]) and MXNet RecordIO ([`mxrec`]). Writers: the
+//! `.bin` of the MS1M/WebFace packs, LFW's raw `pairs.txt` with its image
+//! tree, and `train.rec` ([`mxrec::write`]).
 //!
+//! Verification readers give pair `i` as samples `2i` and `2i + 1`, each
+//! with `same` (1 for one identity) and `fold` (pair `i` is in fold
+//! `i / (pairs / folds)`, LFW's View 2 order: folds one after another).
+//!
+//! Writers:
 //! Pairs are built within the exported split, in folds as LFW's View 2:
-//! `--folds` folds (default 10), each with `--pairs` same-identity pairs
+//! `Options::folds` folds (default 10), each with `Options::pairs` same-identity pairs
 //! followed by as many different-identity pairs (LFW: 10 folds of 300 + 300,
 //! 6000 pairs). The `.bin` lists its pairs in the same order, as
 //! `lfw.bin` does, so a 10-fold evaluation sees balanced folds. Pairs are
-//! drawn from `--seed`: a same pair picks an identity with at least two
+//! drawn from `Options::seed`: a same pair picks an identity with at least two
 //! exported samples and two different samples of it; a different pair
 //! picks two identities and one sample of each. A pair already drawn is
 //! redrawn (up to 20 times) while others remain.
 
+pub mod identity_folder;
+pub mod lfw;
+pub mod mxrec;
+pub mod verification_bin;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use visage_core::rng::Rng;
-use visage_core::{labels, Result};
+use visage_core::dataset::{DatasetInfo, PairLayout};
+use visage_core::{labels, Registry, Result};
 
 use crate::codec::pickle;
 use crate::error::{ensure, Context};
+use crate::table::{Entry, Label, Table};
 use crate::{io, Job, Record};
 
 /// A verification pair: indices into the exported samples.
@@ -171,6 +186,46 @@ pub fn lfw_pairs(ex: &Job) -> Result<()> {
         };
     }
     io::write_text(&ex.out.join("pairs.txt"), &text)
+}
+
+/// The pair dataset of `entries` (pair `i` at `2i`, `2i + 1`): adds
+/// `same` and `fold` to each; `what` names the file in errors.
+pub(crate) fn pairs_table(mut entries: Vec<Entry>, same: &[bool], folds: usize, what: &str) -> Result<Table> {
+    ensure!(folds > 0, "{what}: `folds` must be positive");
+    ensure!(
+        same.len() >= folds,
+        "{what}: {} pairs cannot form {folds} folds (expected at least one pair per fold)",
+        same.len()
+    );
+    ensure!(
+        entries.len() == 2 * same.len(),
+        "{what}: expected two images per pair: {} images for {} pairs",
+        entries.len(),
+        same.len()
+    );
+    let per_fold = same.len() / folds;
+    for (k, entry) in entries.iter_mut().enumerate() {
+        let pair = k / 2;
+        let fold = (pair / per_fold).min(folds - 1);
+        entry.labels.push((labels::SAME, Label::Int(same[pair] as i64)));
+        entry.labels.push((labels::FOLD, Label::Int(fold as i64)));
+    }
+    let info = DatasetInfo {
+        labels: vec![labels::SAME.into(), labels::FOLD.into()],
+        pairs: Some(PairLayout { folds }),
+        ..Default::default()
+    };
+    Ok(Table::new(entries, info))
+}
+
+/// Registers the datasets `verification_bin`, `lfw_pairs`,
+/// `identity_folder` and `mxnet_rec`.
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.dataset("verification_bin", verification_bin::dataset)?;
+    registry.dataset("lfw_pairs", lfw::dataset)?;
+    registry.dataset("identity_folder", identity_folder::dataset)?;
+    registry.dataset("mxnet_rec", mxrec::dataset)?;
+    Ok(())
 }
 
 #[cfg(test)]

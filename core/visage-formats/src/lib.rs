@@ -6,7 +6,9 @@
 //! recognition and verification), [`au`] (action units), [`alignment`]
 //! (landmarks, and AFLW2000-3D's head pose for now), [`parsing`]; shared:
 //! [`io`] (atomic writes, image encoding) and [`codec`] (pickle, MAT v5).
-//! The writers read a [`Job`] (datasets of the asked splits, the output
+//! Readers build [`table::Table`] datasets (registered by each module's
+//! `register`, all of them by [`register`]); errors name the file, the
+//! line or record and what was expected. The writers read a [`Job`] (datasets of the asked splits, the output
 //! folder, [`Options`]) one [`Record`] at a time; [`WRITERS`] lists them by
 //! format name (`runner export --format`).
 //!
@@ -39,7 +41,18 @@ pub mod io;
 pub mod job;
 pub mod parsing;
 pub mod record;
+pub mod table;
+pub mod text;
 
 pub use catalog::{writer, Splits, Writer, WRITERS};
 pub use job::{split_name, FolderLabel, Job, Options, Source};
 pub use record::Record;
+
+/// Registers every reader's dataset: [`fer::register`], [`fr::register`],
+/// [`au::register`].
+pub fn register(registry: &mut visage_core::Registry) -> visage_core::Result<()> {
+    fer::register(registry)?;
+    fr::register(registry)?;
+    au::register(registry)?;
+    Ok(())
+}
