@@ -38,8 +38,11 @@ use crate::{io, Job, Record};
 /// A verification pair: indices into the exported samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pair {
+    /// The first sample.
     pub a: usize,
+    /// The second sample.
     pub b: usize,
+    /// Whether the two are one identity.
     pub same: bool,
 }
 
