@@ -518,6 +518,9 @@ fn errors_name_the_label_and_the_formats() {
         "lapa",
         "celebamask",
         "imagefolder",
+        "fer2013",
+        "affectnet",
+        "mxnet-rec",
     ] {
         assert!(err.contains(name), "{name} not listed: {err}");
     }
