@@ -272,7 +272,7 @@ pub fn aflw19(ex: &Job) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn aflw19_derivation_and_pose_signs() {

@@ -26,8 +26,8 @@ pub mod verification_bin;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use visage_core::rng::Rng;
 use visage_core::dataset::{DatasetInfo, PairLayout};
+use visage_core::rng::Rng;
 use visage_core::{labels, Registry, Result};
 
 use crate::codec::pickle;
@@ -233,7 +233,7 @@ pub fn register(registry: &mut Registry) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn pairs_are_balanced_valid_and_deterministic() {

@@ -51,7 +51,10 @@ impl Pixels {
             Pixels::Grey { side, values } => {
                 let s = *side as i64;
                 let grey = Tensor::f_from_slice(values)?.f_view([1, s, s])?;
-                Ok(grey.f_repeat([3, 1, 1])?.f_to_kind(tch::Kind::Float)?.f_div_scalar(255.0)?)
+                Ok(grey
+                    .f_repeat([3, 1, 1])?
+                    .f_to_kind(tch::Kind::Float)?
+                    .f_div_scalar(255.0)?)
             }
             Pixels::Record { path, offset, key } => {
                 let (_, bytes) = crate::fr::mxrec::read_image_record(path, *offset, *key)?;

@@ -110,7 +110,10 @@ fn same_pairs(read: &dyn Dataset, pairs: &[visage_formats::fr::Pair], folds: usi
             let r = read.get(2 * i + k).unwrap();
             assert_eq!(int(&r, SAME), p.same as i64, "pair {i}");
             assert_eq!(int(&r, FOLD), (i / per_fold) as i64, "pair {i}");
-            assert!(mean_abs_diff(&r.image, &truth[index].image) < JPEG_TOLERANCE, "pair {i}");
+            assert!(
+                mean_abs_diff(&r.image, &truth[index].image) < JPEG_TOLERANCE,
+                "pair {i}"
+            );
         }
     }
 }
@@ -221,7 +224,10 @@ fn same_au(read: &dyn Dataset, split: Split) {
 
 #[test]
 fn disfa_and_bp4d_round_trip() {
-    for (format, read) in [("disfa", au::disfa::dataset as fn(_, &_) -> _), ("bp4d", au::bp4d::dataset)] {
+    for (format, read) in [
+        ("disfa", au::disfa::dataset as fn(_, &_) -> _),
+        ("bp4d", au::bp4d::dataset),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         write(format, dir.path(), &BOTH, Options::default());
         for split in BOTH {

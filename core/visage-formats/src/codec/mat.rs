@@ -124,7 +124,7 @@ pub fn write(vars: &[(&str, Value)]) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn header_and_a_matrix_by_hand() {

@@ -67,9 +67,9 @@ pub fn read(root: &Path, split: Split) -> Result<Vec<AffectNetRecord>> {
     let path = root.join(file(split));
     let text = read_text(&path, "an AffectNet CSV")?;
     let mut lines = Line::all(&path, &text);
-    let header = lines.next().ok_or_else(|| {
-        visage_core::Error::msg(format!("{}: empty; expected the header `{HEADER}`", path.display()))
-    })?;
+    let header = lines
+        .next()
+        .ok_or_else(|| visage_core::Error::msg(format!("{}: empty; expected the header `{HEADER}`", path.display())))?;
     if header.text.trim() != HEADER {
         return Err(header.error(format_args!("the header `{HEADER}`")));
     }
@@ -92,7 +92,11 @@ fn record(root: &Path, line: &Line) -> Result<AffectNetRecord> {
     if expression <= CONTEMPT && !image.is_file() {
         return Err(line.error(format_args!("an image at {}, which is missing", image.display())));
     }
-    Ok(AffectNetRecord { image, face, expression })
+    Ok(AffectNetRecord {
+        image,
+        face,
+        expression,
+    })
 }
 
 /// The `affectnet` dataset: the split's rows with an expression 0-6 (0-7
@@ -133,7 +137,11 @@ pub fn write(ex: &Job) -> Result<()> {
             let (h, w) = (pixels.size()[1], pixels.size()[2]);
             let marks = if record.has(labels::LANDMARKS) {
                 let points = record.landmarks()?;
-                let values: Vec<String> = points.iter().flat_map(|p| [p[0], p[1]]).map(|v| format!("{v:.2}")).collect();
+                let values: Vec<String> = points
+                    .iter()
+                    .flat_map(|p| [p[0], p[1]])
+                    .map(|v| format!("{v:.2}"))
+                    .collect();
                 values.join(";")
             } else {
                 String::new()

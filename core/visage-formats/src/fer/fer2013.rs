@@ -58,9 +58,12 @@ pub fn read(root: &Path) -> Result<Vec<Fer2013Record>> {
     let path = root.join(FILE);
     let text = read_text(&path, "FER-2013's CSV (`emotion,pixels,Usage`)")?;
     let mut lines = Line::all(&path, &text);
-    let header = lines
-        .next()
-        .ok_or_else(|| visage_core::Error::msg(format!("{}: empty; expected the header `emotion,pixels,Usage`", path.display())))?;
+    let header = lines.next().ok_or_else(|| {
+        visage_core::Error::msg(format!(
+            "{}: empty; expected the header `emotion,pixels,Usage`",
+            path.display()
+        ))
+    })?;
     if header.text.trim() != "emotion,pixels,Usage" {
         return Err(header.error("the header `emotion,pixels,Usage`"));
     }
@@ -148,7 +151,11 @@ pub fn write(ex: &Job) -> Result<()> {
                 .context(format!("{}: no FER-2013 label", record.what()))?;
             let rgb = record.image_u8()?;
             let (h, w) = (rgb.size()[1], rgb.size()[2]);
-            ensure!(h == w, "format `fer2013` holds square images; {} is {h}x{w}", record.what());
+            ensure!(
+                h == w,
+                "format `fer2013` holds square images; {} is {h}x{w}",
+                record.what()
+            );
             let values = Vec::<u8>::try_from(rgb.f_flatten(0, -1)?)?;
             let plane = (h * w) as usize;
             let grey: Vec<String> = (0..plane)

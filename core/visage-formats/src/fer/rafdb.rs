@@ -72,7 +72,11 @@ fn record(root: &Path, line: &Line) -> Result<RafRecord> {
     if !image.is_file() {
         return Err(line.error(format_args!("an image at {}, which is missing", image.display())));
     }
-    Ok(RafRecord { image, split, expression })
+    Ok(RafRecord {
+        image,
+        split,
+        expression,
+    })
 }
 
 /// The `rafdb` dataset: the split's lines in list order, with `expression`.

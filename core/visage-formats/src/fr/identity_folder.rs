@@ -47,9 +47,13 @@ fn is_image(path: &Path) -> bool {
     path.is_file() && EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(ext))
 }
 
-/// The identity names (sorted folder names) and every image with its
-/// identity index. A folder without images is an error naming it.
-pub fn read(root: &Path) -> Result<(Vec<String>, Vec<(PathBuf, usize)>)> {
+/// Identity folders as read: the names (sorted folder names) and every
+/// image with its identity index.
+pub type Identities = (Vec<String>, Vec<(PathBuf, usize)>);
+
+/// Reads the identity folders under `root`. A folder without images is an
+/// error naming it.
+pub fn read(root: &Path) -> Result<Identities> {
     let mut names = vec![];
     let mut images = vec![];
     for dir in list(root)?.into_iter().filter(|p| p.is_dir()) {
@@ -62,7 +66,10 @@ pub fn read(root: &Path) -> Result<(Vec<String>, Vec<(PathBuf, usize)>)> {
             )));
         }
         let id = names.len();
-        names.push(dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()));
+        names.push(
+            dir.file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+        );
         images.extend(files.into_iter().map(|f| (f, id)));
     }
     if names.is_empty() {

@@ -47,9 +47,12 @@ pub struct LfwPair {
 pub fn read_pairs(path: &Path, images: &Path) -> Result<(usize, Vec<LfwPair>)> {
     let text = read_text(path, "LFW's pairs.txt")?;
     let mut lines = Line::all(path, &text);
-    let header = lines
-        .next()
-        .ok_or_else(|| Error::msg(format!("{}: empty; expected the header `folds<TAB>pairs`", path.display())))?;
+    let header = lines.next().ok_or_else(|| {
+        Error::msg(format!(
+            "{}: empty; expected the header `folds<TAB>pairs`",
+            path.display()
+        ))
+    })?;
     let numbers: Vec<&str> = header.text.split_whitespace().collect();
     let (folds, per_fold) = match numbers.as_slice() {
         [n] => (1, header.parse::<usize>(n, "the pair count")?),

@@ -98,7 +98,9 @@ fn read_payload(file: &mut File, path: &Path, offset: u64, key: u64) -> Result<V
         .map_err(|_| at("truncated: expected the 8-byte record head".into()))?;
     let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     if magic != MAGIC {
-        return Err(at(format!("expected the RecordIO magic 0xced7230a, found 0x{magic:08x}")));
+        return Err(at(format!(
+            "expected the RecordIO magic 0xced7230a, found 0x{magic:08x}"
+        )));
     }
     let lrec = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if lrec >> 29 != 0 {
@@ -114,14 +116,19 @@ fn read_payload(file: &mut File, path: &Path, offset: u64, key: u64) -> Result<V
 /// Splits a payload into its header and the bytes after it.
 fn parse_header(payload: &[u8], at: impl Fn(String) -> Error) -> Result<(RecordHeader, &[u8])> {
     if payload.len() < HEADER {
-        return Err(at(format!("expected a {HEADER}-byte IRHeader, the payload has {} bytes", payload.len())));
+        return Err(at(format!(
+            "expected a {HEADER}-byte IRHeader, the payload has {} bytes",
+            payload.len()
+        )));
     }
     let u32_at = |i: usize| u32::from_le_bytes(payload[i..i + 4].try_into().unwrap_or_default());
     let u64_at = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().unwrap_or_default());
     let flag = u32_at(0);
     let extra = (flag as usize).saturating_mul(4);
     if payload.len() - HEADER < extra {
-        return Err(at(format!("expected {flag} labels after the IRHeader, the payload is too short")));
+        return Err(at(format!(
+            "expected {flag} labels after the IRHeader, the payload is too short"
+        )));
     }
     let labels = payload[HEADER..HEADER + extra]
         .chunks_exact(4)
@@ -186,7 +193,9 @@ pub fn read(root: &Path, name: &str) -> Result<(Vec<RecImage>, usize)> {
     };
     let (start, end) = (start as u64, end as u64);
     if start < 1 || end < start {
-        return Err(at(0)(format!("expected 1 <= id_start <= id_end, found [{start}, {end}]")));
+        return Err(at(0)(format!(
+            "expected 1 <= id_start <= id_end, found [{start}, {end}]"
+        )));
     }
     let identities = (end - start) as usize;
     let mut images = Vec::with_capacity(start as usize - 1);

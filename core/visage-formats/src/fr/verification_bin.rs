@@ -55,7 +55,9 @@ pub fn read_bin(path: &Path) -> Result<VerificationBin> {
     let bytes = read(path, "a verification .bin (a pickle of images and same flags)")?;
     let value = read_pickle(&bytes).map_err(|e| at(format!("not a readable pickle: {e}")))?;
     let (Value::Tuple(items) | Value::List(items)) = value else {
-        return Err(at("expected a pickled pair (images, same flags), found another object".into()));
+        return Err(at(
+            "expected a pickled pair (images, same flags), found another object".into()
+        ));
     };
     let [Value::List(bins), Value::List(flags)] = items.as_slice() else {
         return Err(at(format!(
@@ -103,16 +105,10 @@ pub fn dataset(p: VerificationBinParams, _ctx: &DatasetContext) -> Result<Table>
     let path = p.root.join(format!("{}.bin", p.name));
     let bin = read_bin(&path)?;
     let file = path.display().to_string();
-    let images = bin
-        .images
-        .into_iter()
-        .enumerate()
-        .map(|(i, bytes)| Pixels::Encoded {
-            bytes,
-            origin: format!("{file}: image {i}"),
-        });
-    let entries: Vec<Entry> = images
-        .map(|pixels| Entry { pixels, labels: vec![] })
-        .collect();
+    let images = bin.images.into_iter().enumerate().map(|(i, bytes)| Pixels::Encoded {
+        bytes,
+        origin: format!("{file}: image {i}"),
+    });
+    let entries: Vec<Entry> = images.map(|pixels| Entry { pixels, labels: vec![] }).collect();
     pairs_table(entries, &bin.same, p.folds, &file)
 }

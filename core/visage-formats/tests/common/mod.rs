@@ -14,10 +14,9 @@ use visage_formats::{Job, Options, Source};
 
 /// 5 identities (2 in test) of 3 samples, 32 px: 9 train, 6 test samples.
 pub fn synth(split: Split) -> SynthFace {
-    let params: SynthFaceParams = serde_json::from_str(
-        r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 3, "resolution": 32}"#,
-    )
-    .unwrap();
+    let params: SynthFaceParams =
+        serde_json::from_str(r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 3, "resolution": 32}"#)
+            .unwrap();
     SynthFace::new(params, &ctx(split)).unwrap()
 }
 
