@@ -29,6 +29,8 @@
 //! - Every file is written to a temporary name in its folder and renamed,
 //!   so a killed export never leaves a half-written file.
 
+#![warn(missing_docs)]
+
 pub(crate) mod error;
 
 pub mod alignment;

@@ -63,8 +63,8 @@ impl<'a> Line<'a> {
         ))
     }
 
-    /// The fields split by `sep` (whitespace when `None`), exactly `n` of
-    /// them (at least `n` when `at_least`).
+    /// The fields split by `sep` (whitespace when `None`), trimmed: exactly
+    /// `n` of them, or an error saying `what` they are.
     pub fn fields(&self, sep: Option<char>, n: usize, what: &str) -> Result<Vec<&'a str>> {
         let fields: Vec<&str> = match sep {
             Some(c) => self.text.split(c).map(str::trim).collect(),

@@ -42,10 +42,11 @@ pub struct ExportArgs {
     #[arg(long)]
     count: Option<usize>,
     /// Splits to export (default: both, or `test` for the evaluation-only
-    /// formats verification-bin, lfw-pairs and aflw2000, `train` for imagefolder).
+    /// formats verification-bin, lfw-pairs and aflw2000, `train` for imagefolder and mxnet-rec).
     #[arg(long, value_enum)]
     split: Option<SplitArg>,
-    /// Resize images to SIZE x SIZE (rafdb: 100 by default, as RAF-DB's aligned images).
+    /// Resize images to SIZE x SIZE (rafdb: 100 by default, as RAF-DB's
+    /// aligned images; fer2013: 48, as FER-2013's).
     #[arg(long)]
     size: Option<i64>,
     /// imagefolder: the label that names the folders.

@@ -24,8 +24,11 @@ pub enum Value {
     /// A `rows x cols` double matrix, values in row-major order (converted
     /// to MATLAB's column-major order when written).
     Double {
+        /// Rows.
         rows: usize,
+        /// Columns.
         cols: usize,
+        /// The `rows * cols` values, row after row.
         row_major: Vec<f64>,
     },
     /// A character row vector.
