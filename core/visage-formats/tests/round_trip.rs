@@ -275,3 +275,16 @@ fn every_reader_is_registered() {
     };
     assert!(err.contains("unknown field `rooot`"), "{err}");
 }
+
+#[test]
+fn verification_bin_reads_python2_pickles() {
+    // pickle.dumps((["ab", "cd"], [True]), protocol=2) under Python 2 (str
+    // is SHORT_BINSTRING `U`), as the MXNet-era packs were written.
+    let py2 = b"\x80\x02]q\x00(U\x02abq\x01U\x02cdq\x02e]q\x03\x88a\x86q\x04.";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.bin"), py2).unwrap();
+    let bin = verification_bin::read_bin(&dir.path().join("old.bin")).unwrap();
+    assert_eq!(bin.images.len(), 2);
+    assert_eq!((&bin.images[0][..], &bin.images[1][..]), (&b"ab"[..], &b"cd"[..]));
+    assert_eq!(bin.same, [true]);
+}
