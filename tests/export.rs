@@ -500,11 +500,11 @@ fn errors_name_the_label_and_the_formats() {
         "--dataset",
         "synthface",
         "--format",
-        "affectnet",
+        "sfew",
         "--out",
         out,
     ]));
-    assert!(err.contains("unknown export format `affectnet`"), "{err}");
+    assert!(err.contains("unknown export format `sfew`"), "{err}");
     for name in [
         "rafdb",
         "verification-bin",
@@ -518,6 +518,9 @@ fn errors_name_the_label_and_the_formats() {
         "lapa",
         "celebamask",
         "imagefolder",
+        "fer2013",
+        "affectnet",
+        "mxnet-rec",
     ] {
         assert!(err.contains(name), "{name} not listed: {err}");
     }

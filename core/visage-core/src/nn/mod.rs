@@ -4,7 +4,7 @@
 //! its plugin (PCL's FaceCycle in plugins/pcl, LAFS's fViT and MobileNetV3
 //! in plugins/lafs).
 
-mod pickle;
+pub mod pickle;
 pub mod resnet;
 pub mod vit;
 pub mod weights;

@@ -15,26 +15,40 @@ use tch::{Kind, Tensor};
 
 use crate::{Error, Result};
 
-/// A value on the unpickler's stack.
+/// A value of a pickle, as [`read_pickle`] returns it (and as the
+/// unpickler's stack holds it). Objects other than tensors are kept as
+/// inert data: nothing is imported or called.
 #[derive(Debug)]
-enum Value {
+pub enum Value {
+    /// `None`.
     None,
+    /// `True` / `False`.
     Bool(bool),
+    /// An integer (LONG1 values beyond 64 bits keep their low 64 bits).
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A unicode string.
     Str(String),
+    /// A byte string: Python 3 `bytes`, or a Python 2 `str` (SHORT_BINSTRING,
+    /// BINSTRING), as `pickle.load(f, encoding='bytes')` reads it.
     Bytes(Vec<u8>),
+    /// A list.
     List(Vec<Value>),
+    /// A tuple.
     Tuple(Vec<Value>),
+    /// A dict, its items in pickle order.
     Dict(Vec<(Value, Value)>),
     /// `module.name`, from GLOBAL.
     Global(String),
     /// A storage reference from BINPERSID: (dtype, key in the archive,
     /// number of elements when the id gives it).
     Storage(Kind, String, Option<i64>),
+    /// A tensor rebuilt from a storage.
     Tensor(Tensor),
     /// Any other object: its class and constructor arguments.
     Object(String, Box<Value>),
+    /// The MARK of a pickle's stack (never in a finished value).
     Mark,
 }
 
@@ -57,6 +71,27 @@ impl Clone for Value {
             Value::Mark => Value::Mark,
         }
     }
+}
+
+/// Unpickles a plain Python pickle (protocols 0-5, as far as the opcodes of
+/// data go: no persistent storages, no extension registry). Errors say
+/// what is wrong and at which byte, e.g. `truncated at byte 1234`; the
+/// caller names the file.
+///
+/// ```
+/// use visage_core::nn::pickle::{read_pickle, Value};
+/// // pickle.dumps(([b"ab"], [True]), protocol=2)
+/// let bytes = b"\x80\x02]q\x00C\x02abq\x01a]q\x02\x88a\x86q\x03.";
+/// let Value::Tuple(items) = read_pickle(bytes).unwrap() else { panic!() };
+/// assert!(matches!(&items[1], Value::List(l) if matches!(l[..], [Value::Bool(true)])));
+/// assert!(read_pickle(&bytes[..8]).unwrap_err().to_string().contains("truncated at byte"));
+/// ```
+pub fn read_pickle(bytes: &[u8]) -> Result<Value> {
+    let no_storage = |_: Kind, key: &str, _: Option<i64>| -> Result<Tensor> {
+        Err(Error::msg(format!("a torch storage ({key}) in a plain pickle")))
+    };
+    let (value, _) = Unpickler::new(bytes, 0, no_storage).run()?;
+    Ok(value)
 }
 
 /// Reads every tensor of a `torch.save` zip file, with flattened names.
@@ -403,6 +438,25 @@ impl<'a, F: FnMut(Kind, &str, Option<i64>) -> Result<Tensor>> Unpickler<'a, F> {
                 }
                 b'B' => {
                     let n = self.u32()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.stack.push(Value::Bytes(b))
+                }
+                b'U' => {
+                    // SHORT_BINSTRING: a Python 2 str, read as bytes.
+                    let n = self.u8()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.stack.push(Value::Bytes(b))
+                }
+                b'T' => {
+                    // BINSTRING: a Python 2 str, read as bytes.
+                    let n = self.u32()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.stack.push(Value::Bytes(b))
+                }
+                0x8e => {
+                    // BINBYTES8
+                    let n = u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
+                    let n = usize::try_from(n).map_err(|_| Error::msg(format!("a byte string of {n} bytes")))?;
                     let b = self.take(n)?.to_vec();
                     self.stack.push(Value::Bytes(b))
                 }

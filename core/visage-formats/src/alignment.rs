@@ -1,14 +1,14 @@
 //! Landmark and head-pose layouts: AFLW2000-3D, 300W, WFLW and AFLW-19.
 //!
-//! Coordinates follow the conventions of the module docs of `export`: the
+//! Coordinates follow the conventions of the crate docs: the
 //! MATLAB files (`.pts`, `.mat`) hold 1-based pixel centres (`x + 0.5`),
 //! WFLW 0-based pixel centres (`x - 0.5`).
 
-use anyhow::{bail, ensure};
-use visage_core::labels;
+use visage_core::{labels, Result};
 
-use super::matfile::{self, Value};
-use super::{io, split_name, Export, Item};
+use crate::codec::mat::{self, Value};
+use crate::error::{bail, ensure};
+use crate::{io, split_name, Job, Record};
 
 /// Our pixel-corner coordinate in MATLAB's 1-based pixel-centre convention.
 pub fn matlab(v: f64) -> f64 {
@@ -48,16 +48,16 @@ pub fn aflw_pose(pose: &[f64]) -> [f64; 3] {
 /// only these two variables that its loaders read (plus the 3DMM
 /// parameters, not written). Loaders drop faces with an angle beyond 99
 /// degrees; none is filtered here.
-pub fn aflw2000(ex: &Export) -> anyhow::Result<()> {
+pub fn aflw2000(ex: &Job) -> Result<()> {
     let split = ex.splits()[0];
-    for item in ex.items(split) {
+    for item in ex.records(split) {
         let item = item?;
         let pose = aflw_pose(&item.vector(labels::POSE, 3)?);
         let marks = item.landmarks()?;
         let mut pt2d: Vec<f64> = marks.iter().map(|p| matlab(p[0])).collect();
         pt2d.extend(marks.iter().map(|p| matlab(p[1])));
         let stem = format!("image{:05}", item.number());
-        let mat = matfile::write(&[
+        let mat = mat::write(&[
             (
                 "Pose_Para",
                 Value::matrix(1, 7, vec![pose[0], pose[1], pose[2], 0.0, 0.0, 0.0, 0.0]),
@@ -76,9 +76,9 @@ pub fn aflw2000(ex: &Export) -> anyhow::Result<()> {
 /// centres (our `x + 0.5`), `}`. 300W's
 /// own folders (afw, helen, lfpw, ibug) are replaced by the split's name.
 /// Any number of points is written (`n_points` says how many).
-pub fn pts300w(ex: &Export) -> anyhow::Result<()> {
+pub fn pts300w(ex: &Job) -> Result<()> {
     for split in ex.splits() {
-        for item in ex.items(split) {
+        for item in ex.records(split) {
             let item = item?;
             let marks = item.landmarks()?;
             let mut text = format!("version: 1\nn_points:  {}\n{{\n", marks.len());
@@ -107,7 +107,7 @@ pub const WFLW_POINTS: usize = 98;
 /// Flags from the labels where they exist: pose = an angle beyond 45
 /// degrees, expression = not neutral, occlusion = a landmark not visible;
 /// illumination, make-up and blur are 0.
-pub fn wflw_line(item: &Item, path: &str) -> anyhow::Result<String> {
+pub fn wflw_line(item: &Record, path: &str) -> Result<String> {
     let marks = item.landmarks()?;
     if marks.len() != WFLW_POINTS {
         bail!(
@@ -148,10 +148,10 @@ pub fn wflw_line(item: &Item, path: &str) -> anyhow::Result<String> {
 /// the files only) and images under `<out>/WFLW_images/`, the lines' paths
 /// being relative to it (`<split>/<split>_00001.jpg`). Needs 98 points: a
 /// 68-point dataset is an error, not an interpolation.
-pub fn wflw(ex: &Export) -> anyhow::Result<()> {
+pub fn wflw(ex: &Job) -> Result<()> {
     for split in ex.splits() {
         let mut text = String::new();
-        for item in ex.items(split) {
+        for item in ex.records(split) {
             let item = item?;
             let path = format!("{0}/{0}_{1:05}.jpg", split_name(split), item.number());
             text += &wflw_line(&item, &path)?;
@@ -210,7 +210,7 @@ pub const AFLW19_FROM_IBUG68: [&[usize]; 19] = [
 ];
 
 /// The 19 AFLW points and their visibility from 68 iBUG points.
-pub fn aflw19_points(marks: &[[f64; 2]], visible: &[bool]) -> anyhow::Result<Vec<([f64; 2], bool)>> {
+pub fn aflw19_points(marks: &[[f64; 2]], visible: &[bool]) -> Result<Vec<([f64; 2], bool)>> {
     ensure!(
         marks.len() == labels::IBUG68,
         "format `aflw19` derives its 19 points from iBUG-68 landmarks; the dataset has {} points",
@@ -237,12 +237,12 @@ pub fn aflw19_points(marks: &[[f64; 2]], visible: &[bool]) -> anyhow::Result<Vec
 /// samples). The real file has 24386 faces and its users take
 /// `ra(1:20000)` as train: a loader must use the train count of this export
 /// (the number of `train/` names), not 20000.
-pub fn aflw19(ex: &Export) -> anyhow::Result<()> {
+pub fn aflw19(ex: &Job) -> Result<()> {
     let (mut bbox, mut data, mut mask, mut names) = (vec![], vec![], vec![], vec![]);
     let mut ra = vec![];
     for split in ex.splits() {
         let first = names.len();
-        for item in ex.items(split) {
+        for item in ex.records(split) {
             let item = item?;
             let marks = item.landmarks()?;
             let points = aflw19_points(&marks, &item.visible(marks.len())?)?;
@@ -256,11 +256,11 @@ pub fn aflw19(ex: &Export) -> anyhow::Result<()> {
             names.push(Value::Char(name));
         }
         let n = names.len() - first;
-        let mut rng = visage_core::rng::Rng::new(&[ex.args.seed, 0x7261, split as u64]);
+        let mut rng = visage_core::rng::Rng::new(&[ex.options.seed, 0x7261, split as u64]);
         ra.extend(rng.permutation(n).into_iter().map(|i| (first + i + 1) as f64));
     }
     let n = names.len();
-    let mat = matfile::write(&[
+    let mat = mat::write(&[
         ("bbox", Value::matrix(n, 4, bbox)),
         ("data", Value::matrix(n, 38, data)),
         ("mask_new", Value::matrix(n, 19, mask)),
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(pose, [-10.0 * r, -30.0 * r, -90.0 * r]);
     }
 
-    fn item(points: usize) -> Item {
+    fn item(points: usize) -> Record {
         let marks: Vec<f32> = (0..points).flat_map(|i| [i as f32 + 0.5, 10.5]).collect();
         let mut visible = vec![1.0f32; points];
         visible[3] = 0.0;
@@ -304,14 +304,14 @@ mod tests {
             (labels::POSE, tch::Tensor::from_slice(&[50.0f32, 0.0, 0.0])),
             (labels::EXPRESSION, tch::Tensor::from(0i64)),
         ];
-        Item {
-            split: visage_core::dataset::Split::Test,
-            index: 0,
-            image: tch::Tensor::zeros([3, 4, 4], (tch::Kind::Float, tch::Device::Cpu)),
-            labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            format: "wflw",
-            dataset: "fake".into(),
-        }
+        Record::new(
+            visage_core::dataset::Split::Test,
+            0,
+            tch::Tensor::zeros([3, 4, 4], (tch::Kind::Float, tch::Device::Cpu)),
+            labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            "wflw",
+            "fake".into(),
+        )
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! A minimal Python pickle writer (protocol 4) for what verification `.bin`
 //! files hold: a tuple of (list of byte strings, list of bools).
 
-use anyhow::ensure;
+use visage_core::Result;
+
+use crate::error::ensure;
 
 const PROTO: u8 = 0x80;
 const EMPTY_LIST: u8 = b']';
@@ -19,7 +21,7 @@ const BATCH: usize = 1000;
 
 /// `pickle.dumps((blobs, flags), protocol=4)` up to memo and framing, which
 /// are optional: `pickle.load` reads it back as `([bytes, ...], [bool, ...])`.
-pub fn list_of_bytes_and_bools(blobs: &[Vec<u8>], flags: &[bool]) -> anyhow::Result<Vec<u8>> {
+pub fn list_of_bytes_and_bools(blobs: &[Vec<u8>], flags: &[bool]) -> Result<Vec<u8>> {
     let mut out = vec![PROTO, 4, EMPTY_LIST];
     for chunk in blobs.chunks(BATCH) {
         out.push(MARK);

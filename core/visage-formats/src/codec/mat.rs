@@ -4,7 +4,9 @@
 //! "MAT-File Format" (Level 5): a 128-byte header, then one `miMATRIX`
 //! element per variable, each sub-element padded to 8 bytes.
 
-use anyhow::ensure;
+use visage_core::Result;
+
+use crate::error::ensure;
 
 const MI_INT8: u32 = 1;
 const MI_UINT16: u32 = 4;
@@ -22,8 +24,11 @@ pub enum Value {
     /// A `rows x cols` double matrix, values in row-major order (converted
     /// to MATLAB's column-major order when written).
     Double {
+        /// Rows.
         rows: usize,
+        /// Columns.
         cols: usize,
+        /// The `rows * cols` values, row after row.
         row_major: Vec<f64>,
     },
     /// A character row vector.
@@ -40,7 +45,7 @@ impl Value {
 }
 
 /// One data element: tag (type, byte count) and the data, padded to 8.
-fn element(ty: u32, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+fn element(ty: u32, data: &[u8]) -> Result<Vec<u8>> {
     ensure!(data.len() <= u32::MAX as usize, "a MAT-file element over 4 GiB");
     let mut out = Vec::with_capacity(8 + data.len() + 7);
     out.extend_from_slice(&ty.to_le_bytes());
@@ -55,7 +60,7 @@ fn u32s(values: &[u32]) -> Vec<u8> {
 }
 
 /// The `miMATRIX` element of one variable (or cell item, with an empty name).
-fn matrix(name: &str, value: &Value) -> anyhow::Result<Vec<u8>> {
+fn matrix(name: &str, value: &Value) -> Result<Vec<u8>> {
     let (class, dims, payload) = match value {
         Value::Double { rows, cols, row_major } => {
             ensure!(
@@ -96,7 +101,7 @@ fn matrix(name: &str, value: &Value) -> anyhow::Result<Vec<u8>> {
 }
 
 /// A whole MAT-file with `vars` in order.
-pub fn write(vars: &[(&str, Value)]) -> anyhow::Result<Vec<u8>> {
+pub fn write(vars: &[(&str, Value)]) -> Result<Vec<u8>> {
     let mut text = format!(
         "MATLAB 5.0 MAT-file, Platform: visage, Created by: runner export {}",
         env!("CARGO_PKG_VERSION")

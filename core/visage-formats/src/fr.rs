@@ -1,29 +1,48 @@
-//! Face verification layouts: the `.bin` of the MS1M/WebFace packs and
-//! LFW's raw `pairs.txt` with its image tree.
+//! Face recognition layouts. Readers: verification `.bin`
+//! ([`verification_bin`]), LFW's `pairs.txt` ([`lfw`]), identity folders
+//! ([`identity_folder`]) and MXNet RecordIO ([`mxrec`]). Writers: the
+//! `.bin` of the MS1M/WebFace packs, LFW's raw `pairs.txt` with its image
+//! tree, and `train.rec` ([`mxrec::write`]).
 //!
+//! Verification readers give pair `i` as samples `2i` and `2i + 1`, each
+//! with `same` (1 for one identity) and `fold` (pair `i` is in fold
+//! `i / (pairs / folds)`, LFW's View 2 order: folds one after another).
+//!
+//! Writers:
 //! Pairs are built within the exported split, in folds as LFW's View 2:
-//! `--folds` folds (default 10), each with `--pairs` same-identity pairs
+//! `Options::folds` folds (default 10), each with `Options::pairs` same-identity pairs
 //! followed by as many different-identity pairs (LFW: 10 folds of 300 + 300,
 //! 6000 pairs). The `.bin` lists its pairs in the same order, as
 //! `lfw.bin` does, so a 10-fold evaluation sees balanced folds. Pairs are
-//! drawn from `--seed`: a same pair picks an identity with at least two
+//! drawn from `Options::seed`: a same pair picks an identity with at least two
 //! exported samples and two different samples of it; a different pair
 //! picks two identities and one sample of each. A pair already drawn is
 //! redrawn (up to 20 times) while others remain.
 
+pub mod identity_folder;
+pub mod lfw;
+pub mod mxrec;
+pub mod verification_bin;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{ensure, Context};
-use visage_core::labels;
+use visage_core::dataset::{DatasetInfo, PairLayout};
 use visage_core::rng::Rng;
+use visage_core::{labels, Registry, Result};
 
-use super::{io, pickle, Export, Item};
+use crate::codec::pickle;
+use crate::error::{ensure, Context};
+use crate::table::{Entry, Label, Table};
+use crate::{io, Job, Record};
 
 /// A verification pair: indices into the exported samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pair {
+    /// The first sample.
     pub a: usize,
+    /// The second sample.
     pub b: usize,
+    /// Whether the two are one identity.
     pub same: bool,
 }
 
@@ -32,7 +51,7 @@ const PAIRS_STREAM: u64 = 0x0070_6169_7273; // "pairs"
 
 /// `folds` folds of `per_fold` same then `per_fold` different pairs over
 /// samples with identities `ids`.
-pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> anyhow::Result<Vec<Pair>> {
+pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> Result<Vec<Pair>> {
     ensure!(folds > 0 && per_fold > 0, "--folds and --pairs must be positive");
     let mut by_id: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, &id) in ids.iter().enumerate() {
@@ -87,36 +106,33 @@ pub fn build_pairs(ids: &[i64], folds: usize, per_fold: usize, seed: u64) -> any
 }
 
 /// The one exported split's samples.
-fn samples(ex: &Export) -> anyhow::Result<Vec<Item>> {
+fn samples(ex: &Job) -> Result<Vec<Record>> {
     let split = ex.splits()[0];
-    ex.items(split).collect()
+    ex.records(split).collect()
 }
 
 /// Same (and different) pairs per fold.
-fn per_fold(ex: &Export, n: usize) -> usize {
-    ex.args.pairs.unwrap_or((n / (2 * ex.args.folds.max(1))).max(1))
+fn per_fold(ex: &Job, n: usize) -> usize {
+    ex.options.pairs.unwrap_or((n / (2 * ex.options.folds.max(1))).max(1))
 }
 
 /// `<out>/<name>.bin`: `pickle.dump((bins, issame_list))` with two JPEG
 /// byte strings per pair (the pair's images, in pair order) and one bool
 /// per pair. Written with protocol 4 (readable by Python 3 with a plain
 /// `pickle.load`, and with `encoding='bytes'` as insightface calls it).
-pub fn verification_bin(ex: &Export) -> anyhow::Result<()> {
-    let name = &ex.args.name;
+pub fn verification_bin(ex: &Job) -> Result<()> {
+    let name = &ex.options.name;
     ensure!(
         !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
         "--name must be a plain file name, got `{name}`"
     );
     let items = samples(ex)?;
-    let ids: Vec<i64> = items
-        .iter()
-        .map(|i| i.int(labels::IDENTITY))
-        .collect::<anyhow::Result<_>>()?;
-    let pairs = build_pairs(&ids, ex.args.folds, per_fold(ex, items.len()), ex.args.seed)?;
+    let ids: Vec<i64> = items.iter().map(|i| i.int(labels::IDENTITY)).collect::<Result<_>>()?;
+    let pairs = build_pairs(&ids, ex.options.folds, per_fold(ex, items.len()), ex.options.seed)?;
     let jpegs: Vec<Vec<u8>> = items
         .iter()
         .map(|i| io::encode(&i.image_u8()?, &ex.out, "jpg").with_context(|| i.what()))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let mut bins = Vec::with_capacity(2 * pairs.len());
     for p in &pairs {
         bins.push(jpegs[p.a].clone());
@@ -141,14 +157,11 @@ pub fn person(id: i64) -> String {
 /// the number of same (and of different) pairs in each; then per fold the
 /// same pairs `name<TAB>n1<TAB>n2`, then the different pairs
 /// `name1<TAB>n1<TAB>name2<TAB>n2`.
-pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
+pub fn lfw_pairs(ex: &Job) -> Result<()> {
     let items = samples(ex)?;
-    let ids: Vec<i64> = items
-        .iter()
-        .map(|i| i.int(labels::IDENTITY))
-        .collect::<anyhow::Result<_>>()?;
+    let ids: Vec<i64> = items.iter().map(|i| i.int(labels::IDENTITY)).collect::<Result<_>>()?;
     let per_fold = per_fold(ex, items.len());
-    let pairs = build_pairs(&ids, ex.args.folds, per_fold, ex.args.seed)?;
+    let pairs = build_pairs(&ids, ex.options.folds, per_fold, ex.options.seed)?;
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
     let mut numbers = Vec::with_capacity(items.len());
     for (item, &id) in items.iter().zip(&ids) {
@@ -161,7 +174,7 @@ pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
             &item.image_u8()?,
         )?;
     }
-    let mut text = format!("{}\t{per_fold}\n", ex.args.folds);
+    let mut text = format!("{}\t{per_fold}\n", ex.options.folds);
     for p in &pairs {
         text += &if p.same {
             format!("{}\t{}\t{}\n", person(ids[p.a]), numbers[p.a], numbers[p.b])
@@ -176,6 +189,46 @@ pub fn lfw_pairs(ex: &Export) -> anyhow::Result<()> {
         };
     }
     io::write_text(&ex.out.join("pairs.txt"), &text)
+}
+
+/// The pair dataset of `entries` (pair `i` at `2i`, `2i + 1`): adds
+/// `same` and `fold` to each; `what` names the file in errors.
+pub(crate) fn pairs_table(mut entries: Vec<Entry>, same: &[bool], folds: usize, what: &str) -> Result<Table> {
+    ensure!(folds > 0, "{what}: `folds` must be positive");
+    ensure!(
+        same.len() >= folds,
+        "{what}: {} pairs cannot form {folds} folds (expected at least one pair per fold)",
+        same.len()
+    );
+    ensure!(
+        entries.len() == 2 * same.len(),
+        "{what}: expected two images per pair: {} images for {} pairs",
+        entries.len(),
+        same.len()
+    );
+    let per_fold = same.len() / folds;
+    for (k, entry) in entries.iter_mut().enumerate() {
+        let pair = k / 2;
+        let fold = (pair / per_fold).min(folds - 1);
+        entry.labels.push((labels::SAME, Label::Int(same[pair] as i64)));
+        entry.labels.push((labels::FOLD, Label::Int(fold as i64)));
+    }
+    let info = DatasetInfo {
+        labels: vec![labels::SAME.into(), labels::FOLD.into()],
+        pairs: Some(PairLayout { folds }),
+        ..Default::default()
+    };
+    Ok(Table::new(entries, info))
+}
+
+/// Registers the datasets `verification_bin`, `lfw_pairs`,
+/// `identity_folder` and `mxnet_rec`.
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.dataset("verification_bin", verification_bin::dataset)?;
+    registry.dataset("lfw_pairs", lfw::dataset)?;
+    registry.dataset("identity_folder", identity_folder::dataset)?;
+    registry.dataset("mxnet_rec", mxrec::dataset)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Face parsing layouts: LaPa and CelebAMask-HQ.
 
-use visage_core::labels;
+use visage_core::{labels, Result};
 
-use super::alignment::zero_based;
-use super::{io, split_name, Export};
+use crate::alignment::zero_based;
+use crate::{io, split_name, Job};
 
 /// `<out>/{train,test}/images/<stem>.jpg`, `labels/<stem>.png` (8-bit grey,
 /// the LaPa class ids 0-10 exactly, lossless) and `landmarks/<stem>.txt`,
@@ -15,10 +15,10 @@ use super::{io, split_name, Export};
 /// files hold the dataset's own points with their count (`68` and 68 lines
 /// for iBUG-68), 0-based pixel centres. A loader that requires 106 points
 /// fails on the count line, which says why.
-pub fn lapa(ex: &Export) -> anyhow::Result<()> {
+pub fn lapa(ex: &Job) -> Result<()> {
     for split in ex.splits() {
         let dir = ex.out.join(split_name(split));
-        for item in ex.items(split) {
+        for item in ex.records(split) {
             let item = item?;
             let stem = format!("{}_{:05}", split_name(split), item.number());
             let (h, w, ids) = item.parsing(labels::LAPA_CLASSES.len())?;
@@ -65,12 +65,12 @@ pub const CELEBAMASK_PART: [Option<&str>; 11] = [
 /// (`<orig_file> 0` for train, `2` for test; only the exported files).
 /// Ids count from 0 over the train samples, then the test samples. Masks
 /// have the image's size (CelebAMask-HQ's are 512 for 1024 images).
-pub fn celebamask(ex: &Export) -> anyhow::Result<()> {
+pub fn celebamask(ex: &Job) -> Result<()> {
     let mut mapping = String::from("idx orig_idx orig_file\n");
     let mut partition = String::new();
     let mut id = 0usize;
     for split in ex.splits() {
-        for item in ex.items(split) {
+        for item in ex.records(split) {
             let item = item?;
             let (h, w, ids) = item.parsing(labels::LAPA_CLASSES.len())?;
             io::save_image(&ex.out.join(format!("CelebA-HQ-img/{id}.jpg")), &item.image_u8()?)?;
