@@ -54,7 +54,7 @@ pub fn list_of_bytes_and_bools(blobs: &[Vec<u8>], flags: &[bool]) -> Result<Vec<
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn matches_pythons_opcodes() {
