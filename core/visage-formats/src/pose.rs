@@ -18,10 +18,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, LandmarkLayout, Split};
+use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, LandmarkLayout};
 use visage_core::{labels, Registry, Result, Sample};
 
-use crate::alignment::aflw_pose;
 use crate::codec::mat;
 use crate::codec::npy::Npy;
 use crate::codec::npz;
@@ -449,6 +448,8 @@ pub fn register(registry: &mut Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alignment::aflw_pose;
+    use visage_core::dataset::Split;
 
     #[test]
     fn angles_invert_rotation() {
