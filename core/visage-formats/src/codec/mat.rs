@@ -290,7 +290,7 @@ impl<'a> Reader<'a> {
 fn top_level(at: &mut Reader<'_>) -> Result<Option<(String, Value)>> {
     let (ty, data) = at.element("the element", false)?;
     match ty {
-        MI_MATRIX => matrix_body(data).map(Some),
+        MI_MATRIX => matrix_body(data, 0).map(Some),
         MI_COMPRESSED => {
             let mut inflated = vec![];
             std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(data), &mut inflated).map_err(
@@ -305,7 +305,7 @@ fn top_level(at: &mut Reader<'_>) -> Result<Option<(String, Value)>> {
                 ty == MI_MATRIX,
                 "the compressed element holds a data element of type {ty}, expected miMATRIX (14)"
             );
-            matrix_body(data).map(Some)
+            matrix_body(data, 0).map(Some)
         }
         _ => {
             tracing::debug!(ty, "skipping a top-level MAT element that is not a variable");
@@ -314,8 +314,13 @@ fn top_level(at: &mut Reader<'_>) -> Result<Option<(String, Value)>> {
     }
 }
 
-/// The body of an `miMATRIX` element: `(name, value)`.
-fn matrix_body(data: &[u8]) -> Result<(String, Value)> {
+/// How deep cell arrays may nest (a hostile file could otherwise exhaust
+/// the stack).
+const MAX_DEPTH: usize = 32;
+
+/// The body of an `miMATRIX` element at cell depth `depth`: `(name, value)`.
+fn matrix_body(data: &[u8], depth: usize) -> Result<(String, Value)> {
+    ensure!(depth <= MAX_DEPTH, "cell arrays nested more than {MAX_DEPTH} deep");
     if data.is_empty() {
         // An empty array (MATLAB writes empty cell items so).
         return Ok((String::new(), Value::matrix(0, 0, vec![])));
@@ -353,7 +358,7 @@ fn matrix_body(data: &[u8]) -> Result<(String, Value)> {
             for i in 0..count {
                 let (ty, item) = at.element(&format!("cell item {}", i + 1), true).map_err(named)?;
                 ensure!(ty == MI_MATRIX, "`{name}`: cell item {} is of type {ty}, expected miMATRIX (14)", i + 1);
-                items.push(matrix_body(item).map_err(named)?.1);
+                items.push(matrix_body(item, depth + 1).map_err(named)?.1);
             }
             Value::Cell(items)
         }
@@ -453,5 +458,50 @@ mod tests {
         assert_eq!(&bytes[168..184], &[1, 0, 0, 0, 1, 0, 0, 0, b'a', 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&bytes[192..200], &1.0f64.to_le_bytes());
         assert!(write(&[("1x", Value::Char("x".into()))]).is_err());
+    }
+
+    fn sample_file() -> Vec<u8> {
+        write(&[
+            ("m", Value::matrix(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            ("names", Value::Cell(vec![Value::Char("ab".into()), Value::Char("é".into())])),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let file = read(&sample_file()).unwrap();
+        assert_eq!(file.names(), ["m", "names"]);
+        assert_eq!(file.matrix("m").unwrap(), (2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        match file.get("names") {
+            Some(Value::Cell(items)) => {
+                assert!(matches!(&items[..], [Value::Char(a), Value::Char(b)] if a == "ab" && b == "é"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = file.matrix("names").unwrap_err().to_string();
+        assert!(err.contains("expected a numeric matrix, found a cell array of 2 items"), "{err}");
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let bytes = sample_file();
+        for len in 0..bytes.len() {
+            let _ = read(&bytes[..len]);
+        }
+        for at in 128..bytes.len() {
+            for value in [0u8, 1, 0x7F, 0xFF] {
+                let mut damaged = bytes.clone();
+                damaged[at] = value;
+                let _ = read(&damaged);
+            }
+        }
+        let err = read(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
+        // `m`: 8 (tag) + 16 (flags) + 16 (dims) + 16 (name) + 8 + 6 * 8 = 112
+        // bytes after the 128-byte header.
+        assert_eq!(
+            err,
+            "variable 2 (element at byte 240): truncated at byte 248: the element needs 176 bytes, 175 left"
+        );
     }
 }

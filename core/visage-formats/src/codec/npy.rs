@@ -79,6 +79,12 @@ impl Npy {
     /// The values of a numeric array as doubles.
     pub fn floats(&self) -> Result<Vec<f64>> {
         let size = item_size(&self.descr)?;
+        ensure!(
+            self.data.len() % size == 0,
+            "{} bytes of `{}` values, not a multiple of {size}",
+            self.data.len(),
+            self.descr
+        );
         Ok(self
             .data
             .chunks(size)
