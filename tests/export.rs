@@ -322,7 +322,10 @@ fn biwi_pose_files_hold_the_rotation() {
         assert!(close(rows[2][0], -p.cos() * y.sin(), 1e-6), "{text}");
         assert!(close(rows[2][1], -p.sin(), 1e-6), "{text}");
         assert!(close(rows[2][2], p.cos() * y.cos(), 1e-6), "{text}");
-        assert_eq!(image(&out.join(format!("test/frame_{:05}_rgb.png", i + 1))).size(), [3, 64, 64]);
+        assert_eq!(
+            image(&out.join(format!("test/frame_{:05}_rgb.png", i + 1))).size(),
+            [3, 64, 64]
+        );
     }
 }
 
@@ -344,7 +347,10 @@ fn hrnet_csv_rows_hold_the_box_and_points() {
         assert!(close(num(4 + 2 * 8), f.landmarks[8][0] as f64 - 0.5, 1e-5));
         assert!(close(num(5 + 2 * 8), f.landmarks[8][1] as f64 - 0.5, 1e-5));
         let xs = f.landmarks.iter().map(|p| p[0] as f64);
-        let (lo, hi) = (xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
+        let (lo, hi) = (
+            xs.clone().fold(f64::INFINITY, f64::min),
+            xs.fold(f64::NEG_INFINITY, f64::max),
+        );
         assert!(close(num(2), (lo + hi) / 2.0 - 0.5, 1e-5));
         assert!(num(1) * 200.0 >= hi - lo - 1e-4);
     }

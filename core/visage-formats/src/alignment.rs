@@ -12,7 +12,7 @@ pub mod hrnet;
 pub mod pts;
 pub mod wflw;
 
-pub use aflw19::{aflw19_dataset, aflw19_layout, read_aflw19, AflwFace, AflwInfo, Aflw19Params};
+pub use aflw19::{aflw19_dataset, aflw19_layout, read_aflw19, Aflw19Params, AflwFace, AflwInfo};
 pub use hrnet::{hrnet_csv, hrnet_dataset, read_hrnet_csv, HrnetParams, HrnetRow};
 pub use pts::{pts_dataset, read_pts, PtsParams};
 pub use wflw::{read_wflw_list, wflw98, wflw_dataset, WflwFace, WflwParams};

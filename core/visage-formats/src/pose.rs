@@ -48,8 +48,16 @@ pub fn rotation(pose: [f64; 3]) -> [[f64; 3]; 3] {
     // Rx(pitch) Ry(yaw), then Rz(roll) on the left.
     let m = [[cy, 0.0, sy], [-sp * sy, cp, sp * cy], [-cp * sy, -sp, cp * cy]];
     [
-        [cr * m[0][0] - sr * m[1][0], cr * m[0][1] - sr * m[1][1], cr * m[0][2] - sr * m[1][2]],
-        [sr * m[0][0] + cr * m[1][0], sr * m[0][1] + cr * m[1][1], sr * m[0][2] + cr * m[1][2]],
+        [
+            cr * m[0][0] - sr * m[1][0],
+            cr * m[0][1] - sr * m[1][1],
+            cr * m[0][2] - sr * m[1][2],
+        ],
+        [
+            sr * m[0][0] + cr * m[1][0],
+            sr * m[0][1] + cr * m[1][1],
+            sr * m[0][2] + cr * m[1][2],
+        ],
         m[2],
     ]
 }
@@ -201,8 +209,12 @@ pub fn read_fsanet_npz(path: &Path) -> Result<FsaNet> {
         path.display(),
         pose.shape
     );
-    let bgr = image.bytes().with_context(|| format!("{}: array `image`", path.display()))?;
-    let values = pose.floats().with_context(|| format!("{}: array `pose`", path.display()))?;
+    let bgr = image
+        .bytes()
+        .with_context(|| format!("{}: array `image`", path.display()))?;
+    let values = pose
+        .floats()
+        .with_context(|| format!("{}: array `pose`", path.display()))?;
     let mut poses = Vec::with_capacity(count);
     for (i, p) in values.chunks(3).enumerate() {
         ensure!(
@@ -284,7 +296,13 @@ pub fn fsanet_npz(ex: &Job) -> Result<()> {
                 first.0,
                 first.1
             );
-            let hwc = Vec::<u8>::try_from(image.f_permute([1, 2, 0])?.f_flip([2])?.f_contiguous()?.f_flatten(0, -1)?)?;
+            let hwc = Vec::<u8>::try_from(
+                image
+                    .f_permute([1, 2, 0])?
+                    .f_flip([2])?
+                    .f_contiguous()?
+                    .f_flatten(0, -1)?,
+            )?;
             bgr.extend(hwc);
         }
         let (h, w) = size.unwrap_or((0, 0));
@@ -320,7 +338,12 @@ pub fn read_biwi_pose(path: &Path) -> Result<BiwiPose> {
     let text = read_text(path)?;
     let mut rows = vec![];
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let what = ["row 1 of the rotation", "row 2 of the rotation", "row 3 of the rotation", "the translation"];
+    let what = [
+        "row 1 of the rotation",
+        "row 2 of the rotation",
+        "row 3 of the rotation",
+        "the translation",
+    ];
     for what in what {
         let Some((n, line)) = lines.next() else {
             bail!(
@@ -349,13 +372,14 @@ pub fn read_biwi_pose(path: &Path) -> Result<BiwiPose> {
         for j in 0..3 {
             let dot: f64 = (0..3).map(|k| rotation[i][k] * rotation[j][k]).sum();
             let want = if i == j { 1.0 } else { 0.0 };
-            ensure!(
-                (dot - want).abs() <= 1e-3,
-                "{}: the 3x3 matrix is not a rotation (row {} . row {} = {dot:.4}, expected {want})",
-                path.display(),
-                i + 1,
-                j + 1
-            );
+            if (dot - want).abs() > 1e-3 {
+                bail!(
+                    "{}: the 3x3 matrix is not a rotation (row {} . row {} = {dot:.4}, expected {want})",
+                    path.display(),
+                    i + 1,
+                    j + 1
+                );
+            }
         }
     }
     Ok(BiwiPose {
@@ -437,7 +461,12 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         pose_mat_dataset(root, p.max_angle)
     })?;
     registry.dataset("fsanet_npz", |p: FsaNetParams, ctx: &DatasetContext| {
-        read_fsanet_npz(split_path("fsanet_npz", ctx.split, p.train.as_deref(), p.test.as_deref())?)
+        read_fsanet_npz(split_path(
+            "fsanet_npz",
+            ctx.split,
+            p.train.as_deref(),
+            p.test.as_deref(),
+        )?)
     })?;
     registry.dataset("biwi", |p: BiwiParams, ctx: &DatasetContext| {
         biwi_dataset(split_path("biwi", ctx.split, p.train.as_deref(), p.test.as_deref())?)

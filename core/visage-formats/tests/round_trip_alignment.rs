@@ -13,7 +13,11 @@ use visage_formats::alignment::{
 const BOTH: [Split; 2] = [Split::Train, Split::Test];
 
 fn marks(split: Split, i: usize) -> Vec<[f64; 2]> {
-    face(split, i).landmarks.iter().map(|p| [p[0] as f64, p[1] as f64]).collect()
+    face(split, i)
+        .landmarks
+        .iter()
+        .map(|p| [p[0] as f64, p[1] as f64])
+        .collect()
 }
 
 fn close(a: [f64; 2], b: [f64; 2], tol: f64) -> bool {
@@ -88,10 +92,14 @@ impl Dataset for Synth98 {
         let mut s = self.0.get(index)?;
         let lm = s.labels[labels::LANDMARKS].shallow_clone();
         let extra = lm.narrow(0, 0, 30) + 0.25;
-        s.labels.insert(labels::LANDMARKS.into(), tch::Tensor::cat(&[lm, extra], 0));
+        s.labels
+            .insert(labels::LANDMARKS.into(), tch::Tensor::cat(&[lm, extra], 0));
         let v = s.labels[labels::LANDMARKS_VISIBLE].shallow_clone();
         let extra = v.narrow(0, 0, 30);
-        s.labels.insert(labels::LANDMARKS_VISIBLE.into(), tch::Tensor::cat(&[v.shallow_clone(), extra], 0));
+        s.labels.insert(
+            labels::LANDMARKS_VISIBLE.into(),
+            tch::Tensor::cat(&[v.shallow_clone(), extra], 0),
+        );
         Ok(s)
     }
 }
@@ -109,7 +117,9 @@ fn wflw_round_trip() {
         let lo = |k: usize| want.iter().map(|p| p[k]).fold(f64::INFINITY, f64::min).floor();
         let hi = |k: usize| want.iter().map(|p| p[k]).fold(f64::NEG_INFINITY, f64::max).ceil();
         assert_eq!(read.face_box, [lo(0), lo(1), hi(0), hi(1)]);
-        let pose = [f.pose.yaw, f.pose.pitch, f.pose.roll].iter().any(|a| (*a as f32).abs() > 45.0);
+        let pose = [f.pose.yaw, f.pose.pitch, f.pose.roll]
+            .iter()
+            .any(|a| (*a as f32).abs() > 45.0);
         assert_eq!(read.attributes[0], pose);
         assert_eq!(read.attributes[1], f.expression != 0);
         assert_eq!(read.attributes[4], f.visible.iter().any(|v| !v));
@@ -118,7 +128,10 @@ fn wflw_round_trip() {
     let data = alignment::wflw_dataset(&list, None).unwrap();
     let info = data.info();
     let layout = info.landmarks.unwrap();
-    assert_eq!((layout.count, layout.inter_ocular, layout.pupils), (98, Some([60, 72]), Some([vec![96], vec![97]])));
+    assert_eq!(
+        (layout.count, layout.inter_ocular, layout.pupils),
+        (98, Some([60, 72]), Some([vec![96], vec![97]]))
+    );
     assert_eq!(info.labels, [labels::LANDMARKS, labels::BOX]);
     assert_eq!(data.get(2).unwrap().labels[labels::LANDMARKS].size(), [98, 2]);
 }
@@ -160,9 +173,15 @@ fn aflw19_round_trip() {
     let lm = values(&s.labels[labels::LANDMARKS]);
     assert!((lm[0] - info.faces[first].landmarks[0][0]).abs() < 1e-4);
     assert_eq!(s.labels[labels::LANDMARKS_VISIBLE].size(), [19]);
-    assert!(train.source(0).unwrap().ends_with(format!("flickr/train/image{:05}.jpg", first + 1)));
+    assert!(train
+        .source(0)
+        .unwrap()
+        .ends_with(format!("flickr/train/image{:05}.jpg", first + 1)));
     let layout = train.info().landmarks.unwrap();
-    assert_eq!((layout.inter_ocular, layout.pupils, layout.has_box), (Some([6, 11]), Some([vec![7], vec![10]]), true));
+    assert_eq!(
+        (layout.inter_ocular, layout.pupils, layout.has_box),
+        (Some([6, 11]), Some([vec![7], vec![10]]), true)
+    );
     // Frontal: the test faces with all 19 points visible.
     let frontal = (3..6).filter(|&n| info.faces[n].visible.iter().all(|&v| v)).count();
     match aflw19_dataset(&params(true), Split::Test) {

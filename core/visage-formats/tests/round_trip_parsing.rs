@@ -42,7 +42,19 @@ fn celebamask_round_trip() {
     let (_dir, out) = export("celebamask", &BOTH, 2);
     // CelebAMask-HQ's id of each LaPa class.
     let id = |name: &str| CELEBAMASK_CLASSES.iter().position(|c| *c == name).unwrap() as u8;
-    let of_lapa = [0, id("skin"), id("l_brow"), id("r_brow"), id("l_eye"), id("r_eye"), id("nose"), id("u_lip"), id("mouth"), id("l_lip"), id("hair")];
+    let of_lapa = [
+        0,
+        id("skin"),
+        id("l_brow"),
+        id("r_brow"),
+        id("l_eye"),
+        id("r_eye"),
+        id("nose"),
+        id("u_lip"),
+        id("mouth"),
+        id("l_lip"),
+        id("hair"),
+    ];
     assert_eq!(of_lapa[1..4], [2, 6, 7]);
     for split in BOTH {
         let p = CelebAMaskParams {

@@ -97,3 +97,47 @@ fn biwi_round_trip() {
         assert_eq!(back, pixels(&face(split, 0)), "PNG is lossless");
     }
 }
+
+#[test]
+fn registered_datasets_take_typed_params() {
+    let (_dir, out) = export("biwi", &[Split::Test], 2);
+    let mut registry = visage_core::Registry::new();
+    visage_formats::register(&mut registry).unwrap();
+    for name in [
+        "aflw2000",
+        "fsanet_npz",
+        "biwi",
+        "pts300w",
+        "hrnet_csv",
+        "wflw",
+        "aflw19",
+        "lapa",
+        "celebamask",
+    ] {
+        assert!(registry.names(visage_core::Kind::Dataset).contains(&name), "{name}");
+    }
+    let ctx = |split| visage_core::dataset::DatasetContext { split, seed: 0 };
+    let params = serde_json::json!({ "test": out.join("test") }).to_string();
+    let data = registry.build_dataset("biwi", &params, &ctx(Split::Test)).unwrap();
+    assert_eq!(data.len(), 2);
+    let err = registry
+        .build_dataset("biwi", &params, &ctx(Split::Train))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("the train split is read from the parameter `train`, which is not set"),
+        "{err}"
+    );
+    let typo = serde_json::json!({ "tset": out }).to_string();
+    let err = registry
+        .build_dataset("biwi", &typo, &ctx(Split::Test))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("tset"), "{err}");
+    // AFLW2000's angle filter is on by default.
+    let schema = registry.info(visage_core::Kind::Dataset, "aflw2000").unwrap();
+    let normal = schema.normalize("{}").unwrap();
+    assert!(normal.contains("\"max_angle\":99.0"), "{normal}");
+}

@@ -32,7 +32,11 @@ fn python(dir: &Path) {
         .args(["-c", SCRIPT, dir.to_str().unwrap()])
         .output()
         .expect("python starts");
-    assert!(out.status.success(), "python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -107,9 +107,20 @@ pub fn read_aflw19(path: &Path) -> Result<AflwInfo> {
     let mut faces = Vec::with_capacity(n);
     for (i, name) in names.iter().enumerate() {
         let Value::Char(name) = name else {
-            bail!("{}: `nameList` record {}: a {name:?}, expected a file name", path.display(), i + 1)
+            bail!(
+                "{}: `nameList` record {}: a {name:?}, expected a file name",
+                path.display(),
+                i + 1
+            )
         };
-        faces.push(face(path, i, name, &bbox[4 * i..4 * i + 4], &data[38 * i..38 * i + 38], &mask[19 * i..19 * i + 19])?);
+        faces.push(face(
+            path,
+            i,
+            name,
+            &bbox[4 * i..4 * i + 4],
+            &data[38 * i..38 * i + 38],
+            &mask[19 * i..19 * i + 19],
+        )?);
     }
     Ok(AflwInfo { faces, order })
 }
@@ -136,7 +147,9 @@ fn face(path: &Path, i: usize, name: &str, bbox: &[f64], data: &[f64], mask: &[f
     Ok(AflwFace {
         name: name.to_string(),
         face_box: [bbox[0] - 0.5, bbox[2] - 0.5, bbox[1] - 0.5, bbox[3] - 0.5],
-        landmarks: (0..AFLW19_POINTS).map(|k| [data[k] - 0.5, data[19 + k] - 0.5]).collect(),
+        landmarks: (0..AFLW19_POINTS)
+            .map(|k| [data[k] - 0.5, data[19 + k] - 0.5])
+            .collect(),
         visible,
     })
 }
@@ -164,7 +177,10 @@ pub struct Aflw19Params {
 /// The faces of `split`: labels `landmarks` (19), `landmarks_visible`, `box`.
 pub fn aflw19_dataset(p: &Aflw19Params, split: Split) -> Result<ImageFiles> {
     let info = read_aflw19(&p.file)?;
-    let exported = info.faces.iter().all(|f| f.name.starts_with("train/") || f.name.starts_with("test/"));
+    let exported = info
+        .faces
+        .iter()
+        .all(|f| f.name.starts_with("train/") || f.name.starts_with("test/"));
     let train = p.train_count.unwrap_or(if exported {
         info.faces.iter().filter(|f| f.name.starts_with("train/")).count()
     } else {

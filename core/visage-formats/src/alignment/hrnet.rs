@@ -11,7 +11,7 @@ use visage_core::dataset::{DatasetInfo, LandmarkLayout};
 use visage_core::{labels, Result};
 
 use crate::alignment::zero_based;
-use crate::error::ensure;
+use crate::error::{bail, ensure};
 use crate::files::{non_empty, number, read_text, ImageFiles, Item, Label};
 use crate::{io, split_name, Job};
 
@@ -59,7 +59,9 @@ pub fn read_hrnet_csv(path: &Path) -> Result<Vec<HrnetRow>> {
             fields.len()
         );
         let scale = number(fields[1], path, n, "the scale")?;
-        ensure!(scale > 0.0, "{}:{n}: the scale is {scale}, expected > 0", path.display());
+        if scale <= 0.0 {
+            bail!("{}:{n}: the scale is {scale}, expected > 0", path.display());
+        }
         let cx = number(fields[2], path, n, "center_w")?;
         let cy = number(fields[3], path, n, "center_h")?;
         let mut landmarks = vec![];

@@ -80,9 +80,15 @@ pub fn pts_dataset(root: &Path) -> Result<ImageFiles> {
             pts.display(),
             points.len()
         );
-        let image = ["jpg", "png"].iter().map(|e| pts.with_extension(e)).find(|p| p.is_file());
+        let image = ["jpg", "png"]
+            .iter()
+            .map(|e| pts.with_extension(e))
+            .find(|p| p.is_file());
         let Some(image) = image else {
-            bail!("{}: no image beside it (expected .jpg or .png of the same name)", pts.display())
+            bail!(
+                "{}: no image beside it (expected .jpg or .png of the same name)",
+                pts.display()
+            )
         };
         items.push(Item {
             image,

@@ -229,9 +229,8 @@ pub fn read(bytes: &[u8]) -> Result<MatFile> {
     while at.pos < bytes.len() {
         let number = vars.len() + 1;
         let start = at.pos;
-        let var = top_level(&mut at).map_err(|e| {
-            visage_core::Error::msg(format!("variable {number} (element at byte {start}): {e}"))
-        })?;
+        let var = top_level(&mut at)
+            .map_err(|e| visage_core::Error::msg(format!("variable {number} (element at byte {start}): {e}")))?;
         vars.extend(var);
     }
     Ok(MatFile { vars })
@@ -293,9 +292,8 @@ fn top_level(at: &mut Reader<'_>) -> Result<Option<(String, Value)>> {
         MI_MATRIX => matrix_body(data, 0).map(Some),
         MI_COMPRESSED => {
             let mut inflated = vec![];
-            std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(data), &mut inflated).map_err(
-                |e| visage_core::Error::msg(format!("a corrupt or truncated compressed variable: {e}")),
-            )?;
+            std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(data), &mut inflated)
+                .map_err(|e| visage_core::Error::msg(format!("a corrupt or truncated compressed variable: {e}")))?;
             let mut inner = Reader {
                 bytes: &inflated,
                 pos: 0,
@@ -351,13 +349,17 @@ fn matrix_body(data: &[u8], depth: usize) -> Result<(String, Value)> {
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
         .ok_or_else(|| named(visage_core::Error::msg(format!("dimensions {dims:?} overflow"))))?;
-    let (rows, cols) = (dims[0], if dims[0] == 0 { 0 } else { count / dims[0] });
+    let (rows, cols) = (dims[0], count.checked_div(dims[0]).unwrap_or(0));
     let value = match class {
         MX_CELL => {
             let mut items = Vec::with_capacity(count.min(1 << 20));
             for i in 0..count {
                 let (ty, item) = at.element(&format!("cell item {}", i + 1), true).map_err(named)?;
-                ensure!(ty == MI_MATRIX, "`{name}`: cell item {} is of type {ty}, expected miMATRIX (14)", i + 1);
+                ensure!(
+                    ty == MI_MATRIX,
+                    "`{name}`: cell item {} is of type {ty}, expected miMATRIX (14)",
+                    i + 1
+                );
                 items.push(matrix_body(item, depth + 1).map_err(named)?.1);
             }
             Value::Cell(items)
@@ -463,7 +465,10 @@ mod tests {
     fn sample_file() -> Vec<u8> {
         write(&[
             ("m", Value::matrix(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
-            ("names", Value::Cell(vec![Value::Char("ab".into()), Value::Char("é".into())])),
+            (
+                "names",
+                Value::Cell(vec![Value::Char("ab".into()), Value::Char("é".into())]),
+            ),
         ])
         .unwrap()
     }
@@ -480,7 +485,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let err = file.matrix("names").unwrap_err().to_string();
-        assert!(err.contains("expected a numeric matrix, found a cell array of 2 items"), "{err}");
+        assert!(
+            err.contains("expected a numeric matrix, found a cell array of 2 items"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,9 +31,7 @@ fn item_size(descr: &str) -> Result<usize> {
         "<u2" | "<i2" => 2,
         "<f4" | "<i4" | "<u4" => 4,
         "<f8" | "<i8" | "<u8" => 8,
-        other => bail!(
-            "array type `{other}`: expected a little-endian number type (|u1, <f4, <f8, <i4, <i8, ...)"
-        ),
+        other => bail!("array type `{other}`: expected a little-endian number type (|u1, <f4, <f8, <i4, <i8, ...)"),
     })
 }
 
@@ -153,7 +151,10 @@ impl Npy {
             1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
             2 | 3 => {
                 ensure!(bytes.len() >= 12, "truncated .npy header: {} bytes", bytes.len());
-                (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+                (
+                    u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                    12,
+                )
             }
             v => bail!(".npy version {v}.{}, expected 1.0, 2.0 or 3.0", bytes[7]),
         };
@@ -224,9 +225,9 @@ fn shape_in(header: &str) -> Result<Vec<usize>> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(|d| {
-            d.trim_end_matches('L').parse::<usize>().map_err(|_| {
-                visage_core::Error::msg(format!(".npy shape ({inner}): `{d}` is not a dimension"))
-            })
+            d.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| visage_core::Error::msg(format!(".npy shape ({inner}): `{d}` is not a dimension")))
         })
         .collect()
 }

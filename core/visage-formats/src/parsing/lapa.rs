@@ -21,7 +21,12 @@ pub fn read_lapa_landmarks(path: &Path) -> Result<Vec<[f64; 2]>> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let count = match lines.next() {
         Some((_, l)) if l.trim().parse::<usize>().is_ok() => l.trim().parse::<usize>().unwrap_or(0),
-        Some((n, l)) => bail!("{}:{}: expected the point count, found `{}`", path.display(), n + 1, l.trim()),
+        Some((n, l)) => bail!(
+            "{}:{}: expected the point count, found `{}`",
+            path.display(),
+            n + 1,
+            l.trim()
+        ),
         None => bail!("{}: empty, expected the point count then `x y` lines", path.display()),
     };
     let mut points = Vec::with_capacity(count);

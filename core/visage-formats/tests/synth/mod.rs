@@ -46,7 +46,14 @@ pub fn export_from(
             count,
         })
         .collect();
-    let job = Job::new(writer.name, "synthface", out.clone(), sources, writer.default_size, Options::default());
+    let job = Job::new(
+        writer.name,
+        "synthface",
+        out.clone(),
+        sources,
+        writer.default_size,
+        Options::default(),
+    );
     (writer.write)(&job).unwrap();
     (dir, out)
 }
@@ -58,7 +65,10 @@ pub fn export(format: &str, splits: &[Split], count: usize) -> (tempfile::TempDi
 
 /// The face's image as the writers store it: `round(255 x)`, `[3, H, W]`.
 pub fn pixels(face: &Face) -> Vec<u8> {
-    face.image.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+    face.image
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
 }
 
 /// A tensor's values as f64.
