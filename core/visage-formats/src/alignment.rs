@@ -1,6 +1,6 @@
 //! Landmark and head-pose layouts: AFLW2000-3D, 300W (`.pts` and HRNet's
 //! CSV), WFLW and AFLW-19. The writers are here; the readers and datasets
-//! in [`pts`], [`hrnet`] (with its writer), [`wflw`] and [`aflw19`]
+//! in [`pts`], [`hrnet`] (with its writer), [`wflw`](mod@wflw) and [`aflw19`](mod@aflw19)
 //! (AFLW2000-3D's in [`crate::pose`]).
 //!
 //! Coordinates follow the conventions of the crate docs: the

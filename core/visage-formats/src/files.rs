@@ -132,8 +132,8 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io_error(path, "cannot read", e))
 }
 
-/// `field` as a finite number, or an error `<path>:<line>: expected <what>,
-/// found `<field>``.
+/// `field` as a finite number, or an error
+/// ``<path>:<line>: expected <what>, found `<field>` ``.
 pub fn number(field: &str, path: &Path, line: usize, what: &str) -> Result<f64> {
     match field.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),

@@ -1,5 +1,6 @@
 //! Face parsing layouts: LaPa and CelebAMask-HQ. The writers are here;
-//! the readers and datasets in [`lapa`] and [`celebamask`].
+//! the readers and datasets in [`lapa`](mod@lapa) and
+//! [`celebamask`](mod@celebamask).
 
 pub mod celebamask;
 pub mod lapa;

@@ -46,7 +46,7 @@ pub fn read(path: &Path) -> Result<Vec<(String, Npy)>> {
             Err(e) => bail!("{}: entry {}: {e}", path.display(), i + 1),
         };
         let name = entry.name().to_string();
-        let mut bytes = Vec::with_capacity(entry.size().min(1 << 30) as usize);
+        let mut bytes = Vec::with_capacity(entry.size().min(1 << 24) as usize);
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| Error::msg(format!("{}: entry `{name}`: {e}", path.display())))?;
