@@ -271,6 +271,92 @@ print(json.dumps(res))
 }
 
 #[test]
+fn fsanet_npz_loads_in_numpy() {
+    let (_dir, out) = export("fsanet-npz", &["--count", "3"]);
+    let script = r#"
+import json, os, sys
+import numpy as np
+res = {}
+for split in ["train", "test"]:
+    d = np.load(os.path.join(sys.argv[1], split + ".npz"))
+    res[split] = {"keys": sorted(d.files), "image": [list(d["image"].shape), str(d["image"].dtype)], "pose": d["pose"].tolist(), "bgr": d["image"][1, 10, 20].tolist()}
+print(json.dumps(res))
+"#;
+    let v = python(script, &out);
+    for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
+        let r = &v[name];
+        assert_eq!(r["keys"], serde_json::json!(["image", "pose"]));
+        assert_eq!(r["image"], serde_json::json!([[3, 64, 64, 3], "uint8"]));
+        for i in 0..3 {
+            let f = face(split, i);
+            // yaw, pitch, roll in the .mat files' signs: -yaw, pitch, -roll of ours.
+            let want = [-f.pose.yaw, f.pose.pitch, -f.pose.roll];
+            for k in 0..3 {
+                let got = r["pose"][i][k].as_f64().unwrap();
+                assert!(close(got, want[k], 1e-4), "{got} vs {}", want[k]);
+            }
+        }
+        // Pixel (10, 20) of face 1, blue first.
+        let f = face(split, 1);
+        let px = |c: usize| (f.image[c * 64 * 64 + 10 * 64 + 20].clamp(0.0, 1.0) * 255.0).round() as u64;
+        assert_eq!(r["bgr"], serde_json::json!([px(2), px(1), px(0)]));
+    }
+}
+
+#[test]
+fn biwi_pose_files_hold_the_rotation() {
+    let (_dir, out) = export("biwi", &["--count", "2", "--split", "test"]);
+    for i in 0..2 {
+        let f = face(Split::Test, i);
+        let text = read(&out.join(format!("test/frame_{:05}_pose.txt", i + 1)));
+        let rows: Vec<Vec<f64>> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(' ').map(|v| v.parse().unwrap()).collect())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[3], [0.0, 0.0, 0.0]);
+        // The last row of Rz(roll) Rx(pitch) Ry(yaw) is
+        // [-cos p sin y, -sin p, cos p cos y].
+        let (y, p) = (f.pose.yaw.to_radians(), f.pose.pitch.to_radians());
+        assert!(close(rows[2][0], -p.cos() * y.sin(), 1e-6), "{text}");
+        assert!(close(rows[2][1], -p.sin(), 1e-6), "{text}");
+        assert!(close(rows[2][2], p.cos() * y.cos(), 1e-6), "{text}");
+        assert_eq!(
+            image(&out.join(format!("test/frame_{:05}_rgb.png", i + 1))).size(),
+            [3, 64, 64]
+        );
+    }
+}
+
+#[test]
+fn hrnet_csv_rows_hold_the_box_and_points() {
+    let (_dir, out) = export("hrnet-csv", &["--count", "2"]);
+    let text = read(&out.join("face_landmarks_300w_train.csv"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("image_name,scale,center_w,center_h,original_0_x,original_0_y,"));
+    for (i, line) in lines[1..].iter().enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 4 + 136);
+        assert_eq!(fields[0], format!("train/train_{:05}.jpg", i + 1));
+        assert!(out.join("images").join(fields[0]).exists());
+        let f = face(Split::Train, i);
+        let num = |k: usize| fields[k].parse::<f64>().unwrap();
+        // 0-based pixel centres: ours - 0.5.
+        assert!(close(num(4 + 2 * 8), f.landmarks[8][0] as f64 - 0.5, 1e-5));
+        assert!(close(num(5 + 2 * 8), f.landmarks[8][1] as f64 - 0.5, 1e-5));
+        let xs = f.landmarks.iter().map(|p| p[0] as f64);
+        let (lo, hi) = (
+            xs.clone().fold(f64::INFINITY, f64::min),
+            xs.fold(f64::NEG_INFINITY, f64::max),
+        );
+        assert!(close(num(2), (lo + hi) / 2.0 - 0.5, 1e-5));
+        assert!(num(1) * 200.0 >= hi - lo - 1e-4);
+    }
+}
+
+#[test]
 fn pts_files_hold_one_based_points() {
     let (_dir, out) = export("pts300w", &["--count", "3"]);
     for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
@@ -512,7 +598,10 @@ fn errors_name_the_label_and_the_formats() {
         "disfa",
         "bp4d",
         "aflw2000",
+        "fsanet-npz",
+        "biwi",
         "pts300w",
+        "hrnet-csv",
         "wflw",
         "aflw19",
         "lapa",

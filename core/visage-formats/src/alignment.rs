@@ -1,10 +1,24 @@
-//! Landmark and head-pose layouts: AFLW2000-3D, 300W, WFLW and AFLW-19.
+//! Landmark and head-pose layouts: AFLW2000-3D, 300W (`.pts` and HRNet's
+//! CSV), WFLW and AFLW-19. The writers are here; the readers and datasets
+//! in [`pts`], [`hrnet`] (with its writer), [`wflw`](mod@wflw) and [`aflw19`](mod@aflw19)
+//! (AFLW2000-3D's in [`crate::pose`]).
 //!
 //! Coordinates follow the conventions of the crate docs: the
 //! MATLAB files (`.pts`, `.mat`) hold 1-based pixel centres (`x + 0.5`),
-//! WFLW 0-based pixel centres (`x - 0.5`).
+//! WFLW and HRNet's CSV 0-based pixel centres (`x - 0.5`).
 
-use visage_core::{labels, Result};
+pub mod aflw19;
+pub mod hrnet;
+pub mod pts;
+pub mod wflw;
+
+pub use aflw19::{aflw19_dataset, aflw19_layout, read_aflw19, Aflw19Params, AflwFace, AflwInfo};
+pub use hrnet::{hrnet_csv, hrnet_dataset, read_hrnet_csv, HrnetParams, HrnetRow};
+pub use pts::{pts_dataset, read_pts, PtsParams};
+pub use wflw::{read_wflw_list, wflw98, wflw_dataset, WflwFace, WflwParams};
+
+use visage_core::dataset::DatasetContext;
+use visage_core::{labels, Registry, Result};
 
 use crate::codec::mat::{self, Value};
 use crate::error::{bail, ensure};
@@ -270,9 +284,30 @@ pub fn aflw19(ex: &Job) -> Result<()> {
     io::write_bytes(&ex.out.join("AFLWinfo_release.mat"), &mat)
 }
 
+/// Registers the datasets `pts300w`, `hrnet_csv`, `wflw` and `aflw19`.
+pub fn register(registry: &mut Registry) -> Result<()> {
+    use crate::files::split_path;
+    registry.dataset("pts300w", |p: PtsParams, ctx: &DatasetContext| {
+        pts_dataset(split_path("pts300w", ctx.split, p.train.as_deref(), p.test.as_deref())?)
+    })?;
+    registry.dataset("hrnet_csv", |p: HrnetParams, ctx: &DatasetContext| {
+        let csv = split_path("hrnet_csv", ctx.split, p.train.as_deref(), p.test.as_deref())?;
+        hrnet_dataset(csv, p.images.as_deref())
+    })?;
+    registry.dataset("wflw", |p: WflwParams, ctx: &DatasetContext| {
+        let list = split_path("wflw", ctx.split, p.train.as_deref(), p.test.as_deref())?;
+        wflw_dataset(list, p.images.as_deref())
+    })?;
+    registry.dataset("aflw19", |p: Aflw19Params, ctx: &DatasetContext| {
+        aflw19_dataset(&p, ctx.split)
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Record;
 
     #[test]
     fn aflw19_derivation_and_pose_signs() {

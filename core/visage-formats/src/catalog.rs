@@ -4,7 +4,7 @@
 use visage_core::labels as l;
 use visage_core::Result;
 
-use crate::{alignment, au, fer, fr, parsing, Job};
+use crate::{alignment, au, fer, fr, parsing, pose, Job};
 
 /// Which splits a format holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,32 @@ pub const WRITERS: &[Writer] = &[
         write: alignment::aflw2000,
     },
     Writer {
+        name: "fsanet-npz",
+        needs: &[l::POSE],
+        splits: Splits::Both,
+        default_size: None,
+        write: pose::fsanet_npz,
+    },
+    Writer {
+        name: "biwi",
+        needs: &[l::POSE],
+        splits: Splits::Both,
+        default_size: None,
+        write: pose::biwi,
+    },
+    Writer {
         name: "pts300w",
         needs: &[l::LANDMARKS],
         splits: Splits::Both,
         default_size: None,
         write: alignment::pts300w,
+    },
+    Writer {
+        name: "hrnet-csv",
+        needs: &[l::LANDMARKS],
+        splits: Splits::Both,
+        default_size: None,
+        write: alignment::hrnet_csv,
     },
     Writer {
         name: "wflw",

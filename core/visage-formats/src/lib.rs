@@ -3,12 +3,15 @@
 //! and the coordinate conventions of each, in one place.
 //!
 //! Modules by task family: [`fer`] (expressions), [`fr`] (face
-//! recognition and verification), [`au`] (action units), [`alignment`]
-//! (landmarks, and AFLW2000-3D's head pose for now), [`parsing`]; shared:
-//! [`io`] (atomic writes, image encoding) and [`codec`] (pickle, MAT v5).
-//! Readers build [`table::Table`] datasets (registered by each module's
-//! `register`, all of them by [`register`]); errors name the file, the
-//! line or record and what was expected. The writers read a [`Job`] (datasets of the asked splits, the output
+//! recognition and verification), [`au`] (action units), [`pose`]
+//! (300W-LP / AFLW2000-3D `.mat`, FSA-Net `.npz`, BIWI), [`alignment`]
+//! (300W `.pts` and HRNet CSV, WFLW, AFLW-19, and AFLW2000-3D's writer),
+//! [`parsing`] (LaPa, CelebAMask-HQ); shared: [`io`] (atomic writes, image
+//! encoding), [`files`] and [`table`] (the readers' datasets and checked
+//! reads), [`text`] (line-numbered text reads) and [`codec`] (pickle, MAT
+//! v5, npy/npz). Errors name the file, the line or record and what was
+//! expected.
+//! The writers read a [`Job`] (datasets of the asked splits, the output
 //! folder, [`Options`]) one [`Record`] at a time; [`WRITERS`] lists them by
 //! format name (`runner export --format`).
 //!
@@ -23,9 +26,16 @@
 //!   `[j, j+1) x [i, i+1)` (`visage_core::labels`). Files of MATLAB origin
 //!   (300W `.pts`, AFLW2000-3D and AFLW `.mat`) use 1-based pixel centres:
 //!   the centre of the top-left pixel is `(1, 1)`, so they hold `x + 0.5`.
-//!   The other text formats (WFLW, LaPa) use 0-based pixel centres (the
-//!   top-left pixel's centre is `(0, 0)`, as in OpenCV), so they hold
-//!   `x - 0.5`.
+//!   The other text formats (WFLW, LaPa, HRNet's CSV) use 0-based pixel
+//!   centres (the top-left pixel's centre is `(0, 0)`, as in OpenCV), so
+//!   they hold `x - 0.5`. WFLW's box and AFLW-19's `bbox` are the
+//!   landmarks' bounds: WFLW's in our coordinates rounded outwards,
+//!   AFLW's 1-based like its points. Readers invert exactly this.
+//! - Head pose: our `[yaw, pitch, roll]` degrees; the `.mat` files hold
+//!   `[pitch, -yaw, -roll]` in radians ([`alignment::aflw_pose`]), the
+//!   FSA-Net `.npz` `[-yaw, pitch, -roll]` in degrees (made from those
+//!   files), BIWI the rotation `Rz(roll) Rx(pitch) Ry(yaw)` itself
+//!   ([`pose`]).
 //! - Every file is written to a temporary name in its folder and renamed,
 //!   so a killed export never leaves a half-written file.
 
@@ -38,10 +48,12 @@ pub mod au;
 pub mod catalog;
 pub mod codec;
 pub mod fer;
+pub mod files;
 pub mod fr;
 pub mod io;
 pub mod job;
 pub mod parsing;
+pub mod pose;
 pub mod record;
 pub mod table;
 pub mod text;
@@ -51,10 +63,14 @@ pub use job::{split_name, FolderLabel, Job, Options, Source};
 pub use record::Record;
 
 /// Registers every reader's dataset: [`fer::register`], [`fr::register`],
-/// [`au::register`].
+/// [`au::register`], [`pose::register`], [`alignment::register`],
+/// [`parsing::register`].
 pub fn register(registry: &mut visage_core::Registry) -> visage_core::Result<()> {
     fer::register(registry)?;
     fr::register(registry)?;
     au::register(registry)?;
+    pose::register(registry)?;
+    alignment::register(registry)?;
+    parsing::register(registry)?;
     Ok(())
 }

@@ -1,6 +1,16 @@
-//! Face parsing layouts: LaPa and CelebAMask-HQ.
+//! Face parsing layouts: LaPa and CelebAMask-HQ. The writers are here;
+//! the readers and datasets in [`lapa`](mod@lapa) and
+//! [`celebamask`](mod@celebamask).
 
-use visage_core::{labels, Result};
+pub mod celebamask;
+pub mod lapa;
+pub mod mask;
+
+pub use celebamask::{CelebAMask, CelebAMaskParams, CELEBAMASK_CLASSES};
+pub use lapa::{read_lapa_landmarks, Lapa, LapaParams};
+
+use visage_core::dataset::DatasetContext;
+use visage_core::{labels, Registry, Result};
 
 use crate::alignment::zero_based;
 use crate::{io, split_name, Job};
@@ -104,4 +114,13 @@ pub fn celebamask(ex: &Job) -> Result<()> {
     }
     io::write_text(&ex.out.join("CelebA-HQ-to-CelebA-mapping.txt"), &mapping)?;
     io::write_text(&ex.out.join("list_eval_partition.txt"), &partition)
+}
+
+/// Registers the datasets `lapa` and `celebamask`.
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.dataset("lapa", |p: LapaParams, ctx: &DatasetContext| Lapa::new(&p, ctx.split))?;
+    registry.dataset("celebamask", |p: CelebAMaskParams, ctx: &DatasetContext| {
+        CelebAMask::new(&p, ctx.split)
+    })?;
+    Ok(())
 }

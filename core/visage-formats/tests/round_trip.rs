@@ -254,14 +254,23 @@ fn every_reader_is_registered() {
         names,
         [
             "affectnet",
+            "aflw19",
+            "aflw2000",
+            "biwi",
             "bp4d",
+            "celebamask",
             "disfa",
             "fer2013",
+            "fsanet_npz",
+            "hrnet_csv",
             "identity_folder",
+            "lapa",
             "lfw_pairs",
             "mxnet_rec",
+            "pts300w",
             "rafdb",
-            "verification_bin"
+            "verification_bin",
+            "wflw",
         ]
     );
     let dir = tempfile::tempdir().unwrap();
