@@ -116,15 +116,20 @@ pub fn default_dirs() -> Vec<PathBuf> {
 }
 
 impl Host {
-    /// Registers the built-in components, then loads every plugin in `dirs`.
+    /// Registers the built-in components (core's and the benchmark loaders
+    /// of `visage_formats`), then loads every plugin in `dirs`.
     pub fn load(dirs: &[PathBuf]) -> Result<Host, HostError> {
         let mut registry = Registry::new();
         let builtin = PathBuf::from("built into the runner");
-        visage_core::builtin::register(&mut registry).map_err(|e| HostError::Register {
-            path: builtin.clone(),
-            name: visage_core::builtin::PLUGIN.into(),
-            message: e.to_string(),
-        })?;
+        // The benchmarks' loaders (visage-formats) are built in, beside the
+        // writers of `runner export`: every experiment can name them.
+        visage_core::builtin::register(&mut registry)
+            .and_then(|()| visage_formats::register(&mut registry))
+            .map_err(|e| HostError::Register {
+                path: builtin.clone(),
+                name: visage_core::builtin::PLUGIN.into(),
+                message: e.to_string(),
+            })?;
         let mut host = Host {
             registry,
             plugins: vec![PluginRecord {
