@@ -36,7 +36,8 @@ impl EmbeddingHead {
 
 impl Head for EmbeddingHead {
     fn forward(&self, inputs: &[Tensor], train: bool) -> Tensor {
-        self.norm.forward_t(&self.linear.forward(&inputs[0].flatten(1, -1)), train)
+        self.norm
+            .forward_t(&self.linear.forward(&inputs[0].flatten(1, -1)), train)
     }
 }
 
@@ -68,8 +69,14 @@ impl ClassifierSlot {
             .first()
             .ok_or_else(|| Error::msg("fr: the backbone gave no feature to embed"))?;
         let head = EmbeddingHead::new(&path / "embedding", flat_dim(shape), spec.dim);
-        let classifier =
-            MarginClassifier::new(&path / "classifier", spec.dim, spec.classes, spec.kind, spec.scale, spec.margin);
+        let classifier = MarginClassifier::new(
+            &path / "classifier",
+            spec.dim,
+            spec.classes,
+            spec.kind,
+            spec.scale,
+            spec.margin,
+        );
         *self.0.borrow_mut() = Some(classifier);
         Ok(Box::new(head))
     }

@@ -39,11 +39,7 @@ use visage_core::{declare_plugin, Registry, Result};
 /// Registers the `fr` task and its metrics (`verification`, `tar_at_far`).
 pub fn register(registry: &mut Registry) -> Result<()> {
     tracing::info!("registering the fr plugin's components");
-    registry.task(
-        "fr",
-        &[Protocol::LinearProbe, Protocol::FineTune],
-        FaceRecognition::new,
-    )?;
+    registry.task("fr", &[Protocol::LinearProbe, Protocol::FineTune], FaceRecognition::new)?;
     visage_tasks::metrics::verification::register(registry)?;
     tar::register(registry)?;
     Ok(())

@@ -85,7 +85,13 @@ impl MarginClassifier {
 
     /// The margin logits of `embeddings` for the true `targets`.
     pub fn logits(&self, embeddings: &Tensor, targets: &Tensor) -> Tensor {
-        margin_logits(&cosines(embeddings, &self.weight), targets, self.kind, self.scale, self.margin)
+        margin_logits(
+            &cosines(embeddings, &self.weight),
+            targets,
+            self.kind,
+            self.scale,
+            self.margin,
+        )
     }
 
     /// Cross-entropy of the margin logits (the training loss), in the

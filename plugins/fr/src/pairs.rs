@@ -93,7 +93,10 @@ impl Pairs {
         let index = Tensor::from_slice(&index).to_device(embeddings.device());
         let twice = |v: Vec<i64>| Tensor::from_slice(&v.iter().flat_map(|&x| [x, x]).collect::<Vec<_>>());
         let labels = [
-            (same.to_string(), twice(self.same.iter().map(|&s| i64::from(s)).collect())),
+            (
+                same.to_string(),
+                twice(self.same.iter().map(|&s| i64::from(s)).collect()),
+            ),
             (fold.to_string(), twice(self.fold.clone())),
         ]
         .into();
@@ -135,7 +138,10 @@ mod tests {
         };
         let e = Tensor::from_slice2(&[[0.0f32], [10.0], [20.0]]);
         let (rows, labels) = p.arrange(&e, "same", "fold");
-        assert_eq!(Vec::<f32>::try_from(rows.flatten(0, -1)).unwrap(), [20.0, 10.0, 0.0, 20.0]);
+        assert_eq!(
+            Vec::<f32>::try_from(rows.flatten(0, -1)).unwrap(),
+            [20.0, 10.0, 0.0, 20.0]
+        );
         assert_eq!(Vec::<i64>::try_from(&labels["same"]).unwrap(), [1, 1, 0, 0]);
         assert_eq!(Vec::<i64>::try_from(&labels["fold"]).unwrap(), [0, 0, 1, 1]);
     }

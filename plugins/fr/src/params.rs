@@ -99,7 +99,11 @@ impl FrParams {
             Err(Error::msg(format!("fr.{key}: expected {expected}, got {got}")))
         };
         if self.pairs < 20 {
-            return bad("pairs", "at least 20 (10 folds, each half same, half different)", self.pairs.to_string());
+            return bad(
+                "pairs",
+                "at least 20 (10 folds, each half same, half different)",
+                self.pairs.to_string(),
+            );
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return bad("scale", "a positive number", self.scale.to_string());

@@ -78,7 +78,10 @@ impl Metric for TarAtFar {
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.metric("tar_at_far", |p: TarParams, _| {
         if p.fars.is_empty() || p.fars.iter().any(|f| !(*f > 0.0 && *f < 1.0)) {
-            return Err(Error::msg(format!("tar_at_far.fars: expected FARs in (0, 1), got {:?}", p.fars)));
+            return Err(Error::msg(format!(
+                "tar_at_far.fars: expected FARs in (0, 1), got {:?}",
+                p.fars
+            )));
         }
         Ok(TarAtFar(p))
     })

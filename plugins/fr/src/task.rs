@@ -121,8 +121,7 @@ impl FaceRecognition {
         let slot = ClassifierSlot::default();
         let head = |path: visage_core::tch::nn::Path<'_>, shapes: &[Vec<i64>]| slot.build(path, shapes, &spec);
         let loss = |embeddings: &Tensor, labels: &Labels| slot.loss(embeddings, label(labels, &p.identity, "fr")?);
-        let score =
-            |outputs: &Tensor, labels: &Labels| self.verify(ctx, &flip_sum(outputs)?, &first_half(labels));
+        let score = |outputs: &Tensor, labels: &Labels| self.verify(ctx, &flip_sum(outputs)?, &first_half(labels));
         let recipe = Recipe {
             name: "fr embedding",
             labels,
@@ -168,7 +167,10 @@ impl FaceRecognition {
     fn verify(&self, ctx: &EvalContext<'_>, embeddings: &Tensor, labels: &Labels) -> Result<Metrics> {
         let p = &self.params;
         let (rows, pair_labels) = if ctx.test.dataset.info().pairs.is_some() {
-            (embeddings.shallow_clone(), labels.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect())
+            (
+                embeddings.shallow_clone(),
+                labels.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(),
+            )
         } else {
             let ids = Vec::<i64>::try_from(&label(labels, &p.identity, "fr")?.flatten(0, -1))?;
             balanced_pairs(&ids, p.pairs, FOLDS, ctx.seed)?.arrange(embeddings, &p.same, &p.fold)

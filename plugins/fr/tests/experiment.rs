@@ -20,7 +20,10 @@ use std::process::Command;
 const MARGIN: f64 = 1.0;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn runner() -> PathBuf {

@@ -44,7 +44,10 @@ fn cosface_and_arcface_logits_and_losses_match_pytorch() {
     // The fallback rows really are past pi - m for ArcFace's m = 0.5.
     let own = cos.gather(1, &y.view([-1, 1]), false).view([-1]);
     assert!(own.double_value(&[0]) < (std::f64::consts::PI - 0.5).cos());
-    for (kind, m, name) in [(MarginKind::Cosface, 0.4, "cosface"), (MarginKind::Arcface, 0.5, "arcface")] {
+    for (kind, m, name) in [
+        (MarginKind::Cosface, 0.4, "cosface"),
+        (MarginKind::Arcface, 0.5, "arcface"),
+    ] {
         let logits = margin_logits(&cos, y, kind, 64.0, m);
         let diff = max_diff(&logits, &r[name]);
         assert!(diff < 1e-9, "{name} logits differ by {diff}");

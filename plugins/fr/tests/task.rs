@@ -127,7 +127,12 @@ fn the_frozen_embedding_is_scored_on_balanced_pairs_of_the_test_identities() {
             // The pairs of the evaluation's seed (7): 20 a fold, 10 same.
             let pairs = balanced_pairs(&identities(test.as_ref()), 200, 10, 7).unwrap();
             let (rows, labels) = pairs.arrange(&e, "same", "fold");
-            let same: Vec<bool> = Vec::<i64>::try_from(&labels["same"]).unwrap().iter().step_by(2).map(|&s| s == 1).collect();
+            let same: Vec<bool> = Vec::<i64>::try_from(&labels["same"])
+                .unwrap()
+                .iter()
+                .step_by(2)
+                .map(|&s| s == 1)
+                .collect();
             assert_eq!(same.iter().filter(|&&s| s).count(), 100);
             expected = Some(k_fold_accuracy(&pair_distances(&rows).unwrap(), &same, &pairs.fold).unwrap());
         },
@@ -136,10 +141,20 @@ fn the_frozen_embedding_is_scored_on_balanced_pairs_of_the_test_identities() {
     let keys: Vec<&str> = metrics.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["accuracy", "accuracy_cosine", "accuracy_std", "tar_at_far_1e-3", "tar_at_far_1e-4", "threshold"]
+        [
+            "accuracy",
+            "accuracy_cosine",
+            "accuracy_std",
+            "tar_at_far_1e-3",
+            "tar_at_far_1e-4",
+            "threshold"
+        ]
     );
     let expected = expected.unwrap();
-    assert!((metrics["accuracy"] - expected.accuracy).abs() < 1e-9, "{metrics:?} vs {expected:?}");
+    assert!(
+        (metrics["accuracy"] - expected.accuracy).abs() < 1e-9,
+        "{metrics:?} vs {expected:?}"
+    );
     assert!((metrics["accuracy_std"] - expected.std).abs() < 1e-9);
     // 100 impostor pairs cannot resolve FAR 1e-4: the origin of the ROC is nearest.
     assert_eq!(metrics["tar_at_far_1e-4"], 0.0);
@@ -176,18 +191,29 @@ impl Dataset for Paired {
 fn a_dataset_with_pairs_is_scored_on_its_own_pairs() {
     let test: Arc<dyn Dataset> = Arc::new(Paired(synthface(Split::Test)));
     let mut expected = None;
-    let metrics = evaluate(Protocol::LinearProbe, "{}", synthface(Split::Train), test.clone(), |backbone, _| {
-        let e = embeddings(backbone, test.as_ref());
-        let labels: Vec<i64> = (0..test.len()).map(|i| test.get(i).unwrap().labels["same"].int64_value(&[])).collect();
-        let same: Vec<bool> = labels.iter().step_by(2).map(|&s| s == 1).collect();
-        // 23 pairs: 4 of each identity's 4 images are 3 same pairs each (18), 5 across.
-        assert_eq!(same.iter().filter(|&&s| s).count(), 18);
-        let folds: Vec<i64> = (0..same.len()).map(|i| (i % 10) as i64).collect();
-        expected = Some(k_fold_accuracy(&pair_distances(&e).unwrap(), &same, &folds).unwrap());
-    })
+    let metrics = evaluate(
+        Protocol::LinearProbe,
+        "{}",
+        synthface(Split::Train),
+        test.clone(),
+        |backbone, _| {
+            let e = embeddings(backbone, test.as_ref());
+            let labels: Vec<i64> = (0..test.len())
+                .map(|i| test.get(i).unwrap().labels["same"].int64_value(&[]))
+                .collect();
+            let same: Vec<bool> = labels.iter().step_by(2).map(|&s| s == 1).collect();
+            // 23 pairs: 4 of each identity's 4 images are 3 same pairs each (18), 5 across.
+            assert_eq!(same.iter().filter(|&&s| s).count(), 18);
+            let folds: Vec<i64> = (0..same.len()).map(|i| (i % 10) as i64).collect();
+            expected = Some(k_fold_accuracy(&pair_distances(&e).unwrap(), &same, &folds).unwrap());
+        },
+    )
     .unwrap();
     let expected = expected.unwrap();
-    assert!((metrics["accuracy"] - expected.accuracy).abs() < 1e-9, "{metrics:?} vs {expected:?}");
+    assert!(
+        (metrics["accuracy"] - expected.accuracy).abs() < 1e-9,
+        "{metrics:?} vs {expected:?}"
+    );
     assert!(!metrics.contains_key("accuracy_cosine"));
 }
 
@@ -203,7 +229,13 @@ fn fine_tuning_trains_its_own_copy_on_a_few_shot_subset() {
         |_, _| {},
     )
     .unwrap();
-    for key in ["accuracy", "accuracy_std", "threshold", "tar_at_far_1e-3", "best_on_test/accuracy"] {
+    for key in [
+        "accuracy",
+        "accuracy_std",
+        "threshold",
+        "tar_at_far_1e-3",
+        "best_on_test/accuracy",
+    ] {
         assert!(metrics.contains_key(key), "{key} missing from {metrics:?}");
     }
     // The best epoch on the test split is at least the last one.
@@ -232,9 +264,15 @@ impl Dataset for Anonymous {
 #[test]
 fn datasets_without_identities_or_few_shot_under_the_probe_are_refused() {
     let anonymous: Arc<dyn Dataset> = Arc::new(Anonymous(synthface(Split::Test)));
-    let err = evaluate(Protocol::LinearProbe, "{}", synthface(Split::Train), anonymous.clone(), |_, _| {})
-        .unwrap_err()
-        .to_string();
+    let err = evaluate(
+        Protocol::LinearProbe,
+        "{}",
+        synthface(Split::Train),
+        anonymous.clone(),
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("fr needs label `identity`"), "{err}");
     let err = evaluate(Protocol::FineTune, "{}", anonymous, synthface(Split::Test), |_, _| {})
         .unwrap_err()
@@ -248,6 +286,9 @@ fn datasets_without_identities_or_few_shot_under_the_probe_are_refused() {
     let tune = TaskContext {
         protocol: Protocol::FineTune,
     };
-    let val = FaceRecognition::new(serde_json::from_str(r#"{"training": {"validation": 0.1}}"#).unwrap(), &tune);
+    let val = FaceRecognition::new(
+        serde_json::from_str(r#"{"training": {"validation": 0.1}}"#).unwrap(),
+        &tune,
+    );
     assert!(val.err().unwrap().to_string().contains("training.validation"));
 }
