@@ -5,7 +5,7 @@
 //! twin on the headline verification accuracy in both protocols.
 //!
 //! The run is the experiment with fine-tuning cut from 6 to 2 epochs (about
-//! 90 s on a loaded 2-core CPU). It is seeded, so its numbers are
+//! 90-140 s on the loaded 2-core CPU). It is seeded, so its numbers are
 //! reproducible (README: linear_probe 61.9 vs 59.2, fine_tune 57.6 vs
 //! 55.6). The margin asked for is 1 point of accuracy: the runs are
 //! deterministic, so the margin guards against a change that erases the
