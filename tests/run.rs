@@ -97,10 +97,19 @@ fn the_example_experiment_runs_end_to_end() {
     );
     std::fs::write(&rescore, yaml).unwrap();
     let again = dir.path().join("again");
-    ok(runner(&[rescore.to_str().unwrap(), "--set", "device=cpu", "--out", again.to_str().unwrap()]));
+    ok(runner(&[
+        rescore.to_str().unwrap(),
+        "--set",
+        "device=cpu",
+        "--out",
+        again.to_str().unwrap(),
+    ]));
     let rescored = read_json(&again.join("results.json"));
     assert!(rescored.get("pretrain").is_none(), "{rescored}");
-    assert_eq!(rescored["evaluations"][0]["metrics"], evaluation["metrics"], "{rescored}");
+    assert_eq!(
+        rescored["evaluations"][0]["metrics"], evaluation["metrics"],
+        "{rescored}"
+    );
     // A run of another backbone is refused before anything runs.
     let err = fails(runner(&[
         rescore.to_str().unwrap(),
@@ -109,7 +118,10 @@ fn the_example_experiment_runs_end_to_end() {
         "--out",
         dir.path().join("refused").to_str().unwrap(),
     ]));
-    assert!(err.contains("backbone.from_run") && err.contains("the run's backbone is `example_convnet`"), "{err}");
+    assert!(
+        err.contains("backbone.from_run") && err.contains("the run's backbone is `example_convnet`"),
+        "{err}"
+    );
     assert!(!dir.path().join("refused").exists());
 }
 

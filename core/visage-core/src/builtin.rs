@@ -344,9 +344,11 @@ mod tests {
         let accuracy = Accuracy(AccuracyParams { label: "class".into() });
         assert_eq!(accuracy.compute(&logits, &labels).unwrap()["accuracy"], 75.0);
         assert!(accuracy.compute(&labels["class"], &labels).is_err());
-        let err = Accuracy(AccuracyParams { label: "expression".into() })
-            .compute(&logits, &labels)
-            .unwrap_err();
+        let err = Accuracy(AccuracyParams {
+            label: "expression".into(),
+        })
+        .compute(&logits, &labels)
+        .unwrap_err();
         assert!(err.to_string().contains("needs label `expression`"), "{err}");
     }
 

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tch::{nn, Device};
+use tch::Device;
 use visage_core::backbone::Backbone;
 use visage_core::dataset::{DatasetContext, Split};
-use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol, TaskContext};
+use visage_core::task::{CopyBackbone, EvalContext, EvalSplit, Metrics, Protocol, TaskContext};
 use visage_core::Registry;
 
 use crate::config::{augmentation_chain, Evaluation};
@@ -30,7 +30,7 @@ pub struct Subject<'a> {
     /// The backbone.
     pub backbone: &'a dyn Backbone,
     /// Builds a trainable copy of it ([`EvalContext::copy_backbone`]).
-    pub copy: &'a dyn Fn(&mut nn::VarStore, &str) -> visage_core::Result<Box<dyn Backbone>>,
+    pub copy: &'a CopyBackbone<'a>,
     /// The protocol.
     pub protocol: Protocol,
 }

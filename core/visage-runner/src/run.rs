@@ -187,9 +187,9 @@ fn copy_backbone(
         let Some(relative) = name.strip_prefix(prefix).and_then(|n| n.strip_prefix('.')) else {
             continue;
         };
-        let original = from.get(&format!("{BACKBONE}.{relative}")).ok_or_else(|| {
-            visage_core::Error::msg(format!("backbone copy: variable `{relative}` has no original"))
-        })?;
+        let original = from
+            .get(&format!("{BACKBONE}.{relative}"))
+            .ok_or_else(|| visage_core::Error::msg(format!("backbone copy: variable `{relative}` has no original")))?;
         var.copy_(original);
     }
     Ok(copy)

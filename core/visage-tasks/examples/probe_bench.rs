@@ -71,11 +71,19 @@ fn main() -> Result<()> {
         copy_backbone: &no_copy,
         protocol: Protocol::LinearProbe,
         train: EvalSplit {
-            dataset: Arc::new(Faces { len: train, size: size as i64, offset: 0 }),
+            dataset: Arc::new(Faces {
+                len: train,
+                size: size as i64,
+                offset: 0,
+            }),
             augmentations: Arc::from(vec![]),
         },
         test: EvalSplit {
-            dataset: Arc::new(Faces { len: test, size: size as i64, offset: 1 }),
+            dataset: Arc::new(Faces {
+                len: test,
+                size: size as i64,
+                offset: 1,
+            }),
             augmentations: Arc::from(vec![]),
         },
         metrics: &[],

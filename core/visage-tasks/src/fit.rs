@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use visage_core::backbone::Backbone;
+use visage_core::data::order::permutation;
 use visage_core::features::ExtractedInputs;
 use visage_core::method::Losses;
 use visage_core::metric::{Labels, Metrics};
-use visage_core::data::order::permutation;
 use visage_core::task::{EvalContext, EvalSplit, Protocol};
 use visage_core::tch::{self, nn, Device, Tensor};
 use visage_core::train::{Learner, TrainConfig, Trainer};
@@ -80,7 +80,13 @@ const ROWS: &str = "__rows";
 
 /// Trains the head (and under `fine_tune` the backbone's copy) and scores
 /// it; see the module docs.
-pub fn fit(ctx: &EvalContext<'_>, recipe: &Recipe<'_>, head: &BuildHead<'_>, loss: &Loss<'_>, score: &Score<'_>) -> Result<Fitted> {
+pub fn fit(
+    ctx: &EvalContext<'_>,
+    recipe: &Recipe<'_>,
+    head: &BuildHead<'_>,
+    loss: &Loss<'_>,
+    score: &Score<'_>,
+) -> Result<Fitted> {
     let t = recipe.training;
     let (train_rows, val_rows) = carve(ctx.train.dataset.len(), t.validation, ctx.seed);
     if train_rows.is_empty() {
@@ -144,7 +150,9 @@ pub fn fit(ctx: &EvalContext<'_>, recipe: &Recipe<'_>, head: &BuildHead<'_>, los
             let (outputs, labels) = reader.predict(ctx, head.as_ref(), Part::Validation, batch_size)?;
             Some(score(&outputs, &labels)?)
         };
-        tracking.borrow_mut().epoch(epoch, &test, val.as_ref(), &recipe.selection)
+        tracking
+            .borrow_mut()
+            .epoch(epoch, &test, val.as_ref(), &recipe.selection)
     };
     trainer.fit(&mut learner, &mut data, &mut monitor)?;
     let (outputs, labels) = reader.predict(ctx, head.as_ref(), Part::Test, batch_size)?;
@@ -187,13 +195,21 @@ impl Cache {
     fn new(extracted: ExtractedInputs, device: Device) -> Self {
         Cache {
             inputs: extracted.inputs.iter().map(|t| t.to_device(device)).collect(),
-            labels: extracted.labels.iter().map(|(k, v)| (k.clone(), v.to_device(device))).collect(),
+            labels: extracted
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_device(device)))
+                .collect(),
         }
     }
 
     fn rows(&self, rows: &Tensor) -> (Vec<Tensor>, Labels) {
         let inputs = self.inputs.iter().map(|t| t.index_select(0, rows)).collect();
-        let labels = self.labels.iter().map(|(k, v)| (k.clone(), v.index_select(0, rows))).collect();
+        let labels = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.index_select(0, rows)))
+            .collect();
         (inputs, labels)
     }
 }
@@ -273,7 +289,8 @@ impl<'a> Reader<'a> {
                     .next()
                     .ok_or_else(|| Error::msg("the test split is empty"))??;
                 let _no_grad = tch::no_grad_guard();
-                self.feature.read(backbone, &batch.images.to_device(ctx.device), false)?
+                self.feature
+                    .read(backbone, &batch.images.to_device(ctx.device), false)?
             }
             _ => unreachable!("only the cached mode has no backbone"),
         };
@@ -282,7 +299,13 @@ impl<'a> Reader<'a> {
 
     /// The head's inputs and labels of a training batch.
     fn read(&self, batch: &Batch) -> Result<(Vec<Tensor>, Labels)> {
-        let labels = || batch.labels.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+        let labels = || {
+            batch
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                .collect()
+        };
         match &self.mode {
             Mode::Cached { train, .. } => Ok(train.rows(batch.label(ROWS)?)),
             Mode::Frozen(backbone) => {
@@ -340,12 +363,24 @@ impl<'a> Reader<'a> {
     }
 
     /// The head's outputs on a whole split, in order, and its labels (CPU).
-    fn predict(&self, ctx: &EvalContext<'_>, head: &dyn Head, part: Part, batch_size: usize) -> Result<(Tensor, Labels)> {
+    fn predict(
+        &self,
+        ctx: &EvalContext<'_>,
+        head: &dyn Head,
+        part: Part,
+        batch_size: usize,
+    ) -> Result<(Tensor, Labels)> {
         let _no_grad = tch::no_grad_guard();
         let to_cpu = |labels: Labels| labels.into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
         if let Mode::Cached { train, test } = &self.mode {
             let (inputs, labels) = match part {
-                Part::Test => (test.inputs.iter().map(|t| t.shallow_clone()).collect(), test.labels.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect()),
+                Part::Test => (
+                    test.inputs.iter().map(|t| t.shallow_clone()).collect(),
+                    test.labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                        .collect(),
+                ),
                 Part::Validation => train.rows(&self.val_rows),
             };
             let n = inputs[0].size()[0];
@@ -357,7 +392,9 @@ impl<'a> Reader<'a> {
             }
             return Ok((Tensor::cat(&outputs, 0), to_cpu(labels)));
         }
-        let backbone = self.backbone().ok_or_else(|| Error::msg("no backbone to predict with"))?;
+        let backbone = self
+            .backbone()
+            .ok_or_else(|| Error::msg("no backbone to predict with"))?;
         let split = match part {
             Part::Test => &ctx.test,
             Part::Validation => &self.validation,
@@ -428,11 +465,21 @@ struct Tracking {
 
 impl Tracking {
     /// Records an epoch; returns the values to log.
-    fn epoch(&mut self, epoch: u64, test: &Metrics, val: Option<&Metrics>, by: &Selection) -> Result<Vec<(String, f64)>> {
+    fn epoch(
+        &mut self,
+        epoch: u64,
+        test: &Metrics,
+        val: Option<&Metrics>,
+        by: &Selection,
+    ) -> Result<Vec<(String, f64)>> {
         let pick = |metrics: &Metrics| {
             metrics.get(&by.metric).copied().ok_or_else(|| {
                 let have: Vec<&str> = metrics.keys().map(String::as_str).collect();
-                Error::msg(format!("selection metric `{}` is not among [{}]", by.metric, have.join(", ")))
+                Error::msg(format!(
+                    "selection metric `{}` is not among [{}]",
+                    by.metric,
+                    have.join(", ")
+                ))
             })
         };
         let better = |new: f64, old: &Option<Kept>| match old {
@@ -443,13 +490,21 @@ impl Tracking {
         let mut logged: Vec<(String, f64)> = test.iter().map(|(k, v)| (format!("test/{k}"), *v)).collect();
         let value = pick(test)?;
         if better(value, &self.best_on_test) {
-            self.best_on_test = Some(Kept { epoch, value, test: test.clone() });
+            self.best_on_test = Some(Kept {
+                epoch,
+                value,
+                test: test.clone(),
+            });
         }
         if let Some(val) = val {
             logged.extend(val.iter().map(|(k, v)| (format!("val/{k}"), *v)));
             let value = pick(val)?;
             if better(value, &self.selected_by_val) {
-                self.selected_by_val = Some(Kept { epoch, value, test: test.clone() });
+                self.selected_by_val = Some(Kept {
+                    epoch,
+                    value,
+                    test: test.clone(),
+                });
             }
         }
         Ok(logged)

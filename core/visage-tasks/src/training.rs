@@ -177,7 +177,11 @@ impl Training {
             return bad("layer_decay", "a number in (0, 1]", self.layer_decay.to_string());
         }
         if !(0.0..=1.0).contains(&self.final_lr_factor) {
-            return bad("final_lr_factor", "a number in [0, 1]", self.final_lr_factor.to_string());
+            return bad(
+                "final_lr_factor",
+                "a number in [0, 1]",
+                self.final_lr_factor.to_string(),
+            );
         }
         if !(0.0..0.9).contains(&self.validation) {
             return bad("validation", "a fraction in [0, 0.9)", self.validation.to_string());
@@ -207,7 +211,8 @@ impl Training {
             lr_multipliers: Default::default(),
         };
         let layers = backbone.map(|(prefix, backbone)| {
-            spec.lr_multipliers.insert(prefix.to_string(), self.backbone_lr / self.lr);
+            spec.lr_multipliers
+                .insert(prefix.to_string(), self.backbone_lr / self.lr);
             spec.layer_decay = (self.layer_decay < 1.0).then_some(self.layer_decay);
             BackboneLayers {
                 prefix,
@@ -273,7 +278,11 @@ mod tests {
         let err = bad.over(Training::default()).unwrap_err().to_string();
         assert_eq!(err, "training.layer_decay: expected a number in (0, 1], got 1.5");
         let warm: TrainingParams = serde_json::from_str(r#"{"epochs": 2, "warmup_epochs": 2}"#).unwrap();
-        assert!(warm.over(Training::default()).unwrap_err().to_string().contains("fewer than epochs (2)"));
+        assert!(warm
+            .over(Training::default())
+            .unwrap_err()
+            .to_string()
+            .contains("fewer than epochs (2)"));
         assert!(serde_json::from_str::<TrainingParams>(r#"{"epoch": 5}"#).is_err());
     }
 

@@ -7,9 +7,9 @@ use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::dataset::Dataset;
 use visage_core::features::Feature;
 use visage_core::metric::{Labels, Metrics};
+use visage_core::rng::Rng;
 use visage_core::task::{EvalContext, EvalSplit, Protocol};
 use visage_core::tch::{nn, Device, Kind, Tensor};
-use visage_core::rng::Rng;
 use visage_core::{Registry, Result, Sample};
 use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
 use visage_tasks::heads::{flat_dim, Head, LinearHead};
@@ -63,8 +63,12 @@ fn variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 /// that one's seeding does not reach into another's initialisation.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `fit` with a linear head and accuracy on the toy problem.
-fn run(protocol: Protocol, training: &Training, augment: bool) -> (Fitted, Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+/// Variables by name, copied.
+type Snapshot = Vec<(String, Tensor)>;
+
+/// Runs `fit` and returns its result with the evaluated backbone's
+/// variables before and after.
+fn run(protocol: Protocol, training: &Training, augment: bool) -> (Fitted, Snapshot, Snapshot) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let registry = registry();
     visage_core::tch::manual_seed(0);
@@ -83,7 +87,9 @@ fn run(protocol: Protocol, training: &Training, augment: bool) -> (Fitted, Vec<(
         Ok(copy)
     };
     let augmentations: Vec<Box<dyn visage_core::augmentation::Augmentation>> = if augment {
-        vec![registry.build_augmentation("gaussian_noise", r#"{"std": 0.0}"#).unwrap()]
+        vec![registry
+            .build_augmentation("gaussian_noise", r#"{"std": 0.0}"#)
+            .unwrap()]
     } else {
         vec![]
     };
@@ -160,7 +166,10 @@ fn cached_features_train_the_same_head_as_rerunning_the_frozen_backbone() {
     }
     // The reported value is the last epoch's, computed from the outputs.
     let argmax = cached.outputs.argmax(1, false);
-    let hits = argmax.eq_tensor(&cached.labels["class"]).to_kind(Kind::Double).mean(Kind::Double);
+    let hits = argmax
+        .eq_tensor(&cached.labels["class"])
+        .to_kind(Kind::Double)
+        .mean(Kind::Double);
     assert!((cached.metrics["accuracy"] - 100.0 * hits.double_value(&[])).abs() < 1e-9);
     assert_eq!(cached.outputs.size(), [48, 3]);
     // With a train augmentation the frozen backbone runs every batch; the
@@ -180,7 +189,10 @@ fn fine_tuning_trains_its_own_copy_and_learns_the_task() {
     };
     let (tuned, before, after) = run(Protocol::FineTune, &training, false);
     for ((name, a), (_, b)) in before.iter().zip(&after) {
-        assert!(a.equal(b), "{name}: fine-tuning changed the evaluated backbone, not a copy");
+        assert!(
+            a.equal(b),
+            "{name}: fine-tuning changed the evaluated backbone, not a copy"
+        );
     }
     assert!(tuned.metrics["accuracy"] > 80.0, "{:?}", tuned.metrics);
 }
@@ -194,7 +206,13 @@ fn selections_are_reported_under_their_own_names_beside_the_last_epoch() {
     };
     let (fitted, _, _) = run(Protocol::LinearProbe, &training, false);
     let m = &fitted.metrics;
-    for key in ["accuracy", "best_on_test/accuracy", "best_on_test/epoch", "selected_by_val/accuracy", "selected_by_val/epoch"] {
+    for key in [
+        "accuracy",
+        "best_on_test/accuracy",
+        "best_on_test/epoch",
+        "selected_by_val/accuracy",
+        "selected_by_val/epoch",
+    ] {
         assert!(m.contains_key(key), "{key} missing from {m:?}");
     }
     assert!(m["best_on_test/accuracy"] >= m["accuracy"]);
@@ -204,5 +222,3 @@ fn selections_are_reported_under_their_own_names_beside_the_last_epoch() {
     let (plain, _, _) = run(Protocol::LinearProbe, &probe(), false);
     assert_eq!(plain.metrics.keys().collect::<Vec<_>>(), ["accuracy"]);
 }
-
-

@@ -6,10 +6,10 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use visage_core::builtin::Accuracy;
 use visage_core::method::Losses;
 use visage_core::optim::{single_group, Adam, AdamConfig};
 use visage_core::scheduler::Scheduler;
-use visage_core::builtin::Accuracy;
 use visage_core::task::{EvalContext, Metrics, Task, TaskContext};
 use visage_core::tch::{nn, nn::Module, Device};
 use visage_core::train::{Learner, TrainConfig, Trainer};

@@ -515,7 +515,14 @@ fn every_label_is_learnable_from_the_pixels() {
 fn the_dataset_says_what_it_holds() {
     use visage_core::dataset::{Dataset, DatasetContext, Split};
     let params: crate::params::SynthFaceParams = serde_json::from_str(r#"{"resolution": 32}"#).unwrap();
-    let data = crate::dataset::SynthFace::new(params, &DatasetContext { split: Split::Test, seed: 0 }).unwrap();
+    let data = crate::dataset::SynthFace::new(
+        params,
+        &DatasetContext {
+            split: Split::Test,
+            seed: 0,
+        },
+    )
+    .unwrap();
     let info = data.info();
     let sample = data.get(0).unwrap();
     for label in &info.labels {

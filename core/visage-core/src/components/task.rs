@@ -13,8 +13,8 @@ use crate::data::{Loader, LoaderConfig, Sampling};
 use crate::dataset::Dataset;
 use crate::features::{extract, extract_inputs, Extracted, ExtractedInputs, Feature};
 use crate::guard::Guarded;
-pub use crate::metric::{Labels, Metrics};
 use crate::metric::Metric;
+pub use crate::metric::{Labels, Metrics};
 use crate::Result;
 
 /// How a task uses the backbone.
@@ -36,7 +36,6 @@ impl Protocol {
         }
     }
 }
-
 
 /// A downstream evaluation.
 pub trait Task {
@@ -60,6 +59,10 @@ pub struct EvalSplit {
     pub augmentations: Arc<[Box<dyn Augmentation>]>,
 }
 
+/// Builds a trainable copy of the evaluated backbone in a var store under
+/// a path prefix ([`EvalContext::copy_backbone`]).
+pub type CopyBackbone<'a> = dyn Fn(&mut tch::nn::VarStore, &str) -> Result<Box<dyn Backbone>> + 'a;
+
 /// Everything one evaluation needs.
 pub struct EvalContext<'a> {
     /// The representation under test.
@@ -70,7 +73,7 @@ pub struct EvalContext<'a> {
     /// architecture and weights) in `vs` under the path `prefix`, for
     /// fine-tuning: the copy is the task's own and is never shared with
     /// another evaluation.
-    pub copy_backbone: &'a dyn Fn(&mut tch::nn::VarStore, &str) -> Result<Box<dyn Backbone>>,
+    pub copy_backbone: &'a CopyBackbone<'a>,
     /// The protocol.
     pub protocol: Protocol,
     /// Training split of the evaluation dataset.
@@ -215,7 +218,8 @@ mod tests {
                 .unwrap()
         };
         let pooled = Feature::Output("pooled".into());
-        let no_copy = |_: &mut nn::VarStore, _: &str| -> Result<Box<dyn Backbone>> { Err(crate::Error::msg("no copy")) };
+        let no_copy =
+            |_: &mut nn::VarStore, _: &str| -> Result<Box<dyn Backbone>> { Err(crate::Error::msg("no copy")) };
         let ctx = |workers| EvalContext {
             backbone: backbone.as_ref(),
             feature: &pooled,

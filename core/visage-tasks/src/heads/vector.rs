@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(linear.forward(&[x.shallow_clone()], false).size(), [4, 7]);
         let std = linear.0.ws.std(true).double_value(&[]);
         assert!((0.005..0.02).contains(&std), "weights N(0, 0.01): std {std}");
-        assert_eq!(linear.0.bs.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(
+            linear.0.bs.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]),
+            0.0
+        );
         let bn = BnLinearHead::new(vs.root() / "b", 18, 3);
         // In training mode the batch is normalised: its features have mean 0.
         let normed = bn.norm.forward_t(&x.flatten(1, -1), true);
