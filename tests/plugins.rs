@@ -119,7 +119,7 @@ fn built_against_changed_core() -> &'static Path {
 
         // The repository's manifest, for the copy's inherited package fields and dependencies.
         let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-        let members = "members = [\"core/visage-core\", \"core/visage-runner\", \"plugins/*\"]";
+        let members = "members = [\"core/visage-core\", \"core/visage-runner\", \"core/visage-tasks\", \"core/visage-formats\", \"plugins/*\"]";
         let path = "visage-core = { path = \"core/visage-core\" }";
         assert!(workspace.contains(members) && workspace.contains(path), "{workspace}");
         let workspace = workspace
