@@ -72,19 +72,30 @@ fn pcl_pretrains_facecycle_on_synthface() {
     assert_eq!(rows.len(), 40);
     // The logged contrastive losses are weighted; DWA's weights are logged.
     let unweighted = |name: &'static str| {
-        move |r: &serde_json::Value| r["losses"][name].as_f64().unwrap() / r["values"][format!("dwa/{name}")].as_f64().unwrap()
+        move |r: &serde_json::Value| {
+            r["losses"][name].as_f64().unwrap() / r["values"][format!("dwa/{name}")].as_f64().unwrap()
+        }
     };
     let loss = |name: &'static str| move |r: &serde_json::Value| r["losses"][name].as_f64().unwrap();
     let (first, last) = (&rows[..8], &rows[32..]);
     for (name, f) in [
-        ("reconstruction", Box::new(loss("reconstruction")) as Box<dyn Fn(&serde_json::Value) -> f64>),
+        (
+            "reconstruction",
+            Box::new(loss("reconstruction")) as Box<dyn Fn(&serde_json::Value) -> f64>,
+        ),
         ("pose", Box::new(unweighted("pose"))),
     ] {
         let (a, b) = (mean(first, &f), mean(last, &f));
-        assert!(b < 0.9 * a, "{name} should fall: {a} over the first 8 steps, {b} over the last 8");
+        assert!(
+            b < 0.9 * a,
+            "{name} should fall: {a} over the first 8 steps, {b} over the last 8"
+        );
     }
     for r in &rows {
-        assert!(unweighted("face")(r).is_finite() && loss("orthogonal")(r).is_finite(), "{r}");
+        assert!(
+            unweighted("face")(r).is_finite() && loss("orthogonal")(r).is_finite(),
+            "{r}"
+        );
     }
 
     // DWA: weights 1 in periods 0 and 1 (steps 0-9), then two weights
@@ -103,6 +114,12 @@ fn pcl_pretrains_facecycle_on_synthface() {
     // The backbone is saved under the official names.
     let saved = tch::Tensor::read_safetensors(out.join("backbone.safetensors")).unwrap();
     let names: Vec<&str> = saved.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(names.contains(&"layer1.2.theta.weight") && names.contains(&"layer3_2_pose.2.bias"), "{names:?}");
-    assert!(!names.iter().any(|n| n.contains("decoder") || n.contains("exp_fc")), "{names:?}");
+    assert!(
+        names.contains(&"layer1.2.theta.weight") && names.contains(&"layer3_2_pose.2.bias"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("decoder") || n.contains("exp_fc")),
+        "{names:?}"
+    );
 }

@@ -135,7 +135,10 @@ fn check_gradients(m: &Model, loss: &Tensor, tag: &str, reference: &HashMap<Stri
                 assert!(ours.defined(), "{tag}: no gradient for {name}");
                 let scale = theirs.abs().max().double_value(&[]).max(1.0);
                 let diff = (&ours - theirs).abs().max().double_value(&[]);
-                assert!(diff <= 1e-5 * scale, "{tag}: gradient of {name} differs by {diff} (scale {scale})");
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "{tag}: gradient of {name} differs by {diff} (scale {scale})"
+                );
                 compared += 1;
             }
             None => assert!(
@@ -169,8 +172,16 @@ fn one_pcl_iteration_equals_pytorch() {
     let noise = [r["noise0"].shallow_clone(), r["noise1"].shallow_clone()];
     let losses = m.pcl.reconstruction_losses(&m.backbone, &r["x"], &noise).unwrap();
     let (rec, orth) = (term(&losses, "reconstruction"), term(&losses, "orthogonal"));
-    close("reconstruction", rec.double_value(&[]), r["loss.reconstruction"].double_value(&[]));
-    close("orthogonal", orth.double_value(&[]), r["loss.orthogonal"].double_value(&[]));
+    close(
+        "reconstruction",
+        rec.double_value(&[]),
+        r["loss.reconstruction"].double_value(&[]),
+    );
+    close(
+        "orthogonal",
+        orth.double_value(&[]),
+        r["loss.orthogonal"].double_value(&[]),
+    );
     check_gradients(&m, &losses.total().unwrap(), "reconstruction", &r);
 
     // Step 2: face-aware contrastive on the distance crops.
@@ -178,7 +189,10 @@ fn one_pcl_iteration_equals_pytorch() {
         lambda: r["face_lambda"].shallow_clone(),
         permutation: r["face_perm"].shallow_clone(),
     };
-    let face = m.pcl.face_loss(&m.backbone, [&r["crop0"], &r["crop1"]], &mixing).unwrap();
+    let face = m
+        .pcl
+        .face_loss(&m.backbone, [&r["crop0"], &r["crop1"]], &mixing)
+        .unwrap();
     close("face", face.double_value(&[]), r["loss.face"].double_value(&[]));
     check_gradients(&m, &face, "face", &r);
 
@@ -188,7 +202,10 @@ fn one_pcl_iteration_equals_pytorch() {
         permutation: r["pose_perm"].shallow_clone(),
     };
     let negs: Vec<&Tensor> = (0..3).map(|k| &r[&format!("neg{k}")]).collect();
-    let pose = m.pcl.pose_loss(&m.backbone, [&r["view0"], &r["view1"]], &negs, &mixing).unwrap();
+    let pose = m
+        .pcl
+        .pose_loss(&m.backbone, [&r["view0"], &r["view1"]], &negs, &mixing)
+        .unwrap();
     close("pose", pose.double_value(&[]), r["loss.pose"].double_value(&[]));
     check_gradients(&m, &pose, "pose", &r);
 
@@ -201,7 +218,12 @@ fn one_pcl_iteration_equals_pytorch() {
             ..params()
         },
     );
-    let losses = tch::no_grad(|| quirks.pcl.reconstruction_losses(&quirks.backbone, &r["x"], &noise).unwrap());
+    let losses = tch::no_grad(|| {
+        quirks
+            .pcl
+            .reconstruction_losses(&quirks.backbone, &r["x"], &noise)
+            .unwrap()
+    });
     close(
         "reconstruction (tanh against [0, 1])",
         term(&losses, "reconstruction").double_value(&[]),
@@ -213,7 +235,11 @@ fn one_pcl_iteration_equals_pytorch() {
             .pose_loss(&quirks.backbone, [&r["view0"], &r["view1"]], &negs, &mixing)
             .unwrap()
     });
-    close("pose (official grouping)", pose.double_value(&[]), r["loss.pose_official"].double_value(&[]));
+    close(
+        "pose (official grouping)",
+        pose.double_value(&[]),
+        r["loss.pose_official"].double_value(&[]),
+    );
 
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -116,16 +116,16 @@ mod tests {
         let s = std::f64::consts::FRAC_1_SQRT_2;
         // anchor: (positive, negatives)
         let rows = [
-            (0.0, [s, s]),  // q0: negatives q1, k1
-            (0.0, [s, s]),  // q1: negatives q0, k0
-            (0.0, [s, -s]), // k0: negatives q1, k1
-            (0.0, [s, -s]), // k1: negatives q0, k0
+            (0.0f64, [s, s]), // q0: negatives q1, k1
+            (0.0, [s, s]),    // q1: negatives q0, k0
+            (0.0, [s, -s]),   // k0: negatives q1, k1
+            (0.0, [s, -s]),   // k1: negatives q0, k0
         ];
-        let tau = 0.5;
+        let tau = 0.5f64;
         let expected: f64 = rows
             .iter()
             .map(|(p, n)| {
-                let z: f64 = (p / tau as f64).exp() + n.iter().map(|c| (c / tau).exp()).sum::<f64>();
+                let z: f64 = (p / tau).exp() + n.iter().map(|c| (c / tau).exp()).sum::<f64>();
                 z.ln() - p / tau
             })
             .sum::<f64>()
@@ -146,7 +146,10 @@ mod tests {
         let l = mixing.lambda.unsqueeze(2);
         let mixed = &l * &neg + (1.0 - &l) * neg.index_select(1, &mixing.permutation);
         let unit = l2_normalize(&f, 1);
-        let cos = unit.unsqueeze(1).matmul(&l2_normalize(&mixed, 2).transpose(1, 2)).squeeze_dim(1);
+        let cos = unit
+            .unsqueeze(1)
+            .matmul(&l2_normalize(&mixed, 2).transpose(1, 2))
+            .squeeze_dim(1);
         let expected = info_nce(&positives(&unit), &cos, 0.07).double_value(&[]);
         let got = face_loss(&f, &mixing, 0.07).double_value(&[]);
         assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");

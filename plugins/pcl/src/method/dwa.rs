@@ -101,7 +101,10 @@ mod tests {
         let w = dwa.weights();
         let e = (0.5f64.exp(), 1f64.exp());
         assert!((w[0] - 2.0 * e.0 / (e.0 + e.1)).abs() < 1e-12);
-        assert!((w[0] - 0.755_0).abs() < 1e-4 && (w[0] + w[1] - 2.0).abs() < 1e-12, "{w:?}");
+        assert!(
+            (w[0] - 0.755_0).abs() < 1e-4 && (w[0] + w[1] - 2.0).abs() < 1e-12,
+            "{w:?}"
+        );
         // Within the period the weights stay; the state round-trips.
         dwa.begin_step(5);
         assert_eq!(dwa.weights(), w);

@@ -163,6 +163,11 @@ fn default_dwa() -> Option<DwaParams> {
     Some(DwaParams::default())
 }
 
+/// Above zero (NaN is not).
+fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
 impl Default for PclParams {
     fn default() -> Self {
         serde_json::from_str("{}").expect("every field of PclParams has a default")
@@ -177,31 +182,40 @@ impl PclParams {
             return bad("projector_dim/projector_hidden", "expected at least 1".into());
         }
         if self.decoder_width < 4 {
-            return bad("decoder_width", format!("expected at least 4, got {}", self.decoder_width));
+            return bad(
+                "decoder_width",
+                format!("expected at least 4, got {}", self.decoder_width),
+            );
         }
         if !(2..=12).contains(&self.decoder_depth) {
             return bad("decoder_depth", format!("expected 2 to 12, got {}", self.decoder_depth));
         }
-        if !(self.temperature > 0.0) {
+        if !positive(self.temperature) {
             return bad("temperature", format!("expected > 0, got {}", self.temperature));
         }
-        if !(self.mix_alpha > 0.0) {
+        if !positive(self.mix_alpha) {
             return bad("mix_alpha", format!("expected > 0, got {}", self.mix_alpha));
         }
         if self.pose && self.pose_negatives < 2 {
-            return bad("pose_negatives", format!("expected at least 2, got {}", self.pose_negatives));
+            return bad(
+                "pose_negatives",
+                format!("expected at least 2, got {}", self.pose_negatives),
+            );
         }
         if self.pose_batch.is_some_and(|b| b < 1) {
             return bad("pose_batch", "expected at least 1".into());
         }
-        if !(self.input_noise >= 0.0) {
+        if !(positive(self.input_noise) || self.input_noise == 0.0) {
             return bad("input_noise", format!("expected >= 0, got {}", self.input_noise));
         }
         if let Some(d) = &self.dwa {
-            if !(d.temperature > 0.0) || d.period < 1 {
+            if !positive(d.temperature) || d.period < 1 {
                 return bad(
                     "dwa",
-                    format!("expected temperature > 0 and period >= 1, got {} and {}", d.temperature, d.period),
+                    format!(
+                        "expected temperature > 0 and period >= 1, got {} and {}",
+                        d.temperature, d.period
+                    ),
                 );
             }
         }

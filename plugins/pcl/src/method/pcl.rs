@@ -135,7 +135,12 @@ impl Pcl {
     /// Step 1 on `images` `[N, 3, H, W]` in [0, 1] with encoder-input
     /// `noise` (for the image, then for its flip): `reconstruction` (the
     /// four L1 terms) and `orthogonal`, as switched on.
-    pub fn reconstruction_losses(&self, backbone: &dyn Backbone, images: &Tensor, noise: &[Tensor; 2]) -> Result<Losses> {
+    pub fn reconstruction_losses(
+        &self,
+        backbone: &dyn Backbone,
+        images: &Tensor,
+        noise: &[Tensor; 2],
+    ) -> Result<Losses> {
         let n = images.size()[0];
         let flipped = images.flip([3]);
         let noisy = Tensor::cat(&[images + &noise[0], &flipped + &noise[1]], 0);
@@ -147,7 +152,9 @@ impl Pcl {
             let size = images.size();
             decoder.check_side(size[2], size[1])?;
             if size[2] != size[3] {
-                return Err(Error::msg(format!("pcl: the decoder makes square images, the batch has {size:?}")));
+                return Err(Error::msg(format!(
+                    "pcl: the decoder makes square images, the batch has {size:?}"
+                )));
             }
             let l1 = |code: Tensor, target: &Tensor| self.decode(decoder, &code).l1_loss(target, Reduction::Mean);
             // The official order (it matters to the batch norms' running
@@ -210,7 +217,7 @@ impl Pcl {
     }
 
     /// The extra views, checked against what the method reads.
-    fn views<'b>(&self, batch: &'b Batch, first: usize, count: usize) -> Result<Vec<&'b Tensor>> {
+    fn extra_views<'b>(&self, batch: &'b Batch, first: usize, count: usize) -> Result<Vec<&'b Tensor>> {
         let views = batch.views.get(first..first + count).ok_or_else(|| {
             Error::msg(format!(
                 "pcl: the batch has {} extra views, the method reads {} (pretrain.views)",
@@ -231,7 +238,7 @@ impl Pcl {
                 }
             }
             Phase::Face => {
-                let crops = self.views(batch, 0, 2)?;
+                let crops = self.extra_views(batch, 0, 2)?;
                 let n = 2 * crops[0].size()[0];
                 let mixing = Mixing::draw(self.params.mix_negatives, n, n - 2, self.params.mix_alpha, device);
                 let loss = self.face_loss(backbone, [crops[0], crops[1]], &mixing)?;
@@ -239,7 +246,7 @@ impl Pcl {
             }
             Phase::Pose => {
                 let k = self.params.pose_negatives;
-                let all = self.views(batch, 2, 2 + k)?;
+                let all = self.extra_views(batch, 2, 2 + k)?;
                 let b = all[0].size()[0];
                 let b = self.params.pose_batch.map_or(b, |p| p.min(b));
                 let views: Vec<Tensor> = all.iter().map(|v| v.narrow(0, 0, b)).collect();
@@ -288,9 +295,10 @@ impl Method for Pcl {
         let phases = if self.params.combined {
             self.phases.clone()
         } else {
-            let phase = self.phases.get(ctx.phase).copied().ok_or_else(|| {
-                Error::msg(format!("pcl: phase {} of {} asked for", ctx.phase, self.phases.len()))
-            })?;
+            let phase =
+                self.phases.get(ctx.phase).copied().ok_or_else(|| {
+                    Error::msg(format!("pcl: phase {} of {} asked for", ctx.phase, self.phases.len()))
+                })?;
             vec![phase]
         };
         let mut losses = Losses::default();
@@ -308,8 +316,151 @@ impl Method for Pcl {
         if state.is_null() && self.dwa.is_none() {
             return Ok(());
         }
-        self.dwa = serde_json::from_value(state)
-            .map_err(|e| Error::msg(format!("pcl: the checkpoint's method state is not PCL's DWA state: {e}")))?;
+        self.dwa = serde_json::from_value(state).map_err(|e| {
+            Error::msg(format!(
+                "pcl: the checkpoint's method state is not PCL's DWA state: {e}"
+            ))
+        })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facecycle::{FaceCycle, FaceCycleParams};
+    use visage_core::method::ViewCount;
+    use visage_core::tch::{nn, Device, Kind};
+    use visage_core::teacher::{BackboneSpec, Teachers};
+    use visage_core::Registry;
+
+    /// A width-4 FaceCycle at 32x32 and a small `pcl` (decoder depth 5),
+    /// its parameters then changed by `edit`.
+    fn build(edit: impl FnOnce(&mut PclParams)) -> (nn::VarStore, FaceCycle, Pcl) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let fc = FaceCycleParams {
+            width: 4,
+            image_size: 32,
+        };
+        let backbone = FaceCycle::new(&(vs.root() / "backbone"), 3, &fc).unwrap();
+        let registry = Registry::new();
+        let spec = BackboneSpec {
+            name: "facecycle".into(),
+            params: serde_json::Value::Null,
+        };
+        let teachers = Teachers::new(&registry, &vs, spec, "backbone", 3);
+        let ctx = MethodContext {
+            vs: vs.root() / "method",
+            backbone_outputs: backbone.outputs(),
+            views: vec![],
+            teachers: &teachers,
+            log: Scalars::default(),
+        };
+        let mut params = PclParams {
+            projector_dim: 8,
+            decoder_width: 16,
+            decoder_depth: 5,
+            pose_negatives: 2,
+            ..PclParams::default()
+        };
+        edit(&mut params);
+        let pcl = Pcl::new(params, &ctx).unwrap();
+        drop(ctx);
+        drop(teachers);
+        (vs, backbone, pcl)
+    }
+
+    fn batch(n: i64, views: usize) -> Batch {
+        let images = || Tensor::rand([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let view = || Batch {
+            images: images(),
+            labels: Default::default(),
+            views: vec![],
+        };
+        Batch {
+            images: images(),
+            labels: Default::default(),
+            views: (0..views).map(|_| view()).collect(),
+        }
+    }
+
+    #[test]
+    fn phases_and_views_follow_the_switches() {
+        let (_, _, pcl) = build(|_| {});
+        assert_eq!(pcl.schedule(), &[Phase::Reconstruction, Phase::Face, Phase::Pose]);
+        assert_eq!(pcl.phases(), 3);
+        let counts: Vec<ViewCount> = pcl.views().iter().map(|g| g.count).collect();
+        let exactly = ViewCount::Exactly;
+        assert_eq!(counts, vec![exactly(1), exactly(1), exactly(2), exactly(2)]);
+
+        let (vs, _, pcl) = build(|p| {
+            p.decoder = false;
+            p.orthogonal = false;
+            p.pose = false;
+        });
+        assert_eq!(pcl.schedule(), &[Phase::Face]);
+        assert_eq!(pcl.views().len(), 2);
+        let names: Vec<String> = vs.variables().into_keys().collect();
+        assert!(
+            names.iter().all(|n| !n.contains("decoder") && !n.contains("pose_fc")),
+            "{names:?}"
+        );
+
+        let (_, _, pcl) = build(|p| p.combined = true);
+        assert_eq!(pcl.phases(), 1);
+    }
+
+    #[test]
+    fn a_combined_step_returns_every_term_and_dwa_state_round_trips() {
+        let (_, backbone, mut pcl) = build(|p| {
+            p.combined = true;
+            p.pose_batch = Some(3);
+            p.dwa = Some(super::super::params::DwaParams {
+                temperature: 2.0,
+                period: 1,
+            });
+        });
+        let b = batch(4, 6);
+        for step in 0..3 {
+            pcl.begin_step(step, 3).unwrap();
+            let ctx = StepContext {
+                backbone: &backbone,
+                step,
+                total: 3,
+                phase: 0,
+            };
+            let losses = pcl.training_step(&ctx, &b).unwrap();
+            let names: Vec<&str> = losses.0.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, vec!["reconstruction", "orthogonal", "face", "pose"]);
+            assert!(losses.total().unwrap().double_value(&[]).is_finite());
+        }
+        // Period 2 weighs with periods 0 and 1: weights sum to 2.
+        let w: f64 = (0..2).map(|k| pcl.weight(k)).sum();
+        assert!((w - 2.0).abs() < 1e-9 && pcl.weight(0) != 1.0, "{w}");
+        let state = pcl.state().unwrap();
+        let (_, _, mut other) = build(|_| {});
+        other.load_state(state.clone()).unwrap();
+        assert_eq!(other.state().unwrap(), state);
+
+        let err = pcl.training_step(
+            &StepContext {
+                backbone: &backbone,
+                step: 3,
+                total: 3,
+                phase: 0,
+            },
+            &batch(4, 2),
+        );
+        assert!(err.unwrap_err().to_string().contains("the batch has 2 extra views"));
+    }
+
+    #[test]
+    fn a_decoder_of_the_wrong_size_is_refused() {
+        let (_, backbone, pcl) = build(|p| p.decoder_depth = 6);
+        let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let err = pcl
+            .reconstruction_losses(&backbone, &x, &pcl.draw_noise(&x))
+            .unwrap_err();
+        assert!(err.to_string().contains("decoder_depth"), "{err}");
     }
 }
