@@ -183,7 +183,7 @@ fn the_workspace_plugins_are_listed_with_their_schemas() {
         .unwrap();
     let schema: serde_json::Value = serde_json::from_str(line.trim_start().strip_prefix("params: ").unwrap()).unwrap();
     assert_eq!(schema["properties"]["width"]["default"], 16);
-    // A paper's backbones are registered by its plugin, not by the host.
+    // A paper's backbones (and methods) are registered by its plugin, not by the host.
     let components = |plugin: &str| -> Vec<&str> {
         let header = format!("{plugin} 0.1.0 (");
         out.lines()
@@ -193,7 +193,7 @@ fn the_workspace_plugins_are_listed_with_their_schemas() {
             .filter(|l| !l.trim_start().starts_with("params: "))
             .collect()
     };
-    assert_eq!(components("pcl"), ["  backbone facecycle"], "{out}");
+    assert_eq!(components("pcl"), ["  backbone facecycle", "  method pcl"], "{out}");
     assert_eq!(
         components("lafs"),
         ["  backbone fvit", "  backbone mobilenet_v3"],
