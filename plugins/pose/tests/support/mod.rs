@@ -2,6 +2,8 @@
 //! synthface splits and an evaluation context over them.
 #![allow(dead_code)]
 
+pub mod experiment;
+
 use std::sync::Arc;
 
 use synthface::dataset::SynthFace;
