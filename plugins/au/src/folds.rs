@@ -78,7 +78,11 @@ mod tests {
             }
         }
         // Five subjects in three folds: 2, 2 and 1 subjects.
-        let mut per_fold = [std::collections::BTreeSet::new(), Default::default(), Default::default()];
+        let mut per_fold = [
+            std::collections::BTreeSet::new(),
+            Default::default(),
+            Default::default(),
+        ];
         for (s, &f) in subjects.iter().zip(&folds) {
             per_fold[f].insert(*s);
         }
@@ -87,7 +91,10 @@ mod tests {
         assert_eq!(sizes, [1, 2, 2]);
         assert_eq!(assign(&subjects, 3, 11).unwrap(), folds, "seeded");
         let err = assign(&subjects, 6, 11).unwrap_err().to_string();
-        assert!(err.contains("folds: 6 needs at least 6 subjects, but the train split has 5"), "{err}");
+        assert!(
+            err.contains("folds: 6 needs at least 6 subjects, but the train split has 5"),
+            "{err}"
+        );
     }
 
     #[test]

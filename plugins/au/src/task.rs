@@ -102,13 +102,21 @@ impl AuTask {
 
     /// `k`-fold subject-exclusive cross-validation over `ctx.train`.
     fn cross_validate(&self, ctx: &EvalContext<'_>, names: &[String], k: usize) -> Result<Metrics> {
-        let subjects = read_label(ctx, &ctx.train, SUBJECT)?.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?;
+        let subjects = read_label(ctx, &ctx.train, SUBJECT)?
+            .f_to_kind(Kind::Int64)?
+            .f_flatten(0, -1)?;
         let subjects = Vec::<i64>::try_from(&subjects)?;
         let fold_of = folds::assign(&subjects, k, ctx.seed)?;
         let mut per_fold = Vec::with_capacity(k);
         for i in 0..k {
             let (train, test) = folds::rows(&fold_of, i);
-            tracing::info!(fold = i, folds = k, train = train.len(), test = test.len(), "au: subject-exclusive fold");
+            tracing::info!(
+                fold = i,
+                folds = k,
+                train = train.len(),
+                test = test.len(),
+                "au: subject-exclusive fold"
+            );
             let part = |rows: Vec<usize>, split: &EvalSplit| EvalSplit {
                 dataset: Arc::new(Subset::new(ctx.train.dataset.clone(), rows)),
                 augmentations: split.augmentations.clone(),

@@ -20,7 +20,11 @@ fn au_registry() -> Registry {
 
 /// The mean of the values of `metrics` whose key starts with `prefix`.
 fn mean_of(metrics: &Metrics, prefix: &str) -> f64 {
-    let values: Vec<f64> = metrics.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).collect();
+    let values: Vec<f64> = metrics
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| *v)
+        .collect();
     values.iter().sum::<f64>() / values.len() as f64
 }
 
@@ -105,9 +109,20 @@ impl Dataset for Channels {
 fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
     let params = r#"{"training": {"epochs": 40, "batch_size": 16, "lr": 0.01}}"#;
     // The test split is not read under cross-validation.
-    let m = evaluate(&au_registry(), "au", params, Protocol::LinearProbe, Channels::new(96), Channels::new(1)).unwrap();
+    let m = evaluate(
+        &au_registry(),
+        "au",
+        params,
+        Protocol::LinearProbe,
+        Channels::new(96),
+        Channels::new(1),
+    )
+    .unwrap();
     let keys = |fold: &str| -> Vec<String> {
-        ["auc_mean", "f1/AU1", "f1/AU2", "f1_mean"].iter().map(|k| format!("{fold}{k}")).collect()
+        ["auc_mean", "f1/AU1", "f1/AU2", "f1_mean"]
+            .iter()
+            .map(|k| format!("{fold}{k}"))
+            .collect()
     };
     let mut expected: Vec<String> = keys("");
     for i in 0..3 {
@@ -117,7 +132,11 @@ fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
     assert_eq!(m.keys().cloned().collect::<Vec<_>>(), expected);
     for key in keys("") {
         let folds = (0..3).map(|i| m[&format!("fold_{i}/{key}")]).sum::<f64>() / 3.0;
-        assert!((m[&key] - folds).abs() < 1e-9, "{key}: {} is not the mean of its folds {folds}", m[&key]);
+        assert!(
+            (m[&key] - folds).abs() < 1e-9,
+            "{key}: {} is not the mean of its folds {folds}",
+            m[&key]
+        );
     }
     // A bright channel is an AU: learnt on four subjects, found on the other two.
     assert!(m["f1_mean"] > 90.0 && m["auc_mean"] > 95.0, "{m:?}");
@@ -126,17 +145,33 @@ fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
 #[test]
 fn folds_need_enough_subjects_and_a_dataset_with_subjects() {
     let registry = au_registry();
-    let err = evaluate(&registry, "au", r#"{"folds": 7}"#, Protocol::LinearProbe, Channels::new(24), Channels::new(1))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("folds: 7 needs at least 7 subjects, but the train split has 6"), "{err}");
+    let err = evaluate(
+        &registry,
+        "au",
+        r#"{"folds": 7}"#,
+        Protocol::LinearProbe,
+        Channels::new(24),
+        Channels::new(1),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("folds: 7 needs at least 7 subjects, but the train split has 6"),
+        "{err}"
+    );
     let (train, test) = (synthface(Split::Train, 2, 2), synthface(Split::Test, 2, 2));
     let err = evaluate(&registry, "au", r#"{"folds": 3}"#, Protocol::LinearProbe, train, test)
         .unwrap_err()
         .to_string();
     assert!(err.contains("folds: 3 needs samples with a `subject` label"), "{err}");
     assert!(registry
-        .build_task("au", r#"{"folds": 0}"#, &visage_core::task::TaskContext { protocol: Protocol::LinearProbe })
+        .build_task(
+            "au",
+            r#"{"folds": 0}"#,
+            &visage_core::task::TaskContext {
+                protocol: Protocol::LinearProbe
+            }
+        )
         .is_err());
 }
 
@@ -151,9 +186,18 @@ fn a_dataset_without_the_au_label_is_refused_naming_it() {
     let err = evaluate(&au_registry(), "au", "{}", Protocol::LinearProbe, no_au(), no_au())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("au needs label `au`, but the dataset holds only [subject]"), "{err}");
+    assert!(
+        err.contains("au needs label `au`, but the dataset holds only [subject]"),
+        "{err}"
+    );
     let err = au_registry()
-        .build_task("au", r#"{"fold": 3}"#, &visage_core::task::TaskContext { protocol: Protocol::FineTune })
+        .build_task(
+            "au",
+            r#"{"fold": 3}"#,
+            &visage_core::task::TaskContext {
+                protocol: Protocol::FineTune,
+            },
+        )
         .err()
         .expect("unknown key refused")
         .to_string();

@@ -18,7 +18,13 @@ pub fn keep_within(ctx: &EvalContext<'_>, split: &EvalSplit, name: &str, limit: 
     let pose = read_label(ctx, split, name)?.f_to_kind(Kind::Double)?;
     let keep = Vec::<bool>::try_from(&within(&pose, limit)?)?;
     let kept: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
-    tracing::info!(split = what, kept = kept.len(), left_out = keep.len() - kept.len(), limit, "pose: angle filter");
+    tracing::info!(
+        split = what,
+        kept = kept.len(),
+        left_out = keep.len() - kept.len(),
+        limit,
+        "pose: angle filter"
+    );
     if kept.is_empty() {
         return Err(Error::msg(format!(
             "pose: max_angle: {limit} leaves none of the {} samples of the {what} split",

@@ -26,7 +26,9 @@ impl PoseTask {
     pub fn new(params: PoseParams, ctx: &TaskContext) -> Result<Self> {
         if let Some(limit) = params.max_angle {
             if !(limit.is_finite() && limit > 0.0) {
-                return Err(Error::msg(format!("pose: max_angle: expected a positive number of degrees, got {limit}")));
+                return Err(Error::msg(format!(
+                    "pose: max_angle: expected a positive number of degrees, got {limit}"
+                )));
             }
         }
         let training = params.training.over(defaults(ctx.protocol))?;
@@ -73,7 +75,9 @@ impl Task for PoseTask {
                 &filtered
             }
         };
-        let mae = PoseMaeMetric(PoseMaeParams { label: name.to_string() });
+        let mae = PoseMaeMetric(PoseMaeParams {
+            label: name.to_string(),
+        });
         let head = |path: nn::Path<'_>, shapes: &[Vec<i64>]| -> Result<Box<dyn Head>> {
             Ok(Box::new(BnLinearHead::new(path, flat_dim(&shapes[0]), 3)))
         };

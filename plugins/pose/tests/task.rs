@@ -20,7 +20,10 @@ fn pose_registry() -> Registry {
 
 /// The three errors and their mean, nothing else.
 fn assert_pose_metrics(m: &Metrics) {
-    assert_eq!(m.keys().collect::<Vec<_>>(), ["mae_mean", "mae_pitch", "mae_roll", "mae_yaw"]);
+    assert_eq!(
+        m.keys().collect::<Vec<_>>(),
+        ["mae_mean", "mae_pitch", "mae_roll", "mae_yaw"]
+    );
     let mean = (m["mae_yaw"] + m["mae_pitch"] + m["mae_roll"]) / 3.0;
     assert!((m["mae_mean"] - mean).abs() < 1e-9, "{m:?}");
     assert!(m.values().all(|v| v.is_finite() && *v >= 0.0), "{m:?}");
@@ -87,7 +90,9 @@ impl Dataset for Angles {
         let noise: Vec<f32> = (0..3 * 8 * 8).map(|_| 0.05 * rng.uniform() as f32).collect();
         let image = Tensor::from_slice(&noise).view([3, 8, 8]);
         for (c, &angle) in pose.iter().enumerate() {
-            let _ = image.get(c as i64).g_add_scalar_(0.5 + angle.clamp(-45.0, 45.0) as f64 / 100.0);
+            let _ = image
+                .get(c as i64)
+                .g_add_scalar_(0.5 + angle.clamp(-45.0, 45.0) as f64 / 100.0);
         }
         Ok(Sample::new(image)
             .with_label(POSE, Tensor::from_slice(&pose))
@@ -103,19 +108,31 @@ impl Dataset for Angles {
 
 #[test]
 fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
-    with_context(&pose_registry(), Protocol::LinearProbe, Angles::new(10, 120.0), Angles::new(4, -99.0), |ctx| {
-        let kept = pose::filter::keep_within(ctx, &ctx.train, POSE, 99.0, "train").unwrap();
-        let identities: Vec<i64> = (0..kept.dataset.len())
-            .map(|i| kept.dataset.get(i).unwrap().labels[IDENTITY].int64_value(&[]))
-            .collect();
-        // Samples 3 and 7 have yaw 120.
-        assert_eq!(identities, [0, 1, 2, 4, 5, 6, 8, 9]);
-        // -99 lies within the limit.
-        let test = pose::filter::keep_within(ctx, &ctx.test, POSE, 99.0, "test").unwrap();
-        assert_eq!(test.dataset.len(), 4);
-        let err = pose::filter::keep_within(ctx, &ctx.test, POSE, 1.0, "test").err().unwrap().to_string();
-        assert!(err.contains("max_angle: 1 leaves none of the 4 samples of the test split"), "{err}");
-    });
+    with_context(
+        &pose_registry(),
+        Protocol::LinearProbe,
+        Angles::new(10, 120.0),
+        Angles::new(4, -99.0),
+        |ctx| {
+            let kept = pose::filter::keep_within(ctx, &ctx.train, POSE, 99.0, "train").unwrap();
+            let identities: Vec<i64> = (0..kept.dataset.len())
+                .map(|i| kept.dataset.get(i).unwrap().labels[IDENTITY].int64_value(&[]))
+                .collect();
+            // Samples 3 and 7 have yaw 120.
+            assert_eq!(identities, [0, 1, 2, 4, 5, 6, 8, 9]);
+            // -99 lies within the limit.
+            let test = pose::filter::keep_within(ctx, &ctx.test, POSE, 99.0, "test").unwrap();
+            assert_eq!(test.dataset.len(), 4);
+            let err = pose::filter::keep_within(ctx, &ctx.test, POSE, 1.0, "test")
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains("max_angle: 1 leaves none of the 4 samples of the test split"),
+                "{err}"
+            );
+        },
+    );
 }
 
 #[test]
@@ -123,7 +140,15 @@ fn a_linear_probe_learns_angles_the_features_show() {
     // Every fourth sample has yaw 150 and is left out by max_angle: 99;
     // left in, it would cost at least (150 - 45) / 4 degrees of yaw error.
     let params = r#"{"max_angle": 99, "training": {"epochs": 60, "batch_size": 16, "lr": 0.05}}"#;
-    let m = evaluate(&pose_registry(), "pose", params, Protocol::LinearProbe, Angles::new(128, 150.0), Angles::new(64, 150.0)).unwrap();
+    let m = evaluate(
+        &pose_registry(),
+        "pose",
+        params,
+        Protocol::LinearProbe,
+        Angles::new(128, 150.0),
+        Angles::new(64, 150.0),
+    )
+    .unwrap();
     assert_pose_metrics(&m);
     // Predicting 0 would err by 15 degrees on average.
     assert!(m["mae_mean"] < 5.0, "{m:?}");
@@ -138,11 +163,34 @@ fn a_dataset_without_the_pose_label_is_refused_naming_it() {
             labels: vec![IDENTITY.into()],
         })
     };
-    let err = evaluate(&pose_registry(), "pose", "{}", Protocol::LinearProbe, no_pose(), no_pose())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("pose needs label `pose`, but the dataset holds only [identity]"), "{err}");
-    let build = |params: &str| pose_registry().build_task("pose", params, &TaskContext { protocol: Protocol::LinearProbe }).err();
+    let err = evaluate(
+        &pose_registry(),
+        "pose",
+        "{}",
+        Protocol::LinearProbe,
+        no_pose(),
+        no_pose(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pose needs label `pose`, but the dataset holds only [identity]"),
+        "{err}"
+    );
+    let build = |params: &str| {
+        pose_registry()
+            .build_task(
+                "pose",
+                params,
+                &TaskContext {
+                    protocol: Protocol::LinearProbe,
+                },
+            )
+            .err()
+    };
     assert!(build(r#"{"max_angle": -5}"#).unwrap().to_string().contains("max_angle"));
-    assert!(build(r#"{"training": {"epochs": 0}}"#).unwrap().to_string().contains("training.epochs"));
+    assert!(build(r#"{"training": {"epochs": 0}}"#)
+        .unwrap()
+        .to_string()
+        .contains("training.epochs"));
 }
