@@ -66,7 +66,7 @@ struct Channels {
 }
 
 impl Channels {
-    fn new(len: usize) -> Arc<dyn Dataset> {
+    fn shared(len: usize) -> Arc<dyn Dataset> {
         Arc::new(Channels {
             len,
             labels: vec![AU.into(), SUBJECT.into()],
@@ -114,8 +114,8 @@ fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
         "au",
         params,
         Protocol::LinearProbe,
-        Channels::new(96),
-        Channels::new(1),
+        Channels::shared(96),
+        Channels::shared(1),
     )
     .unwrap();
     let keys = |fold: &str| -> Vec<String> {
@@ -150,8 +150,8 @@ fn folds_need_enough_subjects_and_a_dataset_with_subjects() {
         "au",
         r#"{"folds": 7}"#,
         Protocol::LinearProbe,
-        Channels::new(24),
-        Channels::new(1),
+        Channels::shared(24),
+        Channels::shared(1),
     )
     .unwrap_err()
     .to_string();

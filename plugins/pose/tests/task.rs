@@ -62,7 +62,7 @@ struct Angles {
 }
 
 impl Angles {
-    fn new(len: usize, wild: f32) -> Arc<dyn Dataset> {
+    fn shared(len: usize, wild: f32) -> Arc<dyn Dataset> {
         Arc::new(Angles {
             len,
             wild,
@@ -111,8 +111,8 @@ fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
     with_context(
         &pose_registry(),
         Protocol::LinearProbe,
-        Angles::new(10, 120.0),
-        Angles::new(4, -99.0),
+        Angles::shared(10, 120.0),
+        Angles::shared(4, -99.0),
         |ctx| {
             let kept = pose::filter::keep_within(ctx, &ctx.train, POSE, 99.0, "train").unwrap();
             let identities: Vec<i64> = (0..kept.dataset.len())
@@ -145,8 +145,8 @@ fn a_linear_probe_learns_angles_the_features_show() {
         "pose",
         params,
         Protocol::LinearProbe,
-        Angles::new(128, 150.0),
-        Angles::new(64, 150.0),
+        Angles::shared(128, 150.0),
+        Angles::shared(64, 150.0),
     )
     .unwrap();
     assert_pose_metrics(&m);
