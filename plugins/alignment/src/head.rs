@@ -72,14 +72,20 @@ pub fn pyramid(shapes: &[Vec<i64>]) -> Result<Pyramid> {
 
 /// The `(height, width)` of the images of a split after its augmentations,
 /// read from its first sample.
-pub fn image_size(ctx: &visage_core::task::EvalContext<'_>, split: &visage_core::task::EvalSplit, what: &str) -> Result<(i64, i64)> {
+pub fn image_size(
+    ctx: &visage_core::task::EvalContext<'_>,
+    split: &visage_core::task::EvalSplit,
+    what: &str,
+) -> Result<(i64, i64)> {
     let batch = ctx
         .batches(split, 1, None)?
         .next()
         .ok_or_else(|| Error::msg(format!("the {what} split is empty")))??;
     match batch.images.size()[..] {
         [_, _, h, w] => Ok((h, w)),
-        ref size => Err(Error::msg(format!("{what} images: expected [N, C, H, W], got {size:?}"))),
+        ref size => Err(Error::msg(format!(
+            "{what} images: expected [N, C, H, W], got {size:?}"
+        ))),
     }
 }
 

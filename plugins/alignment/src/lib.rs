@@ -40,7 +40,11 @@ use visage_core::{Registry, Result};
 
 /// Registers the task `alignment` and the alignment metrics.
 pub fn register(registry: &mut Registry) -> Result<()> {
-    registry.task("alignment", &[Protocol::LinearProbe, Protocol::FineTune], Alignment::new)?;
+    registry.task(
+        "alignment",
+        &[Protocol::LinearProbe, Protocol::FineTune],
+        Alignment::new,
+    )?;
     visage_tasks::metrics::alignment::register(registry)
 }
 

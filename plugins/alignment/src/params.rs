@@ -76,19 +76,27 @@ impl AlignmentParams {
     /// Refuses values no head can use, naming the key.
     pub fn check(&self) -> Result<()> {
         if self.channels < 1 {
-            return Err(Error::msg(format!("alignment: `channels` must be at least 1, got {}", self.channels)));
+            return Err(Error::msg(format!(
+                "alignment: `channels` must be at least 1, got {}",
+                self.channels
+            )));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::msg(format!("alignment: `dropout` must lie in [0, 1), got {}", self.dropout)));
+            return Err(Error::msg(format!(
+                "alignment: `dropout` must lie in [0, 1), got {}",
+                self.dropout
+            )));
         }
-        if self.heatmap_size < 1 || !(self.heatmap_radius > 0.0) {
+        if self.heatmap_size < 1 || self.heatmap_radius.is_nan() || self.heatmap_radius <= 0.0 {
             return Err(Error::msg(format!(
                 "alignment: `heatmap_size` and `heatmap_radius` must be positive, got {} and {}",
                 self.heatmap_size, self.heatmap_radius
             )));
         }
-        if self.threshold.is_some_and(|t| !(t > 0.0)) {
-            return Err(Error::msg("alignment: `threshold` must be a positive fraction such as 0.07"));
+        if self.threshold.is_some_and(|t| t.is_nan() || t <= 0.0) {
+            return Err(Error::msg(
+                "alignment: `threshold` must be a positive fraction such as 0.07",
+            ));
         }
         Ok(())
     }

@@ -36,7 +36,10 @@ mod tests {
         // A 40 wide, 20 high image: (10, 5) is a quarter of each side.
         let px = Tensor::from_slice(&[10.0f32, 5.0, 40.0, 0.0]).view([1, 2, 2]);
         let units = to_units(&px, 20, 40);
-        assert_eq!(Vec::<f32>::try_from(units.flatten(0, -1)).unwrap(), [0.25, 0.25, 1.0, 0.0]);
+        assert_eq!(
+            Vec::<f32>::try_from(units.flatten(0, -1)).unwrap(),
+            [0.25, 0.25, 1.0, 0.0]
+        );
         assert!(to_pixels(&units, 20, 40).equal(&px));
     }
 }

@@ -74,7 +74,10 @@ impl Alignment {
             let predicted = to_pixels(&heatmap_points(outputs)?, height, width);
             let (labels, derived) = with_box(labels, &p.label, &p.box_label)?;
             if derived {
-                tracing::debug!("alignment: no `{}` label; box units use the box the true landmarks span", p.box_label);
+                tracing::debug!(
+                    "alignment: no `{}` label; box units use the box the true landmarks span",
+                    p.box_label
+                );
             }
             ctx.score(&predicted, &labels, &defaults)
         };

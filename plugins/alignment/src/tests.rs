@@ -19,10 +19,9 @@ use visage_core::{Registry, Result, Sample};
 
 /// 24 train faces (3 identities x 8), 16 test faces (2 x 8), 32 x 32.
 fn synthface(split: Split) -> Arc<dyn Dataset> {
-    let params = serde_json::from_str(
-        r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 8, "resolution": 32}"#,
-    )
-    .unwrap();
+    let params =
+        serde_json::from_str(r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 8, "resolution": 32}"#)
+            .unwrap();
     Arc::new(SynthFace::new(params, &DatasetContext { split, seed: 0 }).unwrap())
 }
 
@@ -49,7 +48,9 @@ fn run(protocol: Protocol, train: Arc<dyn Dataset>, test: Arc<dyn Dataset>) -> R
         vs.copy(&source)?;
         Ok(copy)
     };
-    let feature = Feature::Blocks { blocks: vec![0, 1, 2, 3] };
+    let feature = Feature::Blocks {
+        blocks: vec![0, 1, 2, 3],
+    };
     let ctx = EvalContext {
         backbone: backbone.as_ref(),
         feature: &feature,
@@ -92,7 +93,9 @@ fn inter_ocular_nmes(logits: &Tensor, truth: &Tensor) -> Vec<f64> {
         .map(|i| {
             let t = |j: i64, c: i64| truth.double_value(&[i, j, c]);
             let errors: f64 = (0..k)
-                .map(|j| ((x.double_value(&[i, j]) - t(j, 0)).powi(2) + (y.double_value(&[i, j]) - t(j, 1)).powi(2)).sqrt())
+                .map(|j| {
+                    ((x.double_value(&[i, j]) - t(j, 0)).powi(2) + (y.double_value(&[i, j]) - t(j, 1)).powi(2)).sqrt()
+                })
                 .sum();
             let eyes = ((t(36, 0) - t(45, 0)).powi(2) + (t(36, 1) - t(45, 1)).powi(2)).sqrt();
             errors / k as f64 / eyes
@@ -120,7 +123,11 @@ fn linear_probe_reports_every_unit_and_the_last_epoch_is_what_the_outputs_give()
     assert_eq!(fitted.outputs.size(), [16, 68, 32, 32]);
     let per_image = inter_ocular_nmes(&fitted.outputs, &fitted.labels["landmarks"]);
     let nme = 100.0 * per_image.iter().sum::<f64>() / 16.0;
-    assert!((m["nme_inter_ocular"] - nme).abs() < 1e-3, "{} vs {nme}", m["nme_inter_ocular"]);
+    assert!(
+        (m["nme_inter_ocular"] - nme).abs() < 1e-3,
+        "{} vs {nme}",
+        m["nme_inter_ocular"]
+    );
     let failures = per_image.iter().filter(|&&e| e > 0.1).count() as f64;
     assert!((m["failure_rate_inter_ocular"] - 100.0 * failures / 16.0).abs() < 1e-9);
     // The box unit sqrt(w h) of the landmark span is smaller than its diagonal.
@@ -171,7 +178,11 @@ fn the_registered_task_takes_farl_defaults_and_refuses_unknown_keys() {
         protocol: Protocol::FineTune,
     };
     assert!(registry.build_task("alignment", "{}", &ctx).is_ok());
-    let err = registry.build_task("alignment", r#"{"chanels": 8}"#, &ctx).err().unwrap().to_string();
+    let err = registry
+        .build_task("alignment", r#"{"chanels": 8}"#, &ctx)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("chanels"), "{err}");
     let task = Alignment::new(serde_json::from_str("{}").unwrap(), &ctx).unwrap();
     let t = task.recipe();

@@ -19,7 +19,10 @@ pub fn default_metrics(layout: &LandmarkLayout, params: &AlignmentParams) -> Res
         units.push((Unit::InterOcular, vec![PointSet::One(left), PointSet::One(right)]));
     }
     if let Some([left, right]) = &layout.pupils {
-        units.push((Unit::InterPupil, vec![PointSet::Many(left.clone()), PointSet::Many(right.clone())]));
+        units.push((
+            Unit::InterPupil,
+            vec![PointSet::Many(left.clone()), PointSet::Many(right.clone())],
+        ));
     }
     units.push((Unit::Box, vec![]));
     units.push((Unit::Diag, vec![]));
@@ -118,7 +121,10 @@ mod tests {
         let labels: Labels = [("landmarks".to_string(), points)].into();
         let (with, derived) = with_box(&labels, "landmarks", "box").unwrap();
         assert!(derived);
-        assert_eq!(Vec::<f32>::try_from(with["box"].flatten(0, -1)).unwrap(), [1.0, 2.0, 5.0, 9.0]);
+        assert_eq!(
+            Vec::<f32>::try_from(with["box"].flatten(0, -1)).unwrap(),
+            [1.0, 2.0, 5.0, 9.0]
+        );
         let (again, derived) = with_box(&with, "landmarks", "box").unwrap();
         assert!(!derived && again["box"].equal(&with["box"]));
     }

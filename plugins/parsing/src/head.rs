@@ -2,8 +2,8 @@
 //! [`visage_tasks::heads::DenseHead`]) on the backbone's blocks or stages,
 //! one logit map per class, upsampled (bilinear) to the input images' size.
 
-use visage_core::tch::{nn, Kind, Tensor};
 use visage_core::task::{EvalContext, EvalSplit};
+use visage_core::tch::{nn, Kind, Tensor};
 use visage_core::{Error, Result};
 use visage_tasks::heads::{upsample_logits, DenseHead, Head, Pyramid};
 
@@ -95,7 +95,9 @@ pub fn image_size(ctx: &EvalContext<'_>, split: &EvalSplit, what: &str) -> Resul
         .ok_or_else(|| Error::msg(format!("the {what} split is empty")))??;
     match batch.images.size()[..] {
         [_, _, h, w] => Ok((h, w)),
-        ref size => Err(Error::msg(format!("{what} images: expected [N, C, H, W], got {size:?}"))),
+        ref size => Err(Error::msg(format!(
+            "{what} images: expected [N, C, H, W], got {size:?}"
+        ))),
     }
 }
 
@@ -108,7 +110,10 @@ mod tests {
     fn stages_give_logits_at_the_image_size() {
         let vs = nn::VarStore::new(Device::Cpu);
         let shapes = vec![vec![8, 16, 16], vec![16, 8, 8], vec![32, 4, 4]];
-        let config = HeadConfig { channels: 8, dropout: 0.1 };
+        let config = HeadConfig {
+            channels: 8,
+            dropout: 0.1,
+        };
         let head = ParsingHead::new(vs.root(), &shapes, 11, (32, 48), config).unwrap();
         let maps: Vec<Tensor> = shapes
             .iter()

@@ -43,10 +43,16 @@ impl ParsingParams {
     /// Refuses values no head can use, naming the key.
     pub fn check(&self) -> Result<()> {
         if self.channels < 1 {
-            return Err(Error::msg(format!("parsing: `channels` must be at least 1, got {}", self.channels)));
+            return Err(Error::msg(format!(
+                "parsing: `channels` must be at least 1, got {}",
+                self.channels
+            )));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::msg(format!("parsing: `dropout` must lie in [0, 1), got {}", self.dropout)));
+            return Err(Error::msg(format!(
+                "parsing: `dropout` must lie in [0, 1), got {}",
+                self.dropout
+            )));
         }
         Ok(())
     }

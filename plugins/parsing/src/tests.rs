@@ -21,10 +21,9 @@ use visage_core::{Registry, Result, Sample};
 
 /// 24 train faces (3 identities x 8), 16 test faces (2 x 8), 32 x 32.
 fn synthface(split: Split) -> Arc<dyn Dataset> {
-    let params = serde_json::from_str(
-        r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 8, "resolution": 32}"#,
-    )
-    .unwrap();
+    let params =
+        serde_json::from_str(r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 8, "resolution": 32}"#)
+            .unwrap();
     Arc::new(SynthFace::new(params, &DatasetContext { split, seed: 0 }).unwrap())
 }
 
@@ -51,7 +50,9 @@ fn run(protocol: Protocol, train: Arc<dyn Dataset>, test: Arc<dyn Dataset>) -> R
         vs.copy(&source)?;
         Ok(copy)
     };
-    let feature = Feature::Blocks { blocks: vec![0, 1, 2, 3] };
+    let feature = Feature::Blocks {
+        blocks: vec![0, 1, 2, 3],
+    };
     let ctx = EvalContext {
         backbone: backbone.as_ref(),
         feature: &feature,
@@ -117,7 +118,10 @@ fn linear_probe_reports_f1_fg_mean_and_miou_of_the_last_epoch_outputs() {
 fn fine_tuning_trains_a_copy_and_scores_the_same_keys() {
     let fitted = run(Protocol::FineTune, synthface(Split::Train), synthface(Split::Test)).unwrap();
     let m = &fitted.metrics;
-    assert!(m.contains_key("fg_mean") && m.contains_key("miou") && m.contains_key("f1/background"), "{m:?}");
+    assert!(
+        m.contains_key("fg_mean") && m.contains_key("miou") && m.contains_key("f1/background"),
+        "{m:?}"
+    );
     assert!((0.0..=100.0).contains(&m["fg_mean"]));
 }
 
@@ -158,7 +162,11 @@ fn the_registered_task_takes_farl_defaults_and_refuses_unknown_keys() {
         protocol: Protocol::LinearProbe,
     };
     assert!(registry.build_task("parsing", "{}", &ctx).is_ok());
-    let err = registry.build_task("parsing", r#"{"lable": "x"}"#, &ctx).err().unwrap().to_string();
+    let err = registry
+        .build_task("parsing", r#"{"lable": "x"}"#, &ctx)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("lable"), "{err}");
     let task = Parsing::new(serde_json::from_str("{}").unwrap(), &ctx).unwrap();
     let t = task.recipe();
