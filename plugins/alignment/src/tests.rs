@@ -1,0 +1,191 @@
+//! The `alignment` task on synthface end to end, at a tiny size: its metric
+//! keys, the last epoch's NME recomputed by hand from the head's outputs,
+//! both protocols, and the refusal of a dataset without landmarks.
+//!
+//! In-crate rather than in `tests/`: a test binary linking this crate and
+//! synthface's would hold two `VISAGE_PLUGIN` symbols; under `cfg(test)`
+//! this crate declares none.
+
+use std::sync::Arc;
+
+use crate::{Alignment, AlignmentParams};
+use synthface::dataset::SynthFace;
+use visage_core::backbone::{Backbone, BackboneContext};
+use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, Split};
+use visage_core::features::Feature;
+use visage_core::task::{EvalContext, EvalSplit, Protocol, TaskContext};
+use visage_core::tch::{nn, Device, Kind, Tensor};
+use visage_core::{Registry, Result, Sample};
+
+/// 24 train faces (3 identities x 8), 16 test faces (2 x 8), 32 x 32.
+fn synthface(split: Split) -> Arc<dyn Dataset> {
+    let params =
+        serde_json::from_str(r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 8, "resolution": 32}"#)
+            .unwrap();
+    Arc::new(SynthFace::new(params, &DatasetContext { split, seed: 0 }).unwrap())
+}
+
+fn resnet(registry: &Registry, vs: &nn::VarStore, prefix: &str) -> Box<dyn Backbone> {
+    let ctx = BackboneContext {
+        vs: vs.root() / prefix,
+        in_channels: 3,
+    };
+    registry
+        .build_backbone("resnet", r#"{"width": 4, "small_stem": true}"#, &ctx)
+        .unwrap()
+}
+
+/// Runs the task under `protocol` on `train`/`test` with a random ResNet
+/// read at its four stages.
+fn run(protocol: Protocol, train: Arc<dyn Dataset>, test: Arc<dyn Dataset>) -> Result<visage_tasks::fit::Fitted> {
+    let mut registry = Registry::new();
+    visage_core::builtin::register(&mut registry).unwrap();
+    visage_core::tch::manual_seed(0);
+    let source = nn::VarStore::new(Device::Cpu);
+    let backbone = resnet(&registry, &source, "backbone");
+    let copy = |vs: &mut nn::VarStore, prefix: &str| -> Result<Box<dyn Backbone>> {
+        let copy = resnet(&registry, vs, prefix);
+        vs.copy(&source)?;
+        Ok(copy)
+    };
+    let feature = Feature::Blocks {
+        blocks: vec![0, 1, 2, 3],
+    };
+    let ctx = EvalContext {
+        backbone: backbone.as_ref(),
+        feature: &feature,
+        copy_backbone: &copy,
+        protocol,
+        train: EvalSplit {
+            dataset: train,
+            augmentations: Arc::from(vec![]),
+        },
+        test: EvalSplit {
+            dataset: test,
+            augmentations: Arc::from(vec![]),
+        },
+        metrics: &[],
+        device: Device::Cpu,
+        seed: 1,
+        workers: 0,
+        dir: None,
+        resume: false,
+    };
+    let params: AlignmentParams =
+        serde_json::from_str(r#"{"channels": 8, "heatmap_size": 32, "training": {"epochs": 2, "batch_size": 8}}"#)
+            .unwrap();
+    Alignment::new(params, &TaskContext { protocol })?.fit(&ctx)
+}
+
+/// Per-image NMEs (fractions) of heatmap logits `[N, K, h, w]` against
+/// landmarks `[N, K, 2]` in pixels of a 32 x 32 image, by hand: the
+/// sigmoid-weighted mean of the pixel centres `(i + 0.5) / w` of the
+/// heatmap, times 32, over the distance of points 36 and 45.
+fn inter_ocular_nmes(logits: &Tensor, truth: &Tensor) -> Vec<f64> {
+    let (n, k, h, w) = logits.size4().unwrap();
+    let heat = logits.sigmoid().to_kind(Kind::Double);
+    let centres = |len: i64| (Tensor::arange(len, (Kind::Double, Device::Cpu)) + 0.5) / len as f64 * 32.0;
+    let total = heat.sum_dim_intlist(&[2i64, 3][..], false, None);
+    let x = (&heat * centres(w).view([1, 1, 1, w])).sum_dim_intlist(&[2i64, 3][..], false, None) / &total;
+    let y = (&heat * centres(h).view([1, 1, h, 1])).sum_dim_intlist(&[2i64, 3][..], false, None) / &total;
+    let truth = truth.to_kind(Kind::Double);
+    (0..n)
+        .map(|i| {
+            let t = |j: i64, c: i64| truth.double_value(&[i, j, c]);
+            let errors: f64 = (0..k)
+                .map(|j| {
+                    ((x.double_value(&[i, j]) - t(j, 0)).powi(2) + (y.double_value(&[i, j]) - t(j, 1)).powi(2)).sqrt()
+                })
+                .sum();
+            let eyes = ((t(36, 0) - t(45, 0)).powi(2) + (t(36, 1) - t(45, 1)).powi(2)).sqrt();
+            errors / k as f64 / eyes
+        })
+        .collect()
+}
+
+#[test]
+fn linear_probe_reports_every_unit_and_the_last_epoch_is_what_the_outputs_give() {
+    let fitted = run(Protocol::LinearProbe, synthface(Split::Train), synthface(Split::Test)).unwrap();
+    let m = &fitted.metrics;
+    let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "auc_inter_ocular",
+            "failure_rate_inter_ocular",
+            "nme_box",
+            "nme_diag",
+            "nme_inter_ocular",
+            "nme_inter_pupil"
+        ]
+    );
+    // Heatmaps on the first stage's grid (32 x 32 with the small stem), one per iBUG point.
+    assert_eq!(fitted.outputs.size(), [16, 68, 32, 32]);
+    let per_image = inter_ocular_nmes(&fitted.outputs, &fitted.labels["landmarks"]);
+    let nme = 100.0 * per_image.iter().sum::<f64>() / 16.0;
+    assert!(
+        (m["nme_inter_ocular"] - nme).abs() < 1e-3,
+        "{} vs {nme}",
+        m["nme_inter_ocular"]
+    );
+    let failures = per_image.iter().filter(|&&e| e > 0.1).count() as f64;
+    assert!((m["failure_rate_inter_ocular"] - 100.0 * failures / 16.0).abs() < 1e-9);
+    // The box unit sqrt(w h) of the landmark span is smaller than its diagonal.
+    assert!(m["nme_box"] > m["nme_diag"]);
+}
+
+#[test]
+fn fine_tuning_trains_a_copy_and_scores_the_same_keys() {
+    let fitted = run(Protocol::FineTune, synthface(Split::Train), synthface(Split::Test)).unwrap();
+    assert_eq!(fitted.metrics.len(), 6);
+    assert!(fitted.metrics["nme_inter_ocular"].is_finite() && fitted.metrics["nme_inter_ocular"] > 0.0);
+}
+
+/// Faces that say they hold only expressions.
+struct NoLandmarks;
+
+impl Dataset for NoLandmarks {
+    fn len(&self) -> usize {
+        4
+    }
+    fn get(&self, _: usize) -> Result<Sample> {
+        Ok(Sample::new(Tensor::zeros([3, 32, 32], (Kind::Float, Device::Cpu))))
+    }
+    fn info(&self) -> DatasetInfo {
+        DatasetInfo {
+            labels: vec!["expression".into()],
+            ..DatasetInfo::default()
+        }
+    }
+}
+
+#[test]
+fn a_dataset_without_landmarks_is_refused_naming_the_label() {
+    let err = run(Protocol::LinearProbe, Arc::new(NoLandmarks), synthface(Split::Test))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("alignment needs label `landmarks`"), "{err}");
+    assert!(err.contains("train split"), "{err}");
+}
+
+#[test]
+fn the_registered_task_takes_farl_defaults_and_refuses_unknown_keys() {
+    let mut registry = Registry::new();
+    registry.set_plugin("alignment");
+    crate::register(&mut registry).unwrap();
+    let ctx = TaskContext {
+        protocol: Protocol::FineTune,
+    };
+    assert!(registry.build_task("alignment", "{}", &ctx).is_ok());
+    let err = registry
+        .build_task("alignment", r#"{"chanels": 8}"#, &ctx)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("chanels"), "{err}");
+    let task = Alignment::new(serde_json::from_str("{}").unwrap(), &ctx).unwrap();
+    let t = task.recipe();
+    assert_eq!((t.epochs, t.lr, t.backbone_lr, t.weight_decay), (150, 1e-2, 1e-4, 1e-5));
+    assert!(registry.build_metric("nme", r#"{"unit": "diag"}"#).is_ok());
+}
