@@ -51,14 +51,26 @@ mod tests {
         // Uniform logits over 4 classes: the loss is ln 4 whatever the target.
         let logits = Tensor::zeros([2, 4], (Kind::Float, Device::Cpu));
         let labels: Labels = [("expression".to_string(), Tensor::from_slice(&[0i64, 3]))].into();
-        let loss = cross_entropy(&logits, &labels, "expression", 4).unwrap().double_value(&[]);
+        let loss = cross_entropy(&logits, &labels, "expression", 4)
+            .unwrap()
+            .double_value(&[]);
         assert!((loss - 4f64.ln()).abs() < 1e-6, "{loss}");
         let err = cross_entropy(&logits.narrow(1, 0, 3), &labels, "expression", 3).unwrap_err();
-        assert!(err.to_string().contains("holds class 3, expected a class index in 0..3"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("holds class 3, expected a class index in 0..3"),
+            "{err}"
+        );
         let vs = nn::VarStore::new(Device::Cpu);
         let head = build(HeadKind::Linear, vs.root(), &[vec![2, 3, 3]], 7).unwrap();
-        assert_eq!(head.forward(&[Tensor::ones([5, 2, 3, 3], (Kind::Float, Device::Cpu))], false).size(), [5, 7]);
-        let err = build(HeadKind::Linear, vs.root() / "b", &[vec![2], vec![3]], 7).err().unwrap();
+        assert_eq!(
+            head.forward(&[Tensor::ones([5, 2, 3, 3], (Kind::Float, Device::Cpu))], false)
+                .size(),
+            [5, 7]
+        );
+        let err = build(HeadKind::Linear, vs.root() / "b", &[vec![2], vec![3]], 7)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("gives 2 tensors"), "{err}");
     }
 }

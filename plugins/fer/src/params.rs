@@ -97,8 +97,14 @@ mod tests {
             (probe.epochs, probe.batch_size, probe.optimizer, probe.lr),
             (3, 256, OptimizerKind::Adam, 1e-2)
         );
-        let tune = FerParams::default().training.over(defaults(Protocol::FineTune)).unwrap();
-        assert_eq!((tune.lr, tune.backbone_lr, tune.layer_decay, tune.warmup_epochs), (1e-3, 1e-4, 0.75, 5));
+        let tune = FerParams::default()
+            .training
+            .over(defaults(Protocol::FineTune))
+            .unwrap();
+        assert_eq!(
+            (tune.lr, tune.backbone_lr, tune.layer_decay, tune.warmup_epochs),
+            (1e-3, 1e-4, 0.75, 5)
+        );
         assert!(serde_json::from_str::<FerParams>(r#"{"lable": "x"}"#).is_err());
         let bn: FerParams = serde_json::from_str(r#"{"head": "bn_linear"}"#).unwrap();
         assert_eq!(bn.head, HeadKind::BnLinear);

@@ -14,8 +14,8 @@ use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::dataset::{Dataset, DatasetInfo, Split};
 use visage_core::features::Feature;
 use visage_core::labels::EXPRESSIONS;
-use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol};
 use visage_core::rng::Rng;
+use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol};
 use visage_core::tch::{nn, Device, Kind, Tensor};
 use visage_core::{Registry, Result, Sample};
 
@@ -77,7 +77,13 @@ fn resnet(registry: &Registry, vs: &nn::VarStore, prefix: &str) -> Box<dyn Backb
 }
 
 /// Evaluates `fer` with `params` on a fresh random ResNet, writing into `dir`.
-fn evaluate(protocol: Protocol, params: &str, train: Arc<dyn Dataset>, test: Arc<dyn Dataset>, dir: &Path) -> Result<Metrics> {
+fn evaluate(
+    protocol: Protocol,
+    params: &str,
+    train: Arc<dyn Dataset>,
+    test: Arc<dyn Dataset>,
+    dir: &Path,
+) -> Result<Metrics> {
     let registry = registry();
     visage_core::tch::manual_seed(0);
     let source = nn::VarStore::new(Device::Cpu);
@@ -146,10 +152,17 @@ fn check_reported_values_are_the_saved_matrix(metrics: &Metrics, dir: &Path) {
     );
     let matrix = saved_matrix(dir);
     assert_eq!(matrix.classes, EXPRESSIONS);
-    assert_eq!(matrix.counts.iter().flatten().sum::<i64>(), 40, "every test face counted once");
+    assert_eq!(
+        matrix.counts.iter().flatten().sum::<i64>(),
+        40,
+        "every test face counted once"
+    );
     let (top1, per_class) = accuracies(&matrix.counts);
     assert!((metrics["accuracy"] - top1).abs() < 1e-9, "{metrics:?} vs {top1}");
-    assert!((metrics["mean_class_accuracy"] - per_class).abs() < 1e-9, "{metrics:?} vs {per_class}");
+    assert!(
+        (metrics["mean_class_accuracy"] - per_class).abs() < 1e-9,
+        "{metrics:?} vs {per_class}"
+    );
     let png = image::open(dir.join(PNG_FILE)).unwrap();
     assert_eq!((png.width(), png.height()), (7 * CELL, 7 * CELL));
 }
@@ -158,7 +171,14 @@ fn check_reported_values_are_the_saved_matrix(metrics: &Metrics, dir: &Path) {
 fn the_linear_probe_reports_the_last_epoch_and_saves_its_confusion_matrix() {
     let dir = tempfile::tempdir().unwrap();
     let params = r#"{"training": {"epochs": 20, "batch_size": 32, "lr": 0.1}}"#;
-    let metrics = evaluate(Protocol::LinearProbe, params, colours(Split::Train), colours(Split::Test), dir.path()).unwrap();
+    let metrics = evaluate(
+        Protocol::LinearProbe,
+        params,
+        colours(Split::Train),
+        colours(Split::Test),
+        dir.path(),
+    )
+    .unwrap();
     check_reported_values_are_the_saved_matrix(&metrics, dir.path());
     // 7 classes: chance is about 14%; the colours are easy to tell apart.
     // (Measured: 52.5%.)
@@ -171,7 +191,14 @@ fn the_linear_probe_reports_the_last_epoch_and_saves_its_confusion_matrix() {
 fn fine_tuning_reports_the_same_metrics_from_its_own_backbone_copy() {
     let dir = tempfile::tempdir().unwrap();
     let params = r#"{"training": {"epochs": 2, "batch_size": 32, "warmup_epochs": 1}}"#;
-    let metrics = evaluate(Protocol::FineTune, params, colours(Split::Train), colours(Split::Test), dir.path()).unwrap();
+    let metrics = evaluate(
+        Protocol::FineTune,
+        params,
+        colours(Split::Train),
+        colours(Split::Test),
+        dir.path(),
+    )
+    .unwrap();
     check_reported_values_are_the_saved_matrix(&metrics, dir.path());
 }
 
@@ -179,7 +206,14 @@ fn fine_tuning_reports_the_same_metrics_from_its_own_backbone_copy() {
 fn best_on_test_is_reported_under_its_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let params = r#"{"training": {"epochs": 4, "batch_size": 32, "best_on_test": true}}"#;
-    let m = evaluate(Protocol::LinearProbe, params, colours(Split::Train), colours(Split::Test), dir.path()).unwrap();
+    let m = evaluate(
+        Protocol::LinearProbe,
+        params,
+        colours(Split::Train),
+        colours(Split::Test),
+        dir.path(),
+    )
+    .unwrap();
     assert!(m["best_on_test/accuracy"] >= m["accuracy"], "{m:?}");
     assert!((1.0..=4.0).contains(&m["best_on_test/epoch"]), "{m:?}");
 }
@@ -209,14 +243,22 @@ fn datasets_without_the_label_or_its_classes_are_refused_by_name() {
     });
     let err = evaluate(Protocol::LinearProbe, "{}", no_label, colours(Split::Test), dir.path()).unwrap_err();
     assert!(
-        err.to_string().contains("fer needs label `expression`, but the dataset holds only [identity, pose]"),
+        err.to_string()
+            .contains("fer needs label `expression`, but the dataset holds only [identity, pose]"),
         "{err}"
     );
     let no_classes = with(DatasetInfo {
         labels: vec!["expression".into()],
         ..DatasetInfo::default()
     });
-    let err = evaluate(Protocol::LinearProbe, "{}", no_classes, colours(Split::Test), dir.path()).unwrap_err();
+    let err = evaluate(
+        Protocol::LinearProbe,
+        "{}",
+        no_classes,
+        colours(Split::Test),
+        dir.path(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("class names of label `expression`"), "{err}");
     // Classes that do not cover the labels: class 6 is beyond 3 names.
     let three = with(DatasetInfo {
@@ -225,10 +267,24 @@ fn datasets_without_the_label_or_its_classes_are_refused_by_name() {
         ..DatasetInfo::default()
     });
     let test = Arc::new(Relabelled(colours(Split::Test), three.info()));
-    let err = evaluate(Protocol::LinearProbe, r#"{"training": {"epochs": 1}}"#, three, test, dir.path()).unwrap_err();
+    let err = evaluate(
+        Protocol::LinearProbe,
+        r#"{"training": {"epochs": 1}}"#,
+        three,
+        test,
+        dir.path(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("expected a class index in 0..3"), "{err}");
     // A bad training value is refused when the task is built.
-    let err = evaluate(Protocol::LinearProbe, r#"{"training": {"epochs": 0}}"#, colours(Split::Train), colours(Split::Test), dir.path()).unwrap_err();
+    let err = evaluate(
+        Protocol::LinearProbe,
+        r#"{"training": {"epochs": 0}}"#,
+        colours(Split::Train),
+        colours(Split::Test),
+        dir.path(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("training.epochs"), "{err}");
 }
 
@@ -251,10 +307,18 @@ fn a_perfect_classifier_plots_a_dark_diagonal_on_white() {
     };
     for row in 0..3 {
         for col in 0..3 {
-            let expected = if row == col { fer::plot::shade(1.0) } else { fer::plot::shade(0.0) };
+            let expected = if row == col {
+                fer::plot::shade(1.0)
+            } else {
+                fer::plot::shade(0.0)
+            };
             // The whole block has one colour, corners included.
             for (dx, dy) in [(0, 0), (CELL - 1, CELL - 1)] {
-                assert_eq!(png.get_pixel(col * CELL + dx, row * CELL + dy).0, expected, "cell ({row}, {col})");
+                assert_eq!(
+                    png.get_pixel(col * CELL + dx, row * CELL + dy).0,
+                    expected,
+                    "cell ({row}, {col})"
+                );
             }
             if row != col {
                 assert!(darkness(row, row) > darkness(row, col));
@@ -262,4 +326,3 @@ fn a_perfect_classifier_plots_a_dark_diagonal_on_white() {
         }
     }
 }
-
