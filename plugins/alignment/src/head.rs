@@ -3,7 +3,7 @@
 //! one heatmap logit map per landmark.
 
 use visage_core::tch::{nn, Kind, Tensor};
-use visage_core::{Error, Result};
+use visage_core::Result;
 use visage_tasks::heads::{pyramid, DenseHead, Head};
 
 /// How the head is built (the task's `head` parameters).

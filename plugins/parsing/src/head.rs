@@ -3,7 +3,7 @@
 //! one logit map per class, upsampled (bilinear) to the input images' size.
 
 use visage_core::tch::{nn, Kind, Tensor};
-use visage_core::{Error, Result};
+use visage_core::Result;
 use visage_tasks::heads::{pyramid, upsample_logits, DenseHead, Head};
 
 /// How the head is built (the task's head parameters).

@@ -12,8 +12,8 @@ use visage_tasks::metrics::parsing::{ParsingF1, ParsingParams as F1Params};
 use visage_tasks::training::Training;
 
 use crate::head::ParsingHead;
-use visage_tasks::image_size::image_size;
 use crate::params::ParsingParams;
+use visage_tasks::image_size::image_size;
 
 /// The face-parsing task.
 pub struct Parsing {
