@@ -19,6 +19,7 @@
 
 pub mod fit;
 pub mod heads;
+pub mod image_size;
 pub mod metrics;
 pub mod split;
 pub mod training;

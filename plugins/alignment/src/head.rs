@@ -3,8 +3,8 @@
 //! one heatmap logit map per landmark.
 
 use visage_core::tch::{nn, Kind, Tensor};
-use visage_core::{Error, Result};
-use visage_tasks::heads::{DenseHead, Head, Pyramid};
+use visage_core::Result;
+use visage_tasks::heads::{pyramid, DenseHead, Head};
 
 /// How the head is built (the task's `head` parameters).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,64 +43,5 @@ impl Head for HeatmapHead {
         self.0
             .forward(inputs, train)
             .unwrap_or_else(|e| panic!("alignment head on the maps it was built for: {e}"))
-    }
-}
-
-/// The pyramid the maps of `shapes` (`[C, h, w]`, without the batch) call
-/// for: four maps on one grid are ViT blocks ([`Pyramid::Vit`]); maps whose
-/// grids shrink are conv stages ([`Pyramid::Stages`]). Anything else is an
-/// error saying what the head reads.
-pub fn pyramid(shapes: &[Vec<i64>]) -> Result<Pyramid> {
-    if shapes.is_empty() || shapes.iter().any(|s| s.len() != 3) {
-        return Err(Error::msg(format!(
-            "the dense head reads maps [C, h, w] of intermediate blocks or stages \
-             (set the evaluation's `feature: {{blocks: [...]}}`), got inputs of shapes {shapes:?}"
-        )));
-    }
-    let grids: Vec<(i64, i64)> = shapes.iter().map(|s| (s[1], s[2])).collect();
-    if grids.len() == 4 && grids.iter().all(|g| *g == grids[0]) {
-        return Ok(Pyramid::Vit);
-    }
-    if grids.windows(2).all(|w| w[1].0 < w[0].0 && w[1].1 < w[0].1) {
-        return Ok(Pyramid::Stages);
-    }
-    Err(Error::msg(format!(
-        "the dense head takes four ViT blocks on one grid or conv stages from fine to coarse, \
-         got maps of shapes {shapes:?}"
-    )))
-}
-
-/// The `(height, width)` of the images of a split after its augmentations,
-/// read from its first sample.
-pub fn image_size(
-    ctx: &visage_core::task::EvalContext<'_>,
-    split: &visage_core::task::EvalSplit,
-    what: &str,
-) -> Result<(i64, i64)> {
-    let batch = ctx
-        .batches(split, 1, None)?
-        .next()
-        .ok_or_else(|| Error::msg(format!("the {what} split is empty")))??;
-    match batch.images.size()[..] {
-        [_, _, h, w] => Ok((h, w)),
-        ref size => Err(Error::msg(format!(
-            "{what} images: expected [N, C, H, W], got {size:?}"
-        ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pyramid_follows_the_grids_of_the_maps() {
-        let vit = vec![vec![32, 4, 4]; 4];
-        assert_eq!(pyramid(&vit).unwrap(), Pyramid::Vit);
-        let stages = vec![vec![8, 16, 16], vec![16, 8, 8], vec![32, 4, 4]];
-        assert_eq!(pyramid(&stages).unwrap(), Pyramid::Stages);
-        let pooled = pyramid(&[vec![64]]).unwrap_err().to_string();
-        assert!(pooled.contains("feature: {blocks: [...]}"), "{pooled}");
-        assert!(pyramid(&[vec![8, 4, 4], vec![8, 8, 8]]).is_err());
     }
 }

@@ -11,10 +11,11 @@ use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
 use visage_tasks::heads::{heatmap_points, AlignmentLoss, Head};
 use visage_tasks::training::Training;
 
-use crate::head::{image_size, HeatmapHead};
+use crate::head::HeatmapHead;
 use crate::params::AlignmentParams;
 use crate::points::{to_pixels, to_units};
 use crate::units::{default_metrics, headline, with_box};
+use visage_tasks::image_size::image_size;
 
 /// The face-alignment task.
 pub struct Alignment {

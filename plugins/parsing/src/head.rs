@@ -2,10 +2,9 @@
 //! [`visage_tasks::heads::DenseHead`]) on the backbone's blocks or stages,
 //! one logit map per class, upsampled (bilinear) to the input images' size.
 
-use visage_core::task::{EvalContext, EvalSplit};
 use visage_core::tch::{nn, Kind, Tensor};
-use visage_core::{Error, Result};
-use visage_tasks::heads::{upsample_logits, DenseHead, Head, Pyramid};
+use visage_core::Result;
+use visage_tasks::heads::{pyramid, upsample_logits, DenseHead, Head};
 
 /// How the head is built (the task's head parameters).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,45 +58,6 @@ impl Head for ParsingHead {
         // (the feature's maps of same-sized images).
         self.logits(inputs, train)
             .unwrap_or_else(|e| panic!("parsing head on the maps it was built for: {e}"))
-    }
-}
-
-/// The pyramid the maps of `shapes` (`[C, h, w]`, without the batch) call
-/// for: four maps on one grid are ViT blocks ([`Pyramid::Vit`]); maps whose
-/// grids shrink are conv stages ([`Pyramid::Stages`]). Anything else is an
-/// error saying what the head reads.
-pub fn pyramid(shapes: &[Vec<i64>]) -> Result<Pyramid> {
-    if shapes.is_empty() || shapes.iter().any(|s| s.len() != 3) {
-        return Err(Error::msg(format!(
-            "the dense head reads maps [C, h, w] of intermediate blocks or stages \
-             (set the evaluation's `feature: {{blocks: [...]}}`), got inputs of shapes {shapes:?}"
-        )));
-    }
-    let grids: Vec<(i64, i64)> = shapes.iter().map(|s| (s[1], s[2])).collect();
-    if grids.len() == 4 && grids.iter().all(|g| *g == grids[0]) {
-        return Ok(Pyramid::Vit);
-    }
-    if grids.windows(2).all(|w| w[1].0 < w[0].0 && w[1].1 < w[0].1) {
-        return Ok(Pyramid::Stages);
-    }
-    Err(Error::msg(format!(
-        "the dense head takes four ViT blocks on one grid or conv stages from fine to coarse, \
-         got maps of shapes {shapes:?}"
-    )))
-}
-
-/// The `(height, width)` of the images of a split after its augmentations,
-/// read from its first sample.
-pub fn image_size(ctx: &EvalContext<'_>, split: &EvalSplit, what: &str) -> Result<(i64, i64)> {
-    let batch = ctx
-        .batches(split, 1, None)?
-        .next()
-        .ok_or_else(|| Error::msg(format!("the {what} split is empty")))??;
-    match batch.images.size()[..] {
-        [_, _, h, w] => Ok((h, w)),
-        ref size => Err(Error::msg(format!(
-            "{what} images: expected [N, C, H, W], got {size:?}"
-        ))),
     }
 }
 

@@ -11,8 +11,9 @@ use visage_tasks::heads::{pixel_cross_entropy, Head};
 use visage_tasks::metrics::parsing::{ParsingF1, ParsingParams as F1Params};
 use visage_tasks::training::Training;
 
-use crate::head::{image_size, ParsingHead};
+use crate::head::ParsingHead;
 use crate::params::ParsingParams;
+use visage_tasks::image_size::image_size;
 
 /// The face-parsing task.
 pub struct Parsing {

@@ -91,3 +91,43 @@ pub fn channels_at(backbone: &dyn Intermediates, indices: &[usize]) -> Result<Ve
         })
         .collect()
 }
+
+/// The pyramid the maps of `shapes` (`[C, h, w]`, without the batch) call
+/// for: four maps on one grid are ViT blocks ([`Pyramid::Vit`]); maps whose
+/// grids shrink are conv stages ([`Pyramid::Stages`]). Anything else is an
+/// error saying what the head reads.
+pub fn pyramid(shapes: &[Vec<i64>]) -> Result<Pyramid> {
+    if shapes.is_empty() || shapes.iter().any(|s| s.len() != 3) {
+        return Err(Error::msg(format!(
+            "the dense head reads maps [C, h, w] of intermediate blocks or stages \
+             (set the evaluation's `feature: {{blocks: [...]}}`), got inputs of shapes {shapes:?}"
+        )));
+    }
+    let grids: Vec<(i64, i64)> = shapes.iter().map(|s| (s[1], s[2])).collect();
+    if grids.len() == 4 && grids.iter().all(|g| *g == grids[0]) {
+        return Ok(Pyramid::Vit);
+    }
+    if grids.windows(2).all(|w| w[1].0 < w[0].0 && w[1].1 < w[0].1) {
+        return Ok(Pyramid::Stages);
+    }
+    Err(Error::msg(format!(
+        "the dense head takes four ViT blocks on one grid or conv stages from fine to coarse, \
+         got maps of shapes {shapes:?}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pyramid_follows_the_grids_of_the_maps() {
+        let vit = vec![vec![32, 4, 4]; 4];
+        assert_eq!(pyramid(&vit).unwrap(), Pyramid::Vit);
+        let stages = vec![vec![8, 16, 16], vec![16, 8, 8], vec![32, 4, 4]];
+        assert_eq!(pyramid(&stages).unwrap(), Pyramid::Stages);
+        let pooled = pyramid(&[vec![64]]).unwrap_err().to_string();
+        assert!(pooled.contains("feature: {blocks: [...]}"), "{pooled}");
+        assert!(pyramid(&[vec![8, 4, 4], vec![8, 8, 8]]).is_err());
+    }
+}

@@ -36,7 +36,7 @@ pub mod uper;
 pub mod vector;
 
 pub use conv_module::ConvBnRelu;
-pub use dense::{channels_at, DenseHead};
+pub use dense::{channels_at, pyramid, DenseHead};
 pub use fpn::{vit_block_indices, Pyramid, VitFpn};
 pub use heatmap::{gaussian_heatmaps, heatmap_points, soft_argmax, AlignmentLoss, AlignmentLosses};
 pub use parsing::{pixel_cross_entropy, upsample_logits};
