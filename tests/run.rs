@@ -923,3 +923,32 @@ fn the_first_failing_write_is_reported_and_its_temporaries_removed() {
         "step-00000001"
     );
 }
+
+/// A task whose dataset lacks what it reads (here landmarks on drawn
+/// shapes) is refused before pre-training, naming the evaluation's `task`
+/// key, and leaves no run directory behind.
+#[test]
+fn a_task_its_dataset_cannot_feed_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("misfit.yaml");
+    std::fs::write(
+        &yaml,
+        "name: misfit\ndevice: cpu\nbackbone: {name: resnet, params: {width: 8}}\n\
+         pretrain:\n  method: {name: example_rotation}\n  dataset: {name: example_shapes, params: {count: 64, resolution: 32}}\n  \
+         steps: 1000\n  batch_size: 8\n  optimizer: {name: adamw, params: {lr: 0.001}}\n\
+         evaluations:\n  - task: {name: example_classification}\n    protocol: linear_probe\n    \
+         dataset: {name: example_shapes, params: {count: 64, resolution: 32}}\n  - task: {name: alignment}\n    \
+         protocol: linear_probe\n    dataset: {name: example_shapes, params: {count: 64, resolution: 32}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let stderr = fails(runner(&[yaml.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert!(stderr.contains("misfit.yaml:14:"), "{stderr}");
+    assert!(stderr.contains("evaluations.1.task"), "{stderr}");
+    assert!(
+        stderr.contains("`alignment` cannot run on dataset `example_shapes`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("alignment needs label `landmarks`"), "{stderr}");
+    assert!(!out.exists(), "a run directory was created");
+}

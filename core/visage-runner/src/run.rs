@@ -33,6 +33,9 @@ pub struct Prepared {
 /// against its size: before the run directory exists, so that a batch
 /// larger than the data is refused with the key, not an allocation failure.
 pub fn prepare(resolved: &Resolved, host: &Host) -> anyhow::Result<Prepared> {
+    for index in 0..resolved.experiment.evaluations.len() {
+        check_evaluation(resolved, host, index)?;
+    }
     let experiment = &resolved.experiment;
     let Some(pretrain) = &experiment.pretrain else {
         return Ok(Prepared { pretrain_dataset: None });
@@ -64,6 +67,51 @@ pub fn prepare(resolved: &Resolved, host: &Host) -> anyhow::Result<Prepared> {
     Ok(Prepared {
         pretrain_dataset: Some(dataset),
     })
+}
+
+/// Builds evaluation `index`'s task (under each protocol it will run) and
+/// its two splits, and lets the task check that the data carry what it
+/// needs: a missing label, landmark layout or pair list is refused here,
+/// before pre-training, naming the evaluation's `task` key.
+fn check_evaluation(resolved: &Resolved, host: &Host, index: usize) -> anyhow::Result<()> {
+    let evaluation = &resolved.experiment.evaluations[index];
+    let info = |split| -> anyhow::Result<_> {
+        let ctx = DatasetContext {
+            split,
+            seed: resolved.experiment.seed,
+        };
+        let name = &evaluation.dataset.name;
+        let dataset = host
+            .registry
+            .build_dataset(name, &evaluation.dataset.params.to_string(), &ctx)
+            .with_context(|| format!("evaluations[{index}].dataset `{name}`"))?;
+        Ok(dataset.info())
+    };
+    let (train, test) = (info(Split::Train)?, info(Split::Test)?);
+    let mut protocols = vec![evaluation.protocol];
+    if evaluation.supervised && evaluation.protocol != Protocol::FineTune {
+        protocols.push(Protocol::FineTune);
+    }
+    for protocol in protocols {
+        let task = host
+            .registry
+            .build_task(
+                &evaluation.task.name,
+                &evaluation.task.params.to_string(),
+                &visage_core::task::TaskContext { protocol },
+            )
+            .with_context(|| format!("evaluations[{index}].task `{}`", evaluation.task.name))?;
+        if let Err(e) = task.check(&train, &test) {
+            let message = format!(
+                "`{}` cannot run on dataset `{}`: {e}",
+                evaluation.task.name, evaluation.dataset.name
+            );
+            return Err(resolved
+                .invalid(&["evaluations", &index.to_string(), "task"], message)
+                .into());
+        }
+    }
+    Ok(())
 }
 
 /// Runs the experiment; `results.json` is written whether it completes or fails.

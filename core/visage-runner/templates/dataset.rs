@@ -6,7 +6,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, Split};
 use visage_core::rng::Rng;
 use visage_core::tch::{Kind, Tensor};
 use visage_core::{declare_plugin, Registry, Result, Sample};
@@ -55,6 +55,15 @@ impl Dataset for Colours {
         let side = self.params.resolution;
         let image = Tensor::from_slice(&rgb).view([3, 1, 1]).expand([3, side, side], false).to_kind(Kind::Float).contiguous();
         Ok(Sample::new(image).with_label("class", Tensor::from(class)))
+    }
+
+    // What the samples carry: tasks check it before anything runs.
+    fn info(&self) -> DatasetInfo {
+        DatasetInfo {
+            labels: vec!["class".into()],
+            classes: Some(vec!["red".into(), "green".into(), "blue".into()]),
+            ..DatasetInfo::default()
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::builtin::Accuracy;
+use visage_core::dataset::DatasetInfo;
 use visage_core::task::{EvalContext, Metrics, Protocol, Task, TaskContext};
 use visage_core::tch::Tensor;
 use visage_core::{declare_plugin, Error, Registry, Result};
@@ -34,6 +35,13 @@ impl NearestMean {
 }
 
 impl Task for NearestMean {
+    // Runs before pre-training: refuse a dataset without the label now,
+    // not after an hour of training.
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        train.require("{{name}}", &[&self.0.label])?;
+        test.require("{{name}}", &[&self.0.label])
+    }
+
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         let label = [self.0.label.as_str()];
         let (train, test) = (ctx.extract(&ctx.train, 256, &label)?, ctx.extract(&ctx.test, 256, &label)?);

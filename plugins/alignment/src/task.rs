@@ -2,9 +2,9 @@
 //! [`visage_tasks::fit::fit`], scored with the NMEs of its soft-argmax
 //! points in pixels.
 
-use visage_core::dataset::LandmarkLayout;
+use visage_core::dataset::{DatasetInfo, LandmarkLayout};
 use visage_core::metric::{Labels, Metric, Metrics};
-use visage_core::task::{EvalContext, EvalSplit, Task, TaskContext};
+use visage_core::task::{EvalContext, Task, TaskContext};
 use visage_core::tch::{nn, Tensor};
 use visage_core::{Error, Result};
 use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
@@ -39,7 +39,7 @@ impl Alignment {
     /// Trains and scores; also returns the head's test outputs (heatmap
     /// logits `[N, K, h, w]`) and labels, for inspection.
     pub fn fit(&self, ctx: &EvalContext<'_>) -> Result<Fitted> {
-        let layout = self.layout(ctx)?;
+        let layout = self.layout(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
         let p = &self.params;
         let (height, width) = image_size(ctx, &ctx.train, "train")?;
         let test_size = image_size(ctx, &ctx.test, "test")?;
@@ -101,20 +101,19 @@ impl Alignment {
 
     /// The landmark layout of the train and test splits, or an error naming
     /// what is missing.
-    fn layout(&self, ctx: &EvalContext<'_>) -> Result<LandmarkLayout> {
+    fn layout(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<LandmarkLayout> {
         let label = self.params.label.as_str();
-        let read = |split: &EvalSplit, what: &str| -> Result<LandmarkLayout> {
-            let info = split.dataset.info();
+        let read = |info: &DatasetInfo, what: &str| -> Result<LandmarkLayout> {
             info.require("alignment", &[label])
                 .map_err(|e| Error::msg(format!("{e} (its {what} split)")))?;
-            info.landmarks.ok_or_else(|| {
+            info.landmarks.clone().ok_or_else(|| {
                 Error::msg(format!(
                     "alignment needs a landmark layout (`landmarks` in the dataset's info), \
                      but the {what} split's dataset gives none"
                 ))
             })
         };
-        let (train, test) = (read(&ctx.train, "train")?, read(&ctx.test, "test")?);
+        let (train, test) = (read(train, "train")?, read(test, "test")?);
         if train != test {
             return Err(Error::msg(format!(
                 "alignment: the train split's landmark layout `{}` ({} points) differs from the test split's `{}` ({})",
@@ -133,6 +132,10 @@ fn landmarks<'a>(labels: &'a Labels, name: &str) -> Result<&'a Tensor> {
 }
 
 impl Task for Alignment {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        self.layout(train, test).map(|_| ())
+    }
+
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         Ok(self.fit(ctx)?.metrics)
     }

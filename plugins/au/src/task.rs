@@ -141,23 +141,36 @@ impl AuTask {
     }
 }
 
-impl Task for AuTask {
-    fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let info = ctx.train.dataset.info();
-        let names = self.action_units(&info)?;
-        match self.folds(&info)? {
-            1 => {
-                let test_names = self.action_units(&ctx.test.dataset.info())?;
-                if test_names != names {
-                    return Err(Error::msg(format!(
-                        "au: the train split's action units [{}] differ from the test split's [{}]",
-                        names.join(", "),
-                        test_names.join(", ")
-                    )));
-                }
-                self.fit_split(ctx, &names)
+impl AuTask {
+    /// The action units and the number of folds, after checking that the
+    /// splits carry the AU label and, without cross-validation, that they
+    /// name the same action units.
+    fn plan(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<(Vec<String>, usize)> {
+        let names = self.action_units(train)?;
+        let folds = self.folds(train)?;
+        if folds == 1 {
+            let test_names = self.action_units(test)?;
+            if test_names != names {
+                return Err(Error::msg(format!(
+                    "au: the train split's action units [{}] differ from the test split's [{}]",
+                    names.join(", "),
+                    test_names.join(", ")
+                )));
             }
-            k => self.cross_validate(ctx, &names, k),
+        }
+        Ok((names, folds))
+    }
+}
+
+impl Task for AuTask {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        self.plan(train, test).map(|_| ())
+    }
+
+    fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
+        match self.plan(&ctx.train.dataset.info(), &ctx.test.dataset.info())? {
+            (names, 1) => self.fit_split(ctx, &names),
+            (names, k) => self.cross_validate(ctx, &names, k),
         }
     }
 }

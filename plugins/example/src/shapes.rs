@@ -6,7 +6,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use visage_core::dataset::{Dataset, DatasetContext, Split};
+use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, Split};
 use visage_core::params::check;
 use visage_core::tch::Tensor;
 use visage_core::{Error, Result, Sample};
@@ -81,6 +81,14 @@ impl Dataset for Shapes {
         let class = (rng.uniform() * CLASSES as f64) as i64;
         let image = draw(class, self.params.resolution, self.params.noise, &mut rng);
         Ok(Sample::new(image).with_label("class", Tensor::from(class)))
+    }
+
+    fn info(&self) -> DatasetInfo {
+        DatasetInfo {
+            labels: vec!["class".into()],
+            classes: Some(["triangle", "L", "T", "dome"].map(String::from).to_vec()),
+            ..DatasetInfo::default()
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use tch::Tensor;
 use visage_core::builtin::Accuracy;
+use visage_core::dataset::DatasetInfo;
 use visage_core::metric::Labels;
 use visage_core::task::{EvalContext, Metrics, Task, TaskContext};
 use visage_core::{Error, Result};
@@ -37,12 +38,11 @@ impl Fer {
 
     /// The class names of the label, after checking that both splits carry
     /// it and agree on its classes.
-    fn classes(&self, ctx: &EvalContext<'_>) -> Result<Vec<String>> {
+    fn classes(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<Vec<String>> {
         let label = self.params.label.as_str();
-        let (train, test) = (ctx.train.dataset.info(), ctx.test.dataset.info());
         train.require("fer", &[label])?;
         test.require("fer", &[label])?;
-        let classes = train.classes.ok_or_else(|| {
+        let classes = train.classes.clone().ok_or_else(|| {
             Error::msg(format!(
                 "fer needs the class names of label `{label}` (the dataset's `classes`), but the dataset gives none"
             ))
@@ -52,7 +52,7 @@ impl Fer {
                 "fer needs at least 2 classes of label `{label}`, the dataset names {classes:?}"
             )));
         }
-        if let Some(other) = test.classes.filter(|c| *c != classes) {
+        if let Some(other) = test.classes.as_ref().filter(|c| **c != classes) {
             return Err(Error::msg(format!(
                 "fer: the train split's classes {classes:?} differ from the test split's {other:?}"
             )));
@@ -62,8 +62,12 @@ impl Fer {
 }
 
 impl Task for Fer {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        self.classes(train, test).map(|_| ())
+    }
+
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let classes = self.classes(ctx)?;
+        let classes = self.classes(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
         let (label, count) = (self.params.label.as_str(), classes.len() as i64);
         let accuracy = Accuracy::of(label);
         let per_class = MeanClassAccuracy(MeanClassAccuracyParams { label: label.into() });

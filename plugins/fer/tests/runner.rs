@@ -113,9 +113,14 @@ fn a_dataset_without_expressions_is_refused_naming_the_label() {
     let (code, stderr) = run_experiment(&sets, &dir.path().join("run"));
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("fer needs label `expression`, but the dataset holds only []"),
+        stderr.contains(
+            "`evaluations.0.task`: `fer` cannot run on dataset `example_shapes`: \
+                         fer needs label `expression`, but the dataset holds only [class]"
+        ),
         "{stderr}"
     );
+    // Refused before pre-training: no run directory.
+    assert!(!dir.path().join("run").exists());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use visage_core::dataset::Dataset;
+use visage_core::dataset::{Dataset, DatasetInfo};
 use visage_core::metric::{label, Labels, Metrics};
 use visage_core::task::{EvalContext, EvalSplit, Protocol, Task, TaskContext};
 use visage_core::tch::Tensor;
@@ -22,6 +22,7 @@ use crate::tar::{TarAtFar, TarParams};
 /// The face-recognition task (see the crate docs).
 pub struct FaceRecognition {
     params: FrParams,
+    protocol: Protocol,
 }
 
 impl FaceRecognition {
@@ -37,13 +38,24 @@ impl FaceRecognition {
                 ));
             }
         }
-        Ok(FaceRecognition { params })
+        Ok(FaceRecognition {
+            params,
+            protocol: ctx.protocol,
+        })
     }
 }
 
 impl Task for FaceRecognition {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        self.test_labels(test)?;
+        if self.protocol == Protocol::FineTune {
+            train.require("fr fine-tuning", &[self.params.identity.as_str()])?;
+        }
+        Ok(())
+    }
+
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
-        let test_labels = self.test_labels(ctx)?;
+        let test_labels = self.test_labels(&ctx.test.dataset.info())?;
         let labels: Vec<&str> = test_labels.iter().map(String::as_str).collect();
         let mirrored = with_mirrors(&ctx.test);
         match ctx.protocol {
@@ -56,8 +68,7 @@ impl Task for FaceRecognition {
 impl FaceRecognition {
     /// The test split's labels that verification reads, checked present:
     /// `same` and `fold` on a pairs dataset, else `identity`.
-    fn test_labels(&self, ctx: &EvalContext<'_>) -> Result<Vec<String>> {
-        let info = ctx.test.dataset.info();
+    fn test_labels(&self, info: &DatasetInfo) -> Result<Vec<String>> {
         let p = &self.params;
         let needed = if info.pairs.is_some() {
             vec![p.same.clone(), p.fold.clone()]

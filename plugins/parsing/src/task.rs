@@ -2,8 +2,9 @@
 //! through [`visage_tasks::fit::fit`], scored on its predicted class maps
 //! with one confusion matrix over the whole test split.
 
+use visage_core::dataset::DatasetInfo;
 use visage_core::metric::{Labels, Metric, Metrics};
-use visage_core::task::{EvalContext, EvalSplit, Task, TaskContext};
+use visage_core::task::{EvalContext, Task, TaskContext};
 use visage_core::tch::{nn, Tensor};
 use visage_core::{Error, Result};
 use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
@@ -37,7 +38,7 @@ impl Parsing {
     /// Trains and scores; also returns the head's test outputs (logits
     /// `[N, C, H, W]`) and labels, for inspection.
     pub fn fit(&self, ctx: &EvalContext<'_>) -> Result<Fitted> {
-        let classes = self.classes(ctx)?;
+        let classes = self.classes(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
         let label = self.params.label.as_str();
         let size = image_size(ctx, &ctx.train, "train")?;
         let test_size = image_size(ctx, &ctx.test, "test")?;
@@ -81,13 +82,12 @@ impl Parsing {
 
     /// The parsing class names of the train and test splits, or an error
     /// naming what is missing.
-    fn classes(&self, ctx: &EvalContext<'_>) -> Result<Vec<String>> {
+    fn classes(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<Vec<String>> {
         let label = self.params.label.as_str();
-        let read = |split: &EvalSplit, what: &str| -> Result<Vec<String>> {
-            let info = split.dataset.info();
+        let read = |info: &DatasetInfo, what: &str| -> Result<Vec<String>> {
             info.require("parsing", &[label])
                 .map_err(|e| Error::msg(format!("{e} (its {what} split)")))?;
-            let classes = info.parsing_classes.ok_or_else(|| {
+            let classes = info.parsing_classes.clone().ok_or_else(|| {
                 Error::msg(format!(
                     "parsing needs the class names (`parsing_classes` in the dataset's info), \
                      but the {what} split's dataset gives none"
@@ -101,7 +101,7 @@ impl Parsing {
             }
             Ok(classes)
         };
-        let (train, test) = (read(&ctx.train, "train")?, read(&ctx.test, "test")?);
+        let (train, test) = (read(train, "train")?, read(test, "test")?);
         if train != test {
             return Err(Error::msg(format!(
                 "parsing: the train split's classes [{}] differ from the test split's [{}]",
@@ -114,6 +114,10 @@ impl Parsing {
 }
 
 impl Task for Parsing {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        self.classes(train, test).map(|_| ())
+    }
+
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         Ok(self.fit(ctx)?.metrics)
     }

@@ -2,6 +2,7 @@
 //! output regresses yaw, pitch and roll in degrees with an L1 loss, scored
 //! by the mean absolute error of each angle.
 
+use visage_core::dataset::DatasetInfo;
 use visage_core::metric::{label, Labels, Metrics};
 use visage_core::task::{EvalContext, Task, TaskContext};
 use visage_core::tch::{nn, Kind, Tensor};
@@ -50,10 +51,15 @@ fn l1(predicted: &Tensor, labels: &Labels, name: &str) -> Result<Tensor> {
 }
 
 impl Task for PoseTask {
-    fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
         let name = self.params.label.as_str();
-        ctx.train.dataset.info().require("pose", &[name])?;
-        ctx.test.dataset.info().require("pose", &[name])?;
+        train.require("pose", &[name])?;
+        test.require("pose", &[name])
+    }
+
+    fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
+        self.check(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
+        let name = self.params.label.as_str();
         let filtered;
         let ctx = match self.params.max_angle {
             None => ctx,

@@ -115,6 +115,11 @@ impl DatasetInfo {
     /// ```
     pub fn require(&self, task: &str, needed: &[&str]) -> Result<()> {
         for label in needed {
+            if self.labels.is_empty() {
+                return Err(crate::Error::msg(format!(
+                    "{task} needs label `{label}`, but the dataset declares no labels (its `info()`)"
+                )));
+            }
             if !self.labels.iter().any(|l| l == label) {
                 return Err(crate::Error::msg(format!(
                     "{task} needs label `{label}`, but the dataset holds only [{}]",

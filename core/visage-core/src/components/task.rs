@@ -10,7 +10,7 @@ use tch::Device;
 use crate::augmentation::Augmentation;
 use crate::backbone::Backbone;
 use crate::data::{Loader, LoaderConfig, Sampling};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DatasetInfo};
 use crate::features::{extract, extract_inputs, Extracted, ExtractedInputs, Feature};
 use crate::guard::Guarded;
 use crate::metric::Metric;
@@ -39,6 +39,27 @@ impl Protocol {
 
 /// A downstream evaluation.
 pub trait Task {
+    /// Checks, before anything runs, that the evaluation's train and test
+    /// splits carry what the task needs (labels, classes, landmark layout,
+    /// verification pairs): the runner calls it on every evaluation before
+    /// it creates the run directory, so that an experiment that would fail
+    /// after an hour of pre-training fails at once. The default accepts
+    /// anything; [`Task::evaluate`] should run the same checks.
+    ///
+    /// ```
+    /// # use visage_core::dataset::DatasetInfo;
+    /// # use visage_core::Result;
+    /// // A task that reads the label `class` from both splits.
+    /// fn check(train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+    ///     train.require("my_task", &["class"])?;
+    ///     test.require("my_task", &["class"])
+    /// }
+    /// ```
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        let _ = (train, test);
+        Ok(())
+    }
+
     /// Evaluates the backbone under `ctx.protocol` and returns its metrics.
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics>;
 }
@@ -167,6 +188,10 @@ impl EvalContext<'_> {
 }
 
 impl<T: Task> Task for Guarded<T> {
+    fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
+        self.run(|t| t.check(train, test))
+    }
+
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         self.run_mut(|t| t.evaluate(ctx))
     }
