@@ -1,21 +1,21 @@
 //! Downstream evaluation of a backbone, and of a randomly initialised copy
 //! as a baseline.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tch::Device;
 use visage_core::backbone::Backbone;
 use visage_core::dataset::{DatasetContext, Split};
-use visage_core::task::{CopyBackbone, EvalContext, EvalSplit, Metrics, Protocol, TaskContext};
+use visage_core::task::{CopyBackbone, EvalContext, EvalSplit, Metrics, Protocol, Task, TaskContext};
 use visage_core::Registry;
 
 use crate::config::{augmentation_chain, Evaluation};
 
 /// Where and how one evaluation runs.
-pub struct Placement<'a> {
+pub struct Placement {
     /// The evaluation's own folder, for a task's trainer.
-    pub dir: &'a Path,
+    pub dir: PathBuf,
     /// Whether the run is resumed.
     pub resume: bool,
     /// Seed of the head and the data order.
@@ -40,8 +40,30 @@ pub fn evaluate(
     registry: &Registry,
     evaluation: &Evaluation,
     on: &Subject<'_>,
-    at: &Placement<'_>,
+    at: &Placement,
 ) -> anyhow::Result<Metrics> {
+    with_task(registry, evaluation, on, at, |task, ctx| task.evaluate(ctx))
+}
+
+/// The metrics of the task's best constant prediction ([`Task::constant`]),
+/// `None` when the task has none.
+pub fn constant(
+    registry: &Registry,
+    evaluation: &Evaluation,
+    on: &Subject<'_>,
+    at: &Placement,
+) -> anyhow::Result<Option<Metrics>> {
+    with_task(registry, evaluation, on, at, |task, ctx| task.constant(ctx))
+}
+
+/// Builds the evaluation's task and context and calls `f` on them.
+fn with_task<T>(
+    registry: &Registry,
+    evaluation: &Evaluation,
+    on: &Subject<'_>,
+    at: &Placement,
+    f: impl FnOnce(&mut dyn Task, &EvalContext<'_>) -> visage_core::Result<T>,
+) -> anyhow::Result<T> {
     let (seed, device) = (at.seed, at.device);
     let params = |c: &crate::config::Component| c.params.to_string();
     let split = |split, chain: &[crate::config::Component]| -> anyhow::Result<EvalSplit> {
@@ -76,8 +98,8 @@ pub fn evaluate(
         device,
         seed,
         workers: evaluation.workers,
-        dir: Some(at.dir.to_path_buf()),
+        dir: Some(at.dir.clone()),
         resume: at.resume,
     };
-    Ok(task.evaluate(&ctx)?)
+    Ok(f(task.as_mut(), &ctx)?)
 }

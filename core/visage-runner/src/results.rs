@@ -58,6 +58,10 @@ pub struct EvaluationResult {
     /// random initialisation (the supervised upper bound), when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervised: Option<BTreeMap<String, f64>>,
+    /// Metrics of the task's best constant prediction (the train split's
+    /// majority class, median pose, ...), for the tasks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constant: Option<BTreeMap<String, f64>>,
 }
 
 /// Pre-training summary.

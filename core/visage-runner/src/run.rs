@@ -287,6 +287,12 @@ fn stages(
             .join(format!("{index}-{}", evaluation.task.name));
         // Created by a task's trainer when it writes there.
         let pretrained = folder.join("pretrained");
+        let place = |dir: &Path| crate::evaluate::Placement {
+            dir: dir.to_path_buf(),
+            resume,
+            seed: experiment.seed,
+            device,
+        };
         let evaluate = |vs: &nn::VarStore, backbone: &dyn Backbone, dir: &Path, protocol| {
             let copy = |into: &mut nn::VarStore, prefix: &str| copy_backbone(host, resolved, vs, into, prefix);
             let on = crate::evaluate::Subject {
@@ -294,15 +300,16 @@ fn stages(
                 copy: &copy,
                 protocol,
             };
-            let place = crate::evaluate::Placement {
-                dir,
-                resume,
-                seed: experiment.seed,
-                device,
-            };
-            crate::evaluate::evaluate(&host.registry, evaluation, &on, &place)
+            crate::evaluate::evaluate(&host.registry, evaluation, &on, &place(dir))
         };
         let metrics = evaluate(&vs, backbone.as_ref(), &pretrained, evaluation.protocol)?;
+        let copy = |into: &mut nn::VarStore, prefix: &str| copy_backbone(host, resolved, &vs, into, prefix);
+        let on = crate::evaluate::Subject {
+            backbone: backbone.as_ref(),
+            copy: &copy,
+            protocol: evaluation.protocol,
+        };
+        let constant = crate::evaluate::constant(&host.registry, evaluation, &on, &place(&pretrained))?;
         let random_init = if evaluation.random_init {
             let (fresh_vs, fresh) = build_backbone(host, resolved, device, false)?;
             let twin = folder.join("random_init");
@@ -324,6 +331,7 @@ fn stages(
             metrics,
             random_init,
             supervised,
+            constant,
         });
     }
     Ok(())
@@ -357,6 +365,9 @@ fn print_summary(results: &Results, dir: &Path, seconds: f64) {
         if e.supervised.is_some() {
             header.push_str(&format!(" {:>11}", "supervised"));
         }
+        if e.constant.is_some() {
+            header.push_str(&format!(" {:>9}", "constant"));
+        }
         println!("{header}");
         let twin = |twin: &Option<std::collections::BTreeMap<String, f64>>, metric: &str, width: usize| {
             twin.as_ref()
@@ -368,9 +379,10 @@ fn print_summary(results: &Results, dir: &Path, seconds: f64) {
         };
         for (metric, value) in &e.metrics {
             println!(
-                "    {metric:<24} {value:>9.2}{}{}",
+                "    {metric:<24} {value:>9.2}{}{}{}",
                 twin(&e.random_init, metric, 12),
-                twin(&e.supervised, metric, 11)
+                twin(&e.supervised, metric, 11),
+                twin(&e.constant, metric, 9)
             );
         }
     }

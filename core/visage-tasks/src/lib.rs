@@ -20,6 +20,7 @@
 pub mod fit;
 pub mod heads;
 pub mod image_size;
+pub mod labels;
 pub mod metrics;
 pub mod split;
 pub mod training;

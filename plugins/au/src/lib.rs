@@ -22,7 +22,6 @@
 #![warn(missing_docs)]
 
 pub mod folds;
-pub mod labels;
 pub mod params;
 pub mod task;
 

@@ -18,8 +18,8 @@ use visage_tasks::split::Subset;
 use visage_tasks::training::Training;
 
 use crate::folds;
-use crate::labels::read_label;
 use crate::params::{defaults, AuParams, DEFAULT_FOLDS};
+use visage_tasks::labels::read_label;
 
 /// Probability from which an AU counts as present (the convention).
 const THRESHOLD: f64 = 0.5;

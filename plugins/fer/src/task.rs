@@ -2,7 +2,7 @@
 //! backbone (frozen or fine-tuned, through [`visage_tasks::fit`]), scores
 //! the last epoch on the test split, and saves the confusion matrix.
 
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 use visage_core::builtin::Accuracy;
 use visage_core::dataset::DatasetInfo;
 use visage_core::metric::Labels;
@@ -10,6 +10,7 @@ use visage_core::task::{EvalContext, Metrics, Task, TaskContext};
 use visage_core::{Error, Result};
 use visage_tasks::fit::{fit, Recipe, Selection};
 use visage_tasks::heads::Head;
+use visage_tasks::labels::read_label;
 use visage_tasks::metrics::classification::{MeanClassAccuracy, MeanClassAccuracyParams};
 use visage_tasks::training::Training;
 
@@ -61,6 +62,17 @@ impl Fer {
     }
 }
 
+impl Fer {
+    /// The experiment's metrics (or accuracy and mean class accuracy) of
+    /// `logits` against `labels`.
+    fn score(&self, ctx: &EvalContext<'_>, logits: &Tensor, labels: &Labels) -> Result<Metrics> {
+        let label = self.params.label.as_str();
+        let accuracy = Accuracy::of(label);
+        let per_class = MeanClassAccuracy(MeanClassAccuracyParams { label: label.into() });
+        ctx.score(logits, labels, &[&accuracy, &per_class])
+    }
+}
+
 impl Task for Fer {
     fn check(&self, train: &DatasetInfo, test: &DatasetInfo) -> Result<()> {
         self.classes(train, test).map(|_| ())
@@ -69,9 +81,7 @@ impl Task for Fer {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         let classes = self.classes(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
         let (label, count) = (self.params.label.as_str(), classes.len() as i64);
-        let accuracy = Accuracy::of(label);
-        let per_class = MeanClassAccuracy(MeanClassAccuracyParams { label: label.into() });
-        let score = |outputs: &Tensor, labels: &Labels| ctx.score(outputs, labels, &[&accuracy, &per_class]);
+        let score = |outputs: &Tensor, labels: &Labels| self.score(ctx, outputs, labels);
         let loss = |logits: &Tensor, labels: &Labels| head::cross_entropy(logits, labels, label, count);
         let kind = self.params.head;
         let build = |path: tch::nn::Path<'_>, shapes: &[Vec<i64>]| -> Result<Box<dyn Head>> {
@@ -94,5 +104,19 @@ impl Task for Fer {
             None => tracing::debug!("no evaluation folder: the confusion matrix is not saved"),
         }
         Ok(fitted.metrics)
+    }
+
+    /// The train split's majority class, predicted for every test face.
+    fn constant(&self, ctx: &EvalContext<'_>) -> Result<Option<Metrics>> {
+        let classes = self.classes(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
+        let label = self.params.label.as_str();
+        let train = read_label(ctx, &ctx.train, label)?.f_flatten(0, -1)?;
+        let test = read_label(ctx, &ctx.test, label)?;
+        let counts = train.f_bincount(None::<Tensor>, classes.len() as i64)?;
+        let majority = counts.f_argmax(0, false)?.int64_value(&[]);
+        let logits = Tensor::zeros([test.size()[0], classes.len() as i64], (Kind::Float, Device::Cpu));
+        let _ = logits.narrow(1, majority, 1).fill_(1.0);
+        let labels = Labels::from([(label.to_string(), test)]);
+        self.score(ctx, &logits, &labels).map(Some)
     }
 }

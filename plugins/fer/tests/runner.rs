@@ -93,6 +93,24 @@ fn both_protocols_run_on_synthface_and_save_the_confusion_matrix_they_report() {
             let counts: Vec<Vec<i64>> = serde_json::from_value(matrix["counts"].clone()).unwrap();
             let total: i64 = counts.iter().flatten().sum();
             assert_eq!(total, 20, "every test face once");
+            // The constant twin predicts one class for every test face:
+            // its accuracy is that class's share of the test split, and
+            // its mean class accuracy is one hit class over those present.
+            let constant = &evaluation["constant"];
+            let shares: Vec<f64> = counts
+                .iter()
+                .map(|row| 100.0 * row.iter().sum::<i64>() as f64 / 20.0)
+                .collect();
+            let accuracy = constant["accuracy"].as_f64().unwrap();
+            let present = shares.iter().filter(|&&s| s > 0.0).count() as f64;
+            assert!(
+                shares.iter().any(|s| (s - accuracy).abs() < 1e-9),
+                "{constant} vs {shares:?}"
+            );
+            assert!(
+                (constant["mean_class_accuracy"].as_f64().unwrap() - 100.0 / present).abs() < 1e-6,
+                "{constant} vs {present} classes"
+            );
             let hits: i64 = (0..7).map(|c| counts[c][c]).sum();
             let top1 = 100.0 * hits as f64 / 20.0;
             assert!(

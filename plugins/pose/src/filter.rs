@@ -9,7 +9,7 @@ use visage_core::{Error, Result};
 use visage_tasks::metrics::pose::within;
 use visage_tasks::split::Subset;
 
-use crate::labels::read_label;
+use visage_tasks::labels::read_label;
 
 /// `split` without the samples whose pose (label `name`, yaw, pitch, roll
 /// in degrees) has an angle beyond `limit` degrees; `what` names the split

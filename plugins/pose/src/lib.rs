@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod filter;
-pub mod labels;
 pub mod params;
 pub mod task;
 

@@ -194,3 +194,44 @@ fn a_dataset_without_the_pose_label_is_refused_naming_it() {
         .to_string()
         .contains("training.epochs"));
 }
+
+#[test]
+fn the_constant_predicts_the_train_medians_within_the_limit() {
+    // Train: 10 samples, yaws of samples 3 and 7 are 120 and left out by
+    // max_angle: 99; test: 6 samples, sample 3's yaw is 50 (kept).
+    let (train, test) = (Angles::shared(10, 120.0), Angles::shared(6, 50.0));
+    let angles = |len: usize, wild: f32| -> Vec<[f32; 3]> {
+        let a = Angles {
+            len,
+            wild,
+            labels: vec![],
+        };
+        (0..len).map(|i| a.pose(i)).filter(|p| p[0].abs() <= 99.0).collect()
+    };
+    let (kept, tested) = (angles(10, 120.0), angles(6, 50.0));
+    assert_eq!((kept.len(), tested.len()), (8, 6));
+    // torch's median of an even count is the lower middle value.
+    let median = |k: usize| {
+        let mut v: Vec<f32> = kept.iter().map(|p| p[k]).collect();
+        v.sort_by(f32::total_cmp);
+        v[(v.len() - 1) / 2]
+    };
+    let mae = |k: usize| tested.iter().map(|p| (p[k] - median(k)).abs() as f64).sum::<f64>() / 6.0;
+    let registry = pose_registry();
+    let task = registry
+        .build_task(
+            "pose",
+            r#"{"max_angle": 99}"#,
+            &TaskContext {
+                protocol: Protocol::LinearProbe,
+            },
+        )
+        .unwrap();
+    let m = with_context(&registry, Protocol::LinearProbe, train, test, |ctx| task.constant(ctx))
+        .unwrap()
+        .unwrap();
+    assert_pose_metrics(&m);
+    for (k, name) in ["mae_yaw", "mae_pitch", "mae_roll"].iter().enumerate() {
+        assert!((m[*name] - mae(k)).abs() < 1e-4, "{name}: {} vs {}", m[*name], mae(k));
+    }
+}

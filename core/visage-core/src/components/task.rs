@@ -62,6 +62,16 @@ pub trait Task {
 
     /// Evaluates the backbone under `ctx.protocol` and returns its metrics.
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics>;
+
+    /// The metrics of the best constant prediction on `ctx.test`, chosen
+    /// from the train split's labels alone (the majority class, the median
+    /// pose): the floor a representation is read against, beside the
+    /// random-init and supervised twins. The backbone is not used. The
+    /// default, `None`, says the task has none.
+    fn constant(&self, ctx: &EvalContext<'_>) -> Result<Option<Metrics>> {
+        let _ = ctx;
+        Ok(None)
+    }
 }
 
 /// What a task constructor receives.
@@ -194,6 +204,10 @@ impl<T: Task> Task for Guarded<T> {
 
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         self.run_mut(|t| t.evaluate(ctx))
+    }
+
+    fn constant(&self, ctx: &EvalContext<'_>) -> Result<Option<Metrics>> {
+        self.run(|t| t.constant(ctx))
     }
 }
 
