@@ -30,7 +30,9 @@ pub struct FaceCycleParams {
     /// Channels of the first stage (PCL: 64); later stages have 2x and 4x.
     #[serde(default = "default_width")]
     pub width: i64,
-    /// Input side in pixels (PCL: 64); must be a multiple of 16.
+    /// Input side in pixels, at least 16, that the declared output widths
+    /// refer to (PCL: 64). Other sides are read too: PCL evaluates FER at
+    /// 100, where the maps are 7x7.
     #[serde(default = "default_image_size")]
     pub image_size: i64,
 }
@@ -165,6 +167,7 @@ pub struct FaceCycle {
     pose: Stage,
     dims: (i64, i64),
     image_size: i64,
+    in_channels: i64,
 }
 
 impl FaceCycle {
@@ -174,13 +177,15 @@ impl FaceCycle {
         if w < 1 {
             return Err(Error::msg(format!("width: expected at least 1, got {w}")));
         }
-        if params.image_size < 16 || params.image_size % 16 != 0 {
+        if params.image_size < 16 {
             return Err(Error::msg(format!(
-                "image_size: expected a multiple of 16, got {}",
+                "image_size: expected at least 16 pixels, got {}",
                 params.image_size
             )));
         }
-        let side = params.image_size / 16;
+        // Four stride-2 convolutions padded by half their kernel: each
+        // halves the side, rounding up (100 -> 50 -> 25 -> 13 -> 7).
+        let side = (0..4).fold(params.image_size, |s, _| (s + 1) / 2);
         let trunk = 2 * w;
         Ok(FaceCycle {
             stem: (
@@ -199,15 +204,21 @@ impl FaceCycle {
             pose: Stage::new(vs / "layer3_2_pose", trunk, trunk, trunk, 1, false),
             dims: (trunk, trunk * side * side),
             image_size: params.image_size,
+            in_channels,
         })
     }
 
     /// The shared trunk map ("fea" in PCL).
     pub fn trunk(&self, images: &Tensor) -> Result<Tensor> {
         let size = images.size();
-        if size.len() != 4 || size[2] != self.image_size || size[3] != self.image_size {
+        // Fully convolutional: any side from 16 up is read (PCL trains at
+        // 64 and evaluates FER at 100, pose at 256); `image_size` fixes
+        // the output widths the backbone declares.
+        if size.len() != 4 || size[1] != self.in_channels || size[2] < 16 || size[3] < 16 {
             return Err(Error::msg(format!(
-                "facecycle was built for {s}x{s} images (image_size), got a batch of shape {size:?}",
+                "facecycle reads [N, {c}, H, W] images with sides of at least 16 (built for {s}x{s}, image_size), \
+                 got a batch of shape {size:?}",
+                c = self.in_channels,
                 s = self.image_size
             )));
         }
@@ -295,16 +306,25 @@ mod tests {
         ] {
             assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
         }
-        let err = model.forward(&Tensor::rand([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false);
-        assert!(err.unwrap_err().to_string().contains("built for 64x64"));
+        let err = model.forward(&Tensor::rand([1, 3, 8, 32], (Kind::Float, Device::Cpu)), false);
+        assert!(err.unwrap_err().to_string().contains("sides of at least 16"));
         assert!(FaceCycle::new(
             &vs.root(),
             3,
             &FaceCycleParams {
                 width: 8,
-                image_size: 40
+                image_size: 8
             }
         )
         .is_err());
+        // PCL's FER evaluation size: 7x7 maps, its `linear_dim` 6272 at width 64.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let params = FaceCycleParams {
+            width: 64,
+            image_size: 100,
+        };
+        let model = FaceCycle::new(&vs.root(), 3, &params).unwrap();
+        let out = model.forward(&Tensor::rand([1, 3, 100, 100], (Kind::Float, Device::Cpu)), false).unwrap();
+        assert_eq!(out[FACE].size(), [1, 6272]);
     }
 }
