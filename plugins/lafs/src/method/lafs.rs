@@ -102,10 +102,19 @@ impl Lafs {
 
     /// Images and points of `views` stacked along the batch, when they
     /// share their shapes; one entry per view otherwise.
-    fn stacks(&self, backbone: &dyn Backbone, views: &[Batch], first: usize, local: bool) -> Result<Vec<(Tensor, Tensor)>> {
+    fn stacks(
+        &self,
+        backbone: &dyn Backbone,
+        views: &[Batch],
+        first: usize,
+        local: bool,
+    ) -> Result<Vec<(Tensor, Tensor)>> {
         let mut each = vec![];
         for (i, view) in views.iter().enumerate() {
-            each.push((view.images.shallow_clone(), self.view_points(backbone, view, first + i, local)?));
+            each.push((
+                view.images.shallow_clone(),
+                self.view_points(backbone, view, first + i, local)?,
+            ));
         }
         let same = each
             .windows(2)
@@ -197,7 +206,9 @@ impl Method for Lafs {
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
         let center: Vec<f32> = serde_json::from_value(state["center"].clone()).map_err(|e| {
-            Error::msg(format!("lafs: the checkpoint's method state has no DINO centre (`center`): {e}"))
+            Error::msg(format!(
+                "lafs: the checkpoint's method state has no DINO centre (`center`): {e}"
+            ))
         })?;
         let len = center.len() as i64;
         self.loss.set_center(Tensor::from_slice(&center).view([1, len]))

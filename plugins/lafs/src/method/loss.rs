@@ -71,7 +71,9 @@ impl DinoLoss {
                 if s == t {
                     continue;
                 }
-                let term = (-(q * log_p)).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).mean(Kind::Float);
+                let term = (-(q * log_p))
+                    .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+                    .mean(Kind::Float);
                 total = Some(match total {
                     Some(acc) => acc + term,
                     None => term,
@@ -164,7 +166,10 @@ mod tests {
         loss.update_center();
         // Sum (16, 20) over 6 rows, times 0.1.
         let c: Vec<f32> = loss.center().view([-1]).try_into().unwrap();
-        assert!((c[0] - 1.6 / 6.0).abs() < 1e-6 && (c[1] - 2.0 / 6.0).abs() < 1e-6, "{c:?}");
+        assert!(
+            (c[0] - 1.6 / 6.0).abs() < 1e-6 && (c[1] - 2.0 / 6.0).abs() < 1e-6,
+            "{c:?}"
+        );
         loss.update_center();
         let again: Vec<f32> = loss.center().view([-1]).try_into().unwrap();
         assert_eq!(c, again, "no new teacher outputs, no move");

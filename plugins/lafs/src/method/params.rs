@@ -106,14 +106,21 @@ impl LafsParams {
     pub fn check(&self) -> Result<()> {
         self.teacher_temperature.check("lafs.teacher_temperature")?;
         self.momentum.check("lafs.momentum")?;
-        let bad = |key: &str, value: String, want: &str| {
-            Err(Error::msg(format!("lafs.{key}: expected {want}, got {value}")))
-        };
+        let bad =
+            |key: &str, value: String, want: &str| Err(Error::msg(format!("lafs.{key}: expected {want}, got {value}")));
         if !(self.student_temperature > 0.0) {
-            return bad("student_temperature", self.student_temperature.to_string(), "a positive number");
+            return bad(
+                "student_temperature",
+                self.student_temperature.to_string(),
+                "a positive number",
+            );
         }
         if !(0.0..=1.0).contains(&self.center_momentum) {
-            return bad("center_momentum", self.center_momentum.to_string(), "a number in [0, 1]");
+            return bad(
+                "center_momentum",
+                self.center_momentum.to_string(),
+                "a number in [0, 1]",
+            );
         }
         if !(self.jitter >= 0.0 && self.jitter.is_finite()) {
             return bad("jitter", self.jitter.to_string(), "a finite number >= 0 (pixels)");
@@ -138,9 +145,18 @@ mod tests {
         assert_eq!(p.teacher_temperature.value(0, 10), 0.07);
         assert!((p.teacher_temperature.value(5, 10) - 0.055).abs() < 1e-12);
         assert_eq!(p.momentum.value(0, 10), 0.996);
-        assert_eq!((p.student_temperature, p.center_momentum, p.jitter, p.local_tokens), (0.1, 0.9, 5.0, 36));
+        assert_eq!(
+            (p.student_temperature, p.center_momentum, p.jitter, p.local_tokens),
+            (0.1, 0.9, 5.0, 36)
+        );
         assert!(p.check().is_ok());
-        let err = LafsParams { jitter: -1.0, ..p.clone() }.check().unwrap_err().to_string();
+        let err = LafsParams {
+            jitter: -1.0,
+            ..p.clone()
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, "lafs.jitter: expected a finite number >= 0 (pixels), got -1");
         let p: LafsParams = serde_json::from_str(r#"{"points": "grid", "teacher_temperature": 0.04}"#).unwrap();
         assert_eq!(p.points, PointSource::Grid);

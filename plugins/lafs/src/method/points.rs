@@ -61,7 +61,11 @@ pub fn subset(points: &Tensor, keep: i64, with_replacement: bool) -> Result<Tens
     let size = points.size();
     let (n, k) = match size.as_slice() {
         [n, k, 2] => (*n, *k),
-        _ => return Err(Error::msg(format!("landmark subset: points must be [N, K, 2], got {size:?}"))),
+        _ => {
+            return Err(Error::msg(format!(
+                "landmark subset: points must be [N, K, 2], got {size:?}"
+            )))
+        }
     };
     if keep < 1 || (keep > k && !with_replacement) {
         return Err(Error::msg(format!(
@@ -112,8 +116,13 @@ mod tests {
     fn a_subset_without_replacement_keeps_distinct_points_of_the_same_image() {
         tch::manual_seed(4);
         // Image i's point j is (j, 100 i).
-        let j = Tensor::arange(10, (Kind::Float, Device::Cpu)).view([1, 10]).expand([3, 10], true);
-        let i = Tensor::arange(3, (Kind::Float, Device::Cpu)).view([3, 1]).expand([3, 10], true) * 100.0;
+        let j = Tensor::arange(10, (Kind::Float, Device::Cpu))
+            .view([1, 10])
+            .expand([3, 10], true);
+        let i = Tensor::arange(3, (Kind::Float, Device::Cpu))
+            .view([3, 1])
+            .expand([3, 10], true)
+            * 100.0;
         let points = Tensor::stack(&[j, i], -1);
         let kept = subset(&points, 4, false).unwrap();
         assert_eq!(kept.size(), [3, 4, 2]);
