@@ -209,8 +209,7 @@ mod tests {
         // With v = [[3, 4, 0], ...] row 0 of the weight is [0.6, 0.8, 0].
         tch::no_grad(|| {
             let v = head.weight_v.shallow_clone();
-            let _ = v
-                .narrow(0, 0, 1)
+            v.narrow(0, 0, 1)
                 .copy_(&Tensor::from_slice(&[3.0f32, 4.0, 0.0]).view([1, 3]));
         });
         let row: Vec<f32> = head.last_weight(false).get(0).try_into().unwrap();

@@ -28,7 +28,11 @@ pub struct DinoLoss {
 impl DinoLoss {
     /// A loss over `out_dim` outputs with the centre at zero on `device`.
     pub fn new(out_dim: i64, student_temperature: f64, center_momentum: f64, device: tch::Device) -> Result<Self> {
-        if !(student_temperature > 0.0) || !(0.0..=1.0).contains(&center_momentum) || out_dim < 1 {
+        if student_temperature.is_nan()
+            || student_temperature <= 0.0
+            || !(0.0..=1.0).contains(&center_momentum)
+            || out_dim < 1
+        {
             return Err(Error::msg(format!(
                 "dino loss: expected a positive student temperature, a centre momentum in [0, 1] and out_dim >= 1, \
                  got {student_temperature}, {center_momentum} and {out_dim}"
@@ -47,7 +51,12 @@ impl DinoLoss {
     /// `teacher` (one `[N, K]` per global view) at `teacher_temperature`.
     /// Records the teacher outputs for the next [`DinoLoss::update_center`].
     pub fn loss(&mut self, student: &[Tensor], teacher: &[Tensor], teacher_temperature: f64) -> Result<Tensor> {
-        if student.len() < 2 || teacher.is_empty() || teacher.len() > student.len() || !(teacher_temperature > 0.0) {
+        if student.len() < 2
+            || teacher.is_empty()
+            || teacher.len() > student.len()
+            || teacher_temperature.is_nan()
+            || teacher_temperature <= 0.0
+        {
             return Err(Error::msg(format!(
                 "dino loss: expected at least 2 student views, 1 to {} teacher views and a positive teacher \
                  temperature, got {} student views, {} teacher views and temperature {teacher_temperature}",

@@ -108,7 +108,7 @@ impl LafsParams {
         self.momentum.check("lafs.momentum")?;
         let bad =
             |key: &str, value: String, want: &str| Err(Error::msg(format!("lafs.{key}: expected {want}, got {value}")));
-        if !(self.student_temperature > 0.0) {
+        if self.student_temperature.is_nan() || self.student_temperature <= 0.0 {
             return bad(
                 "student_temperature",
                 self.student_temperature.to_string(),
