@@ -1,0 +1,238 @@
+//! The `lafs` method on a tiny fViT: its loss is DINO's loss of the head on
+//! the fViT's class token at each view's landmarks, the teacher starting as
+//! the student; the last layer gets no gradient while frozen; the centre
+//! moves after the step and survives a checkpoint; missing landmarks are a
+//! named error.
+
+use std::collections::BTreeMap;
+
+use lafs::method::{DinoHead, DinoHeadParams, DinoLoss, LafsParams, PointSource};
+use lafs::{Fvit, FvitParams, Lafs};
+use tch::{nn, Device, Kind, Tensor};
+use visage_core::backbone::Backbone;
+use visage_core::labels::LANDMARKS;
+use visage_core::method::{Method, MethodContext, StepContext, ViewGroup};
+use visage_core::nn::weights::{load_state_dict, variables_under};
+use visage_core::scalars::Scalars;
+use visage_core::teacher::{BackboneSpec, Teachers};
+use visage_core::{Batch, Registry};
+
+const N: i64 = 3;
+
+fn fvit_params() -> FvitParams {
+    FvitParams {
+        image_size: 32,
+        patch: 4,
+        landmarks: 9,
+        dim: 16,
+        depth: 1,
+        heads: 2,
+        head_dim: 8,
+        mlp: 24,
+        landmark_width: 0.25,
+        ..Default::default()
+    }
+}
+
+fn head_params() -> DinoHeadParams {
+    DinoHeadParams {
+        hidden: 12,
+        bottleneck: 6,
+        out_dim: 10,
+        layers: 3,
+        norm_last_layer: true,
+    }
+}
+
+/// A view of `side` pixels with 9 landmarks inside it.
+fn view(side: i64, landmarks: bool) -> Batch {
+    let images = Tensor::rand([N, 3, side, side], (Kind::Float, Device::Cpu));
+    let mut labels = BTreeMap::new();
+    if landmarks {
+        labels.insert(
+            LANDMARKS.to_string(),
+            Tensor::rand([N, 9, 2], (Kind::Float, Device::Cpu)) * (side - 1) as f64,
+        );
+    }
+    Batch {
+        images,
+        labels,
+        views: vec![],
+    }
+}
+
+fn batch(landmarks: bool) -> Batch {
+    Batch {
+        images: Tensor::rand([N, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        labels: BTreeMap::new(),
+        views: vec![
+            view(32, landmarks),
+            view(32, landmarks),
+            view(16, landmarks),
+            view(16, landmarks),
+        ],
+    }
+}
+
+/// The store, the student fViT, and the method built with `params`.
+fn build(registry: &Registry, vs: &nn::VarStore, params: LafsParams) -> (Fvit, Lafs) {
+    let backbone = Fvit::new(&(vs.root() / "backbone"), 3, &fvit_params()).unwrap();
+    let spec = BackboneSpec {
+        name: "fvit".into(),
+        params: serde_json::to_value(fvit_params()).unwrap(),
+    };
+    let teachers = Teachers::new(registry, vs, spec, "backbone", 3);
+    let ctx = MethodContext {
+        vs: vs.root() / "method",
+        backbone_outputs: backbone.outputs(),
+        views: vec![2, 2],
+        teachers: &teachers,
+        log: Scalars::default(),
+    };
+    let method = Lafs::new(params, &ctx).unwrap();
+    (backbone, method)
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .backbone("fvit", |p: FvitParams, ctx| Fvit::new(&ctx.vs, ctx.in_channels, &p))
+        .unwrap();
+    registry
+}
+
+fn params() -> LafsParams {
+    LafsParams {
+        head: head_params(),
+        teacher_temperature: 0.05.into(),
+        jitter: 0.0,
+        local_subset: false,
+        freeze_last_layer_steps: 1,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_loss_is_dinos_on_the_class_tokens_at_the_views_landmarks() {
+    tch::manual_seed(1);
+    let registry = registry();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let (backbone, mut method) = build(&registry, &vs, params());
+    assert_eq!(
+        method.views(),
+        [
+            ViewGroup::exactly("global crops", 2),
+            ViewGroup::at_least("local crops", 1)
+        ]
+    );
+    let batch = batch(true);
+    method.begin_step(0, 10).unwrap();
+    let ctx = StepContext {
+        backbone: &backbone,
+        step: 0,
+        total: 10,
+        phase: 0,
+    };
+    let losses = method.training_step(&ctx, &batch).unwrap();
+    let loss = losses.total().unwrap();
+
+    // By hand: a copy of the head, the fViT at the ground-truth landmarks of
+    // each view, the teacher equal to the student at the start.
+    let copy_vs = nn::VarStore::new(Device::Cpu);
+    let head = DinoHead::new(&(copy_vs.root() / "head"), 16, &head_params()).unwrap();
+    let state = variables_under(&vs, "method.head").into_iter().collect();
+    load_state_dict(&copy_vs, "head", state, Some("")).unwrap();
+    let cls = |v: &Batch| {
+        tch::no_grad(|| backbone.forward_at(&v.images, &v.labels[LANDMARKS], false).unwrap()["cls"].shallow_clone())
+    };
+    let student: Vec<Tensor> = batch.views.iter().map(|v| head.forward(&cls(v), false)).collect();
+    let mut dino = DinoLoss::new(10, 0.1, 0.9, Device::Cpu).unwrap();
+    let expected = dino.loss(&student, &student[..2], 0.05).unwrap().double_value(&[]);
+    let got = loss.double_value(&[]);
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+
+    // The last layer is frozen during step 0, not after.
+    loss.backward();
+    let vars = vs.variables();
+    assert!(!vars["method.head.last_layer.weight_v"].grad().defined());
+    assert!(vars["method.head.mlp.0.weight"].grad().defined());
+    assert!(vars["backbone.patch_to_embedding.weight"].grad().defined());
+    assert!(!vars["teachers.teacher.patch_to_embedding.weight"].requires_grad());
+    assert!(!vars["method.teacher_head.mlp.0.weight"].requires_grad());
+    method.begin_step(1, 10).unwrap();
+    let ctx = StepContext { step: 1, ..ctx };
+    method.training_step(&ctx, &batch).unwrap().total().unwrap().backward();
+    assert!(vars["method.head.last_layer.weight_v"].grad().defined());
+
+    // The centre: 0.1 times the mean teacher output of both micro-batches
+    // (the same batch twice), after the step; saved and restored.
+    assert_eq!(method.center().abs().sum(Kind::Float).double_value(&[]), 0.0);
+    method.end_step(1, 10).unwrap();
+    let mean = Tensor::cat(&student[..2], 0).mean_dim([0i64].as_slice(), true, Kind::Float) * 0.1;
+    let diff = (method.center() - mean).abs().max().double_value(&[]);
+    assert!(diff < 1e-6, "centre off by {diff}");
+    let saved = method.state().unwrap();
+    let (_, mut other) = build(&registry, &nn::VarStore::new(Device::Cpu), params());
+    other.load_state(saved).unwrap();
+    assert!(other.center().equal(method.center()));
+    let err = other.load_state(serde_json::Value::Null).unwrap_err().to_string();
+    assert!(err.contains("no DINO centre"), "{err}");
+}
+
+#[test]
+fn local_subsets_grid_and_network_points_run_and_missing_landmarks_are_named() {
+    tch::manual_seed(2);
+    let registry = registry();
+    for points in [PointSource::GroundTruth, PointSource::Grid, PointSource::Network] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let p = LafsParams {
+            local_subset: true,
+            local_tokens: 4,
+            jitter: 2.0,
+            points,
+            grid_patch: 8,
+            ..params()
+        };
+        let (backbone, mut method) = build(&registry, &vs, p);
+        let batch = batch(true);
+        let local = method.view_points(&backbone, &batch.views[2], 2, true).unwrap();
+        assert_eq!(local.size(), [N, 4, 2], "{points:?}");
+        let global = method.view_points(&backbone, &batch.views[0], 0, false).unwrap();
+        // 9 landmarks, or the 4 x 4 grid of 8-pixel patches of a 32-pixel view.
+        let k = if points == PointSource::Grid { 16 } else { 9 };
+        assert_eq!(global.size(), [N, k, 2], "{points:?}");
+        if points == PointSource::Grid {
+            // fViT has 9 position embeddings: 16 tokens are refused by name.
+            let ctx = StepContext {
+                backbone: &backbone,
+                step: 0,
+                total: 1,
+                phase: 0,
+            };
+            let err = method.training_step(&ctx, &batch).unwrap_err().to_string();
+            assert!(err.contains("K <= 9"), "{err}");
+            continue;
+        }
+        let ctx = StepContext {
+            backbone: &backbone,
+            step: 0,
+            total: 1,
+            phase: 0,
+        };
+        let loss = method.training_step(&ctx, &batch).unwrap().total().unwrap();
+        assert!(loss.double_value(&[]).is_finite());
+    }
+    let vs = nn::VarStore::new(Device::Cpu);
+    let (backbone, mut method) = build(&registry, &vs, params());
+    let ctx = StepContext {
+        backbone: &backbone,
+        step: 0,
+        total: 1,
+        phase: 0,
+    };
+    let err = method.training_step(&ctx, &batch(false)).unwrap_err().to_string();
+    assert!(
+        err.contains("needs the dataset's `landmarks` label in every view; view 0"),
+        "{err}"
+    );
+}
