@@ -62,6 +62,16 @@ impl Default for EvalOptions {
     }
 }
 
+impl EvalOptions {
+    /// The defaults with the evaluation seed `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        EvalOptions {
+            seed,
+            ..EvalOptions::default()
+        }
+    }
+}
+
 /// Builds [`BACKBONE`] from `registry` in `vs` under `prefix`.
 fn build_backbone(registry: &Registry, vs: &nn::VarStore, prefix: &str) -> Result<Box<dyn Backbone>> {
     let ctx = BackboneContext {
@@ -84,9 +94,11 @@ fn copy_backbone(
     let _guard = tch::no_grad_guard();
     for (name, mut var) in vs.variables() {
         if let Some(rel) = name.strip_prefix(&format!("{prefix}.")) {
-            let original = from
-                .get(&format!("backbone.{rel}"))
-                .ok_or_else(|| Error::msg(format!("copy of the backbone: `{name}` has no original `backbone.{rel}`")))?;
+            let original = from.get(&format!("backbone.{rel}")).ok_or_else(|| {
+                Error::msg(format!(
+                    "copy of the backbone: `{name}` has no original `backbone.{rel}`"
+                ))
+            })?;
             var.copy_(original);
         }
     }
@@ -181,10 +193,7 @@ mod tests {
     fn the_copy_has_the_weights_of_the_evaluated_backbone_and_trains_alone() {
         let registry = registry_with("none", builtin);
         let (train, test) = TinySynthFace::new(1, 1).splits();
-        let options = EvalOptions {
-            seed: 5,
-            ..EvalOptions::default()
-        };
+        let options = EvalOptions::seeded(5);
         with_eval_context(&registry, Protocol::FineTune, train, test, &options, |ctx| {
             assert_eq!((ctx.seed, ctx.protocol, ctx.workers), (5, Protocol::FineTune, 0));
             assert_eq!(ctx.feature, &Feature::Output("pooled".into()));

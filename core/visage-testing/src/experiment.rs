@@ -225,7 +225,17 @@ mod tests {
         let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(
             args,
-            ["experiments/x.yaml", "--set", "device=cpu", "--out", "/tmp/out", "--set", "a=1", "--set", "b=2"]
+            [
+                "experiments/x.yaml",
+                "--set",
+                "device=cpu",
+                "--out",
+                "/tmp/out",
+                "--set",
+                "a=1",
+                "--set",
+                "b=2"
+            ]
         );
         let envs: Vec<_> = command.get_envs().filter(|(k, _)| *k == "OMP_NUM_THREADS").collect();
         assert_eq!(envs.len(), 1);

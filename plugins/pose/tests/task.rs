@@ -1,21 +1,19 @@
 //! The `pose` task end to end on tiny data: synthface, and in-test
 //! datasets whose angles are known for the filter and for learning.
 
-mod support;
-
 use std::sync::Arc;
 
-use support::{evaluate, registry, synthface, with_context};
-use visage_core::dataset::{Dataset, DatasetInfo, Split};
+use visage_core::dataset::{Dataset, DatasetInfo};
 use visage_core::labels::{IDENTITY, POSE};
 use visage_core::metric::Metrics;
 use visage_core::rng::Rng;
 use visage_core::task::{Protocol, TaskContext};
 use visage_core::tch::Tensor;
 use visage_core::{Registry, Result, Sample};
+use visage_testing::{evaluate_task, registry_with, with_eval_context, EvalOptions, TinySynthFace};
 
 fn pose_registry() -> Registry {
-    registry(pose::register)
+    registry_with("pose", pose::register)
 }
 
 /// The three errors and their mean, nothing else.
@@ -33,8 +31,17 @@ fn assert_pose_metrics(m: &Metrics) {
 fn linear_probe_on_synthface_reports_the_three_errors_and_a_filter_that_keeps_all_changes_nothing() {
     let params = r#"{"training": {"epochs": 2, "batch_size": 16}}"#;
     let run = |params: &str| {
-        let (train, test) = (synthface(Split::Train, 4, 8), synthface(Split::Test, 4, 8));
-        evaluate(&pose_registry(), "pose", params, Protocol::LinearProbe, train, test).unwrap()
+        let (train, test) = TinySynthFace::new(4, 8).splits();
+        evaluate_task(
+            &pose_registry(),
+            "pose",
+            params,
+            Protocol::LinearProbe,
+            train,
+            test,
+            &EvalOptions::seeded(3),
+        )
+        .unwrap()
     };
     let m = run(params);
     assert_pose_metrics(&m);
@@ -47,8 +54,17 @@ fn linear_probe_on_synthface_reports_the_three_errors_and_a_filter_that_keeps_al
 #[test]
 fn fine_tuning_on_synthface_reports_the_three_errors() {
     let params = r#"{"training": {"epochs": 1, "batch_size": 16}}"#;
-    let (train, test) = (synthface(Split::Train, 4, 8), synthface(Split::Test, 4, 8));
-    let m = evaluate(&pose_registry(), "pose", params, Protocol::FineTune, train, test).unwrap();
+    let (train, test) = TinySynthFace::new(4, 8).splits();
+    let m = evaluate_task(
+        &pose_registry(),
+        "pose",
+        params,
+        Protocol::FineTune,
+        train,
+        test,
+        &EvalOptions::seeded(3),
+    )
+    .unwrap();
     assert_pose_metrics(&m);
 }
 
@@ -108,7 +124,7 @@ impl Dataset for Angles {
 
 #[test]
 fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
-    with_context(
+    with_eval_context(
         &pose_registry(),
         Protocol::LinearProbe,
         Angles::shared(10, 120.0),
@@ -132,6 +148,7 @@ fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
                 "{err}"
             );
         },
+        &EvalOptions::seeded(3),
     );
 }
 
@@ -140,13 +157,14 @@ fn a_linear_probe_learns_angles_the_features_show() {
     // Every fourth sample has yaw 150 and is left out by max_angle: 99;
     // left in, it would cost at least (150 - 45) / 4 degrees of yaw error.
     let params = r#"{"max_angle": 99, "training": {"epochs": 60, "batch_size": 16, "lr": 0.05}}"#;
-    let m = evaluate(
+    let m = evaluate_task(
         &pose_registry(),
         "pose",
         params,
         Protocol::LinearProbe,
         Angles::shared(128, 150.0),
         Angles::shared(64, 150.0),
+        &EvalOptions::seeded(3),
     )
     .unwrap();
     assert_pose_metrics(&m);
@@ -163,13 +181,14 @@ fn a_dataset_without_the_pose_label_is_refused_naming_it() {
             labels: vec![IDENTITY.into()],
         })
     };
-    let err = evaluate(
+    let err = evaluate_task(
         &pose_registry(),
         "pose",
         "{}",
         Protocol::LinearProbe,
         no_pose(),
         no_pose(),
+        &EvalOptions::seeded(3),
     )
     .unwrap_err()
     .to_string();
