@@ -129,6 +129,7 @@ fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
         Protocol::LinearProbe,
         Angles::shared(10, 120.0),
         Angles::shared(4, -99.0),
+        &EvalOptions::seeded(3),
         |ctx| {
             let kept = pose::filter::keep_within(ctx, &ctx.train, POSE, 99.0, "train").unwrap();
             let identities: Vec<i64> = (0..kept.dataset.len())
@@ -148,7 +149,6 @@ fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
                 "{err}"
             );
         },
-        &EvalOptions::seeded(3),
     );
 }
 
