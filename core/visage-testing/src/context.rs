@@ -8,7 +8,7 @@ use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::dataset::Dataset;
 use visage_core::features::Feature;
 use visage_core::metric::Metrics;
-use visage_core::task::{EvalContext, EvalSplit, Protocol, TaskContext};
+use visage_core::task::{EvalContext, EvalSplit, Protocol, Task, TaskContext};
 use visage_core::tch::{self, nn, Device, Tensor};
 use visage_core::{Error, Registry, Result};
 
@@ -163,21 +163,60 @@ pub fn with_eval_context<R>(
     out
 }
 
-/// Builds task `task` from `registry` with `params` and evaluates it in
-/// the context of [`with_eval_context`].
-pub fn evaluate_task(
-    registry: &Registry,
-    task: &str,
-    params: &str,
-    protocol: Protocol,
-    train: Arc<dyn Dataset>,
-    test: Arc<dyn Dataset>,
-    options: &EvalOptions,
-) -> Result<Metrics> {
-    with_eval_context(registry, protocol, train, test, options, |ctx| {
-        let mut task = registry.build_task(task, params, &TaskContext { protocol })?;
-        task.evaluate(ctx)
-    })
+/// A plugin's task under test: a registry with the plugin's components,
+/// the task's name and the evaluation options.
+pub struct TaskUnderTest {
+    /// The builtin components and the plugin's.
+    pub registry: Registry,
+    /// The task's registered name.
+    pub name: String,
+    /// How its evaluations are set up.
+    pub options: EvalOptions,
+}
+
+impl TaskUnderTest {
+    /// Task `name` of the plugin of that name, whose components `register`
+    /// adds ([`registry_with`]); default options.
+    pub fn new(name: &str, register: fn(&mut Registry) -> Result<()>) -> Self {
+        TaskUnderTest {
+            registry: registry_with(name, register),
+            name: name.into(),
+            options: EvalOptions::default(),
+        }
+    }
+
+    /// The same task evaluated with `options`.
+    pub fn with_options(self, options: EvalOptions) -> Self {
+        TaskUnderTest { options, ..self }
+    }
+
+    /// Builds the task with `params` for `protocol`.
+    pub fn build(&self, params: &str, protocol: Protocol) -> Result<Box<dyn Task>> {
+        self.registry.build_task(&self.name, params, &TaskContext { protocol })
+    }
+
+    /// Builds the task with `params` and evaluates it on `train` and `test`
+    /// under `protocol`, in the context of [`with_eval_context`].
+    pub fn evaluate(
+        &self,
+        params: &str,
+        protocol: Protocol,
+        train: Arc<dyn Dataset>,
+        test: Arc<dyn Dataset>,
+    ) -> Result<Metrics> {
+        self.with_context(protocol, train, test, |ctx| self.build(params, protocol)?.evaluate(ctx))
+    }
+
+    /// [`with_eval_context`] with this task's registry and options.
+    pub fn with_context<R>(
+        &self,
+        protocol: Protocol,
+        train: Arc<dyn Dataset>,
+        test: Arc<dyn Dataset>,
+        f: impl FnOnce(&EvalContext<'_>) -> R,
+    ) -> R {
+        with_eval_context(&self.registry, protocol, train, test, &self.options, f)
+    }
 }
 
 #[cfg(test)]

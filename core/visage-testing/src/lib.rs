@@ -15,6 +15,6 @@ pub mod context;
 pub mod experiment;
 pub mod faces;
 
-pub use context::{evaluate_task, registry_with, with_eval_context, EvalOptions};
+pub use context::{registry_with, with_eval_context, EvalOptions, TaskUnderTest};
 pub use experiment::{assert_pretraining_wins, pair, Better, Experiment};
 pub use faces::TinySynthFace;

@@ -15,7 +15,7 @@ use visage_core::rng::Rng;
 use visage_core::task::{Metrics, Protocol};
 use visage_core::tch::{Kind, Tensor};
 use visage_core::{Result, Sample};
-use visage_testing::{evaluate_task, registry_with, EvalOptions};
+use visage_testing::{EvalOptions, TaskUnderTest};
 
 /// Sample `i` shows expression `c = i % 7` as a colour on noise: channel
 /// `k` of the 14 x 14 image is bright where bit `k` of `c + 1` is set;
@@ -65,12 +65,12 @@ fn evaluate(
     test: Arc<dyn Dataset>,
     dir: &Path,
 ) -> Result<Metrics> {
-    let registry = registry_with("fer", fer::register);
     let options = EvalOptions {
         dir: Some(dir.to_path_buf()),
         ..EvalOptions::seeded(1)
     };
-    evaluate_task(&registry, "fer", params, protocol, train, test, &options)
+    let fer = TaskUnderTest::new("fer", fer::register).with_options(options);
+    fer.evaluate(params, protocol, train, test)
 }
 
 fn saved_matrix(dir: &Path) -> ConfusionMatrix {
