@@ -1,7 +1,16 @@
 //! The versioned declaration every plugin exports, and [`declare_plugin!`].
 //!
-//! A plugin is a `cdylib` that exports one static named `VISAGE_PLUGIN` of
-//! type [`PluginDeclaration`]. The host reads it before calling anything in
+//! A plugin is a `cdylib` that exports one static of type
+//! [`PluginDeclaration`] named after the plugin, [`SYMBOL_PREFIX`] followed
+//! by its name (`VISAGE_PLUGIN_fer`), as [`declare_plugin!`] writes it; the
+//! host finds it in the library's dynamic symbol table (and still accepts
+//! the older fixed name [`LEGACY_SYMBOL`]). A name of its own lets a test
+//! binary link several plugins as rlibs (a task plugin's tests link
+//! synthface's for its dataset) without two definitions of one symbol,
+//! with no linker flag and no `cfg(test)` in the plugins: the library is
+//! built once for both its `cdylib` and its `rlib`, so no cfg or feature
+//! can keep the symbol out of one of them only. The host reads the
+//! declaration before calling anything in
 //! the library and refuses the plugin unless its declaration version, its
 //! [ABI fingerprint](crate::abi) and its versions of rustc, tch and libtorch
 //! match the host's: trait objects cross the boundary, which is only sound
@@ -15,6 +24,14 @@ use crate::{AbiFingerprint, Registry, Result};
 /// First bytes of every declaration, so that a stray symbol of the same name
 /// is not mistaken for one.
 pub const MAGIC: [u8; 8] = *b"VISAGE\0\x01";
+
+/// The start of the symbol [`declare_plugin!`] exports a plugin's
+/// declaration as: `VISAGE_PLUGIN_<name>`.
+pub const SYMBOL_PREFIX: &str = "VISAGE_PLUGIN_";
+
+/// The symbol of the declarations of plugins built before their symbols
+/// were named after them; the host still finds it.
+pub const LEGACY_SYMBOL: &str = "VISAGE_PLUGIN";
 
 /// The name [`DeclaredVersions::mismatches`] gives a differing ABI
 /// fingerprint.
@@ -59,7 +76,7 @@ impl StaticCStr {
     }
 }
 
-/// The declaration a plugin exports as `VISAGE_PLUGIN`.
+/// The declaration a plugin exports as `VISAGE_PLUGIN_<name>`.
 ///
 /// The fields up to and including `version` keep this layout in every
 /// future declaration version, so that a host can always read and report
@@ -212,7 +229,9 @@ pub fn enter(
 }
 
 /// Declares a plugin: its name and the function that registers its
-/// components.
+/// components. Exports the declaration as [`SYMBOL_PREFIX`] followed by
+/// the name, so that the declarations of several plugins linked into one
+/// binary as rlibs (tests) do not collide.
 ///
 /// ```ignore
 /// use visage_core::{declare_plugin, Registry, Result};
@@ -226,7 +245,8 @@ pub fn enter(
 #[macro_export]
 macro_rules! declare_plugin {
     (name: $name:literal, register: $register:path $(,)?) => {
-        #[no_mangle]
+        // The literal is SYMBOL_PREFIX (concat! takes no constants).
+        #[export_name = concat!("VISAGE_PLUGIN_", $name)]
         #[doc(hidden)]
         pub static VISAGE_PLUGIN: $crate::plugin::PluginDeclaration = $crate::plugin::PluginDeclaration::new(
             concat!($name, "\0"),

@@ -13,7 +13,7 @@ const EHDR: u64 = 64;
 /// ELF64 program header size.
 const PHDR: u64 = 56;
 /// ELF64 section header size.
-const SHDR: u64 = 64;
+pub(crate) const SHDR: u64 = 64;
 /// `e_type` of a shared object.
 const ET_DYN: u16 = 3;
 /// `p_type` of a loadable segment.
@@ -37,8 +37,9 @@ pub fn check_shared_library(path: &Path) -> Result<(), String> {
 }
 
 /// Little-endian reads at an offset of the file.
-struct Reader<'f> {
-    file: &'f File,
+pub(crate) struct Reader<'f> {
+    /// The file read.
+    pub(crate) file: &'f File,
 }
 
 impl Reader<'_> {
@@ -49,13 +50,13 @@ impl Reader<'_> {
             .map_err(|e| format!("cannot read {N} bytes at offset {offset}: {e}"))?;
         Ok(buf)
     }
-    fn u16(&self, offset: u64) -> Result<u16, String> {
+    pub(crate) fn u16(&self, offset: u64) -> Result<u16, String> {
         self.bytes::<2>(offset).map(u16::from_le_bytes)
     }
-    fn u32(&self, offset: u64) -> Result<u32, String> {
+    pub(crate) fn u32(&self, offset: u64) -> Result<u32, String> {
         self.bytes::<4>(offset).map(u32::from_le_bytes)
     }
-    fn u64(&self, offset: u64) -> Result<u64, String> {
+    pub(crate) fn u64(&self, offset: u64) -> Result<u64, String> {
         self.bytes::<8>(offset).map(u64::from_le_bytes)
     }
 }

@@ -1,18 +1,21 @@
 //! The plugin host: finds plugin libraries, checks their declarations and
 //! lets them register their components.
 //!
-//! Plugins are found by their `VISAGE_PLUGIN` declaration, not by file name,
+//! Plugins are found by their declaration, not by file name: the one symbol
+//! of a library's dynamic symbol table named `VISAGE_PLUGIN_<name>` (or the
+//! older `VISAGE_PLUGIN`; see [`visage_core::plugin`]). They are looked for
 //! in: the folder of the runner binary, the experiment's `plugin_dirs`, and
 //! the folders of `VISAGE_PLUGIN_PATH` (separated by `:`). Libraries are
 //! never unloaded: the registry holds code and vtables that live in them.
 //! Every entry of those folders named like a library (`*.so`) must be a
 //! whole shared library: its ELF headers are checked before it is opened
-//! (see [`crate::elf`]); one without the declaration is skipped.
+//! (see [`crate::elf`]); one without the declaration is skipped, one with
+//! two is refused.
 
 use std::path::{Path, PathBuf};
 
 use libloading::Library;
-use visage_core::plugin::{DeclaredVersions, PluginDeclaration, ABI_FINGERPRINT, MAGIC};
+use visage_core::plugin::{DeclaredVersions, PluginDeclaration, ABI_FINGERPRINT, LEGACY_SYMBOL, MAGIC, SYMBOL_PREFIX};
 use visage_core::Registry;
 
 /// A loaded plugin.
@@ -115,6 +118,30 @@ pub fn default_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The name of the plugin declaration that the library at `path` exports:
+/// its one defined dynamic symbol named [`SYMBOL_PREFIX`]`<name>` or
+/// [`LEGACY_SYMBOL`]; `None` when it has none (not a plugin).
+fn declaration_symbol(path: &Path) -> Result<Option<String>, HostError> {
+    let refused = |problem: String| HostError::NotALibrary {
+        path: path.into(),
+        problem,
+    };
+    let symbols: Vec<String> = crate::dynsym::defined_with_prefix(path, LEGACY_SYMBOL)
+        .map_err(refused)?
+        .into_iter()
+        .filter(|s| s == LEGACY_SYMBOL || s.starts_with(SYMBOL_PREFIX))
+        .collect();
+    match symbols.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        several => Err(refused(format!(
+            "it exports {} plugin declarations ({}); expected one (does it link another plugin as a library?)",
+            several.len(),
+            several.join(", ")
+        ))),
+    }
+}
+
 impl Host {
     /// Registers the built-in components (core's and the benchmark loaders
     /// of `visage_formats`), then loads every plugin in `dirs`.
@@ -162,18 +189,24 @@ impl Host {
             path: path.into(),
             message: e.to_string(),
         })?;
-        // SAFETY: the symbol, when present, is a `PluginDeclaration` static; the magic is checked before use.
+        let Some(symbol) = declaration_symbol(path)? else {
+            tracing::debug!(path = %path.display(), "not a Visage plugin (no {SYMBOL_PREFIX}<name> symbol); skipped");
+            return Ok(());
+        };
+        // SAFETY: a symbol of this name is a `PluginDeclaration` static; the magic is checked before use.
         let declaration: &'static PluginDeclaration = unsafe {
-            match library.get::<*const PluginDeclaration>(b"VISAGE_PLUGIN\0") {
+            match library.get::<*const PluginDeclaration>(symbol.as_bytes()) {
                 Ok(symbol) => &**symbol,
-                Err(_) => {
-                    tracing::debug!(path = %path.display(), "not a Visage plugin (no VISAGE_PLUGIN symbol); skipped");
-                    return Ok(());
+                Err(e) => {
+                    return Err(HostError::Open {
+                        path: path.into(),
+                        message: format!("its symbol table defines {symbol}, but the loader does not find it: {e}"),
+                    })
                 }
             }
         };
         if declaration.magic != MAGIC {
-            tracing::warn!(path = %path.display(), "VISAGE_PLUGIN symbol without the Visage magic; skipped");
+            tracing::warn!(path = %path.display(), %symbol, "plugin symbol without the Visage magic; skipped");
             return Ok(());
         }
         // SAFETY: the magic matched; the leading fields have a frozen layout.

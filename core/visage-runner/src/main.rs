@@ -3,6 +3,7 @@
 //! directory that explains and repeats the run.
 
 mod config;
+mod dynsym;
 mod elf;
 mod embed;
 mod errors;

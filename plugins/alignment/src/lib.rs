@@ -29,9 +29,6 @@ pub mod points;
 pub mod task;
 pub mod units;
 
-#[cfg(test)]
-mod tests;
-
 pub use params::AlignmentParams;
 pub use task::Alignment;
 
@@ -48,6 +45,4 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     visage_tasks::metrics::alignment::register(registry)
 }
 
-// Not in this crate's own tests, which link synthface's declaration.
-#[cfg(not(test))]
 visage_core::declare_plugin!(name: "alignment", register: register);

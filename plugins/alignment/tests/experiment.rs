@@ -2,9 +2,7 @@
 //! beats its random-init twin on the headline metric, `nme_inter_ocular`
 //! (lower is better), in both protocols.
 
-mod support;
-
-use support::{pair, run_experiment};
+use visage_testing::{assert_pretraining_wins, Better, Experiment};
 
 /// The experiment with 10 epochs in each protocol (30 and 15 in the file),
 /// so that the test takes about 80 s on one thread.
@@ -22,15 +20,9 @@ const MARGINS: [f64; 2] = [2.8, 0.35];
 
 #[test]
 fn pretraining_beats_random_init_on_nme_in_both_protocols() {
-    let results = run_experiment("experiments/tasks/alignment.yaml", SCALED_DOWN);
-    for (i, protocol) in [(0, "linear_probe"), (1, "fine_tune")] {
-        assert_eq!(results["evaluations"][i]["task"], "alignment");
-        assert_eq!(results["evaluations"][i]["protocol"], protocol);
-        let (pretrained, random) = pair(&results, i, "nme_inter_ocular");
-        let margin = MARGINS[i];
-        assert!(
-            pretrained < random - margin,
-            "{protocol}: NME {pretrained:.2} should beat random init {random:.2} by {margin} points"
-        );
-    }
+    let results = Experiment::new("experiments/tasks/alignment.yaml")
+        .sets(SCALED_DOWN)
+        .one_thread()
+        .results();
+    assert_pretraining_wins(&results, "alignment", "nme_inter_ocular", Better::Lower, MARGINS);
 }

@@ -1,21 +1,20 @@
 //! The `au` task end to end on tiny data: synthface (no subjects) and a
 //! learnable in-test dataset with subjects for the folds.
 
-mod support;
-
 use std::sync::Arc;
 
-use support::{evaluate, registry, synthface};
-use visage_core::dataset::{Dataset, DatasetInfo, Split};
+use visage_core::dataset::{Dataset, DatasetInfo};
 use visage_core::labels::{AU, AU_NAMES, SUBJECT};
 use visage_core::metric::Metrics;
 use visage_core::rng::Rng;
 use visage_core::task::Protocol;
 use visage_core::tch::Tensor;
-use visage_core::{Registry, Result, Sample};
+use visage_core::{Result, Sample};
+use visage_testing::{EvalOptions, TaskUnderTest, TinySynthFace};
 
-fn au_registry() -> Registry {
-    registry(au::register)
+/// `au` evaluated with the evaluation seed 3.
+fn au() -> TaskUnderTest {
+    TaskUnderTest::new("au", au::register).with_options(EvalOptions::seeded(3))
 }
 
 /// The mean of the values of `metrics` whose key starts with `prefix`.
@@ -41,20 +40,20 @@ fn assert_au_metrics(m: &Metrics) {
 #[test]
 fn linear_probe_on_synthface_scores_every_action_unit() {
     let params = r#"{"training": {"epochs": 2, "batch_size": 16}}"#;
-    let (train, test) = (synthface(Split::Train, 4, 12), synthface(Split::Test, 4, 12));
-    let m = evaluate(&au_registry(), "au", params, Protocol::LinearProbe, train, test).unwrap();
+    let (train, test) = TinySynthFace::new(4, 12).splits();
+    let m = au().evaluate(params, Protocol::LinearProbe, train, test).unwrap();
     assert_au_metrics(&m);
     // Seeded: the same evaluation gives the same numbers.
-    let (train, test) = (synthface(Split::Train, 4, 12), synthface(Split::Test, 4, 12));
-    let again = evaluate(&au_registry(), "au", params, Protocol::LinearProbe, train, test).unwrap();
+    let (train, test) = TinySynthFace::new(4, 12).splits();
+    let again = au().evaluate(params, Protocol::LinearProbe, train, test).unwrap();
     assert_eq!(m, again);
 }
 
 #[test]
 fn fine_tuning_on_synthface_scores_every_action_unit() {
     let params = r#"{"training": {"epochs": 1, "batch_size": 16}}"#;
-    let (train, test) = (synthface(Split::Train, 4, 12), synthface(Split::Test, 4, 12));
-    let m = evaluate(&au_registry(), "au", params, Protocol::FineTune, train, test).unwrap();
+    let (train, test) = TinySynthFace::new(4, 12).splits();
+    let m = au().evaluate(params, Protocol::FineTune, train, test).unwrap();
     assert_au_metrics(&m);
 }
 
@@ -109,15 +108,9 @@ impl Dataset for Channels {
 fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
     let params = r#"{"training": {"epochs": 40, "batch_size": 16, "lr": 0.01}}"#;
     // The test split is not read under cross-validation.
-    let m = evaluate(
-        &au_registry(),
-        "au",
-        params,
-        Protocol::LinearProbe,
-        Channels::shared(96),
-        Channels::shared(1),
-    )
-    .unwrap();
+    let m = au()
+        .evaluate(params, Protocol::LinearProbe, Channels::shared(96), Channels::shared(1))
+        .unwrap();
     let keys = |fold: &str| -> Vec<String> {
         ["auc_mean", "f1/AU1", "f1/AU2", "f1_mean"]
             .iter()
@@ -144,35 +137,27 @@ fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
 
 #[test]
 fn folds_need_enough_subjects_and_a_dataset_with_subjects() {
-    let registry = au_registry();
-    let err = evaluate(
-        &registry,
-        "au",
-        r#"{"folds": 7}"#,
-        Protocol::LinearProbe,
-        Channels::shared(24),
-        Channels::shared(1),
-    )
-    .unwrap_err()
-    .to_string();
+    let task = au();
+    let err = task
+        .evaluate(
+            r#"{"folds": 7}"#,
+            Protocol::LinearProbe,
+            Channels::shared(24),
+            Channels::shared(1),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("folds: 7 needs at least 7 subjects, but the train split has 6"),
         "{err}"
     );
-    let (train, test) = (synthface(Split::Train, 2, 2), synthface(Split::Test, 2, 2));
-    let err = evaluate(&registry, "au", r#"{"folds": 3}"#, Protocol::LinearProbe, train, test)
+    let (train, test) = TinySynthFace::new(2, 2).splits();
+    let err = task
+        .evaluate(r#"{"folds": 3}"#, Protocol::LinearProbe, train, test)
         .unwrap_err()
         .to_string();
     assert!(err.contains("folds: 3 needs samples with a `subject` label"), "{err}");
-    assert!(registry
-        .build_task(
-            "au",
-            r#"{"folds": 0}"#,
-            &visage_core::task::TaskContext {
-                protocol: Protocol::LinearProbe
-            }
-        )
-        .is_err());
+    assert!(task.build(r#"{"folds": 0}"#, Protocol::LinearProbe).is_err());
 }
 
 #[test]
@@ -183,21 +168,16 @@ fn a_dataset_without_the_au_label_is_refused_naming_it() {
             labels: vec![SUBJECT.into()],
         })
     };
-    let err = evaluate(&au_registry(), "au", "{}", Protocol::LinearProbe, no_au(), no_au())
+    let err = au()
+        .evaluate("{}", Protocol::LinearProbe, no_au(), no_au())
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("au needs label `au`, but the dataset holds only [subject]"),
         "{err}"
     );
-    let err = au_registry()
-        .build_task(
-            "au",
-            r#"{"fold": 3}"#,
-            &visage_core::task::TaskContext {
-                protocol: Protocol::FineTune,
-            },
-        )
+    let err = au()
+        .build(r#"{"fold": 3}"#, Protocol::FineTune)
         .err()
         .expect("unknown key refused")
         .to_string();

@@ -1,31 +1,21 @@
 //! The `fer` task in process on a small learnable toy problem, in both
 //! protocols: the metric keys, the reported values recomputed from the
 //! saved confusion matrix, the files it writes, and the datasets it
-//! refuses. (A test binary cannot link synthface's rlib beside fer's: both
-//! export the plugin symbol. tests/runner.rs runs the task on synthface
-//! through the runner.)
+//! refuses. (tests/runner.rs runs the task on synthface through the
+//! runner.)
 
 use std::path::Path;
 use std::sync::Arc;
 
 use fer::confusion::{ConfusionMatrix, JSON_FILE, PNG_FILE};
 use fer::plot::CELL;
-use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::dataset::{Dataset, DatasetInfo, Split};
-use visage_core::features::Feature;
 use visage_core::labels::EXPRESSIONS;
 use visage_core::rng::Rng;
-use visage_core::task::{EvalContext, EvalSplit, Metrics, Protocol};
-use visage_core::tch::{nn, Device, Kind, Tensor};
-use visage_core::{Registry, Result, Sample};
-
-fn registry() -> Registry {
-    let mut registry = Registry::new();
-    visage_core::builtin::register(&mut registry).unwrap();
-    registry.set_plugin("fer");
-    fer::register(&mut registry).unwrap();
-    registry
-}
+use visage_core::task::{Metrics, Protocol};
+use visage_core::tch::{Kind, Tensor};
+use visage_core::{Result, Sample};
+use visage_testing::{EvalOptions, TaskUnderTest};
 
 /// Sample `i` shows expression `c = i % 7` as a colour on noise: channel
 /// `k` of the 14 x 14 image is bright where bit `k` of `c + 1` is set;
@@ -66,17 +56,8 @@ fn colours(split: Split) -> Arc<dyn Dataset> {
     Arc::new(Colours { split })
 }
 
-fn resnet(registry: &Registry, vs: &nn::VarStore, prefix: &str) -> Box<dyn Backbone> {
-    let ctx = BackboneContext {
-        vs: vs.root() / prefix,
-        in_channels: 3,
-    };
-    registry
-        .build_backbone("resnet", r#"{"width": 4, "small_stem": true}"#, &ctx)
-        .unwrap()
-}
-
-/// Evaluates `fer` with `params` on a fresh random ResNet, writing into `dir`.
+/// Evaluates `fer` with `params` on a seeded random tiny ResNet
+/// (evaluation seed 1), writing into `dir`.
 fn evaluate(
     protocol: Protocol,
     params: &str,
@@ -84,44 +65,12 @@ fn evaluate(
     test: Arc<dyn Dataset>,
     dir: &Path,
 ) -> Result<Metrics> {
-    let registry = registry();
-    visage_core::tch::manual_seed(0);
-    let source = nn::VarStore::new(Device::Cpu);
-    let backbone = resnet(&registry, &source, "backbone");
-    let copy = |vs: &mut nn::VarStore, prefix: &str| -> Result<Box<dyn Backbone>> {
-        let copy = resnet(&registry, vs, prefix);
-        let from = source.variables();
-        let _guard = visage_core::tch::no_grad_guard();
-        for (name, mut var) in vs.variables() {
-            if let Some(rel) = name.strip_prefix(&format!("{prefix}.")) {
-                var.copy_(&from[&format!("backbone.{rel}")]);
-            }
-        }
-        Ok(copy)
-    };
-    let feature = Feature::Output("pooled".into());
-    let ctx = EvalContext {
-        backbone: backbone.as_ref(),
-        feature: &feature,
-        copy_backbone: &copy,
-        protocol,
-        train: EvalSplit {
-            dataset: train,
-            augmentations: Arc::from(vec![]),
-        },
-        test: EvalSplit {
-            dataset: test,
-            augmentations: Arc::from(vec![]),
-        },
-        metrics: &[],
-        device: Device::Cpu,
-        seed: 1,
-        workers: 0,
+    let options = EvalOptions {
         dir: Some(dir.to_path_buf()),
-        resume: false,
+        ..EvalOptions::seeded(1)
     };
-    let mut task = registry.build_task("fer", params, &visage_core::task::TaskContext { protocol })?;
-    task.evaluate(&ctx)
+    let fer = TaskUnderTest::new("fer", fer::register).with_options(options);
+    fer.evaluate(params, protocol, train, test)
 }
 
 fn saved_matrix(dir: &Path) -> ConfusionMatrix {

@@ -5,52 +5,12 @@
 //! the confusion matrix files, a dataset without expressions refused, and
 //! the experiment's pre-trained backbone beating its random-init twin.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use visage_testing::experiment::read_json;
+use visage_testing::{assert_pretraining_wins, Better, Experiment};
 
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Runs the release runner from the repository root on
-/// experiments/tasks/fer.yaml with `sets` (each `--set KEY=VALUE`) into
-/// `out`, logging only errors; returns (exit code, stderr).
-fn run_experiment(sets: &[&str], out: &Path) -> (i32, String) {
-    let runner = root().join("target/release/runner");
-    assert!(
-        runner.exists(),
-        "{} is missing: cargo build --release -p visage-runner -p visage-plugin-synthface -p visage-plugin-fer",
-        runner.display()
-    );
-    let mut command = Command::new(runner);
-    command
-        .current_dir(root())
-        .args(["experiments/tasks/fer.yaml", "--out"])
-        .arg(out)
-        .args(["--set", "device=cpu"])
-        .env("RUST_LOG", "error");
-    for set in sets {
-        command.args(["--set", set]);
-    }
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VISAGE_") {
-            command.env_remove(key);
-        }
-    }
-    let output = command.output().expect("runner starts");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+/// experiments/tasks/fer.yaml, on libtorch's default threads.
+fn fer() -> Experiment {
+    Experiment::new("experiments/tasks/fer.yaml")
 }
 
 /// The two evaluations' synthface data made tiny: 4 train identities
@@ -69,8 +29,8 @@ const TINY: &[&str] = &[
 fn both_protocols_run_on_synthface_and_save_the_confusion_matrix_they_report() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let (code, stderr) = run_experiment(TINY, &out);
-    assert_eq!(code, 0, "{stderr}");
+    let run = fer().sets(TINY).run(&out);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let results = read_json(&out.join("results.json"));
     for (i, protocol) in [(0, "linear_probe"), (1, "fine_tune")] {
         let evaluation = &results["evaluations"][i];
@@ -128,8 +88,9 @@ fn a_dataset_without_expressions_is_refused_naming_the_label() {
     let dir = tempfile::tempdir().unwrap();
     let mut sets = TINY.to_vec();
     sets.push("evaluations.0.dataset={name: example_shapes, params: {count: 16, resolution: 32}}");
-    let (code, stderr) = run_experiment(&sets, &dir.path().join("run"));
-    assert_eq!(code, 1, "{stderr}");
+    let run = fer().sets(&sets).run(&dir.path().join("run"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
             "`evaluations.0.task`: `fer` cannot run on dataset `example_shapes`: \
@@ -143,29 +104,14 @@ fn a_dataset_without_expressions_is_refused_naming_the_label() {
 
 #[test]
 fn the_pretrained_backbone_beats_its_random_init_twin_in_both_protocols() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
     // Unscaled (about 110 s of one core): with pre-training halved and
     // fine-tuning at 5 epochs, fine-tuning lost to random init (21.2 vs
     // 23.7) while the probe still won (24.2 vs 18.7).
-    let (code, stderr) = run_experiment(&[], &out);
-    assert_eq!(code, 0, "{stderr}");
-    let results = read_json(&out.join("results.json"));
+    let results = fer().results();
     // Margins in accuracy points, half of what the experiment measured
     // (linear probe 30.67 vs 18.67, fine-tuning 30.50 vs 26.17; README):
     // the runs are seeded, so the margin only has to absorb libtorch's
     // numerical differences between machines; one point is 6 of the 600
     // test faces.
-    for (i, margin) in [(0, 6.0), (1, 2.0)] {
-        let evaluation = &results["evaluations"][i];
-        let (pretrained, random) = (
-            evaluation["metrics"]["accuracy"].as_f64().unwrap(),
-            evaluation["random_init"]["accuracy"].as_f64().unwrap(),
-        );
-        assert!(
-            pretrained > random + margin,
-            "{}: pre-trained {pretrained} should beat random init {random} by {margin} points",
-            evaluation["protocol"]
-        );
-    }
+    assert_pretraining_wins(&results, "fer", "accuracy", Better::Higher, [6.0, 2.0]);
 }

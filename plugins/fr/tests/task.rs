@@ -8,42 +8,30 @@ use std::sync::Arc;
 
 use fr::pairs::balanced_pairs;
 use fr::FaceRecognition;
-use synthface::dataset::SynthFace;
-use synthface::params::SynthFaceParams;
-use visage_core::backbone::{Backbone, BackboneContext};
-use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, PairLayout, Split};
-use visage_core::features::Feature;
+use visage_core::backbone::Backbone;
+use visage_core::dataset::{Dataset, DatasetInfo, PairLayout, Split};
 use visage_core::metric::Metrics;
-use visage_core::task::{EvalContext, EvalSplit, Protocol, Task, TaskContext};
-use visage_core::tch::{nn, Device, Tensor};
-use visage_core::{Registry, Result, Sample};
+use visage_core::task::{EvalContext, Protocol, Task, TaskContext};
+use visage_core::tch::Tensor;
+use visage_core::{Result, Sample};
 use visage_tasks::metrics::verification::{k_fold_accuracy, pair_distances};
+use visage_testing::{registry_with, with_eval_context, EvalOptions, TinySynthFace};
 
-/// libtorch's generator is global: the tests take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The faces: 6 train and 6 test identities, 4 faces each, seed 1.
+const FACES: TinySynthFace = TinySynthFace {
+    train_identities: 6,
+    test_identities: 6,
+    per_identity: 4,
+    seed: 1,
+};
 
 fn synthface(split: Split) -> Arc<dyn Dataset> {
-    let params: SynthFaceParams = serde_json::from_str(
-        r#"{"identities": 12, "test_identities": 6, "samples_per_identity": 4, "resolution": 32}"#,
-    )
-    .unwrap();
-    Arc::new(SynthFace::new(params, &DatasetContext { split, seed: 1 }).unwrap())
+    FACES.split(split)
 }
 
-fn resnet(vs: &nn::VarStore, prefix: &str) -> Box<dyn Backbone> {
-    let mut registry = Registry::new();
-    visage_core::builtin::register(&mut registry).unwrap();
-    let ctx = BackboneContext {
-        vs: vs.root() / prefix,
-        in_channels: 3,
-    };
-    registry
-        .build_backbone("resnet", r#"{"width": 4, "small_stem": true}"#, &ctx)
-        .unwrap()
-}
-
-/// Runs the task with `params` under `protocol` on `train` and `test`;
-/// returns its metrics and the frozen backbone's variables before and after.
+/// Runs the task with `params` under `protocol` on `train` and `test`
+/// (evaluation seed 7), then calls `check` with the evaluated backbone and
+/// the context; returns the task's metrics.
 fn evaluate(
     protocol: Protocol,
     params: &str,
@@ -51,51 +39,13 @@ fn evaluate(
     test: Arc<dyn Dataset>,
     check: impl FnOnce(&dyn Backbone, &EvalContext<'_>),
 ) -> Result<Metrics> {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    visage_core::tch::manual_seed(0);
-    let source = nn::VarStore::new(Device::Cpu);
-    let backbone = resnet(&source, "backbone");
-    let before: Vec<Tensor> = source.trainable_variables().iter().map(|t| t.copy()).collect();
-    let copy = |vs: &mut nn::VarStore, prefix: &str| -> Result<Box<dyn Backbone>> {
-        let copy = resnet(vs, prefix);
-        let from = source.variables();
-        let _guard = visage_core::tch::no_grad_guard();
-        for (name, mut var) in vs.variables() {
-            if let Some(rel) = name.strip_prefix(&format!("{prefix}.")) {
-                var.copy_(&from[&format!("backbone.{rel}")]);
-            }
-        }
-        Ok(copy)
-    };
-    let feature = Feature::Output("pooled".into());
-    let ctx = EvalContext {
-        backbone: backbone.as_ref(),
-        feature: &feature,
-        copy_backbone: &copy,
-        protocol,
-        train: EvalSplit {
-            dataset: train,
-            augmentations: Arc::from(vec![]),
-        },
-        test: EvalSplit {
-            dataset: test,
-            augmentations: Arc::from(vec![]),
-        },
-        metrics: &[],
-        device: Device::Cpu,
-        seed: 7,
-        workers: 0,
-        dir: None,
-        resume: false,
-    };
-    let mut task = FaceRecognition::new(serde_json::from_str(params).unwrap(), &TaskContext { protocol })?;
-    let metrics = task.evaluate(&ctx);
-    check(backbone.as_ref(), &ctx);
-    let after: Vec<Tensor> = source.trainable_variables().iter().map(|t| t.copy()).collect();
-    for (a, b) in before.iter().zip(&after) {
-        assert!(a.equal(b), "the evaluated backbone changed");
-    }
-    metrics
+    let registry = registry_with("fr", fr::register);
+    with_eval_context(&registry, protocol, train, test, &EvalOptions::seeded(7), |ctx| {
+        let mut task = FaceRecognition::new(serde_json::from_str(params).unwrap(), &TaskContext { protocol })?;
+        let metrics = task.evaluate(ctx);
+        check(ctx.backbone, ctx);
+        metrics
+    })
 }
 
 /// The flip-summed pooled embedding of every test image, by hand.

@@ -25,9 +25,6 @@ pub mod head;
 pub mod params;
 pub mod task;
 
-#[cfg(test)]
-mod tests;
-
 pub use params::ParsingParams;
 pub use task::Parsing;
 
@@ -40,6 +37,4 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     visage_tasks::metrics::parsing::register(registry)
 }
 
-// Not in this crate's own tests, which link synthface's declaration.
-#[cfg(not(test))]
 visage_core::declare_plugin!(name: "parsing", register: register);

@@ -2,9 +2,7 @@
 //! beats its random-init twin on the headline metric, `fg_mean` (mean F1
 //! over the face classes), in both protocols.
 
-mod support;
-
-use support::{pair, run_experiment};
+use visage_testing::{assert_pretraining_wins, Better, Experiment};
 
 /// Margins in `fg_mean` points, per protocol: half the gaps measured on
 /// the experiment as it is (seed 0, one thread, about 75 s): linear probe
@@ -15,15 +13,6 @@ const MARGINS: [f64; 2] = [0.8, 0.4];
 
 #[test]
 fn pretraining_beats_random_init_on_fg_mean_in_both_protocols() {
-    let results = run_experiment("experiments/tasks/parsing.yaml", &[]);
-    for (i, protocol) in [(0, "linear_probe"), (1, "fine_tune")] {
-        assert_eq!(results["evaluations"][i]["task"], "parsing");
-        assert_eq!(results["evaluations"][i]["protocol"], protocol);
-        let (pretrained, random) = pair(&results, i, "fg_mean");
-        let margin = MARGINS[i];
-        assert!(
-            pretrained > random + margin,
-            "{protocol}: fg_mean {pretrained:.2} should beat random init {random:.2} by {margin} points"
-        );
-    }
+    let results = Experiment::new("experiments/tasks/parsing.yaml").one_thread().results();
+    assert_pretraining_wins(&results, "parsing", "fg_mean", Better::Higher, MARGINS);
 }

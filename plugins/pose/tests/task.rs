@@ -1,21 +1,20 @@
 //! The `pose` task end to end on tiny data: synthface, and in-test
 //! datasets whose angles are known for the filter and for learning.
 
-mod support;
-
 use std::sync::Arc;
 
-use support::{evaluate, registry, synthface, with_context};
-use visage_core::dataset::{Dataset, DatasetInfo, Split};
+use visage_core::dataset::{Dataset, DatasetInfo};
 use visage_core::labels::{IDENTITY, POSE};
 use visage_core::metric::Metrics;
 use visage_core::rng::Rng;
-use visage_core::task::{Protocol, TaskContext};
+use visage_core::task::Protocol;
 use visage_core::tch::Tensor;
-use visage_core::{Registry, Result, Sample};
+use visage_core::{Result, Sample};
+use visage_testing::{EvalOptions, TaskUnderTest, TinySynthFace};
 
-fn pose_registry() -> Registry {
-    registry(pose::register)
+/// `pose` evaluated with the evaluation seed 3.
+fn pose() -> TaskUnderTest {
+    TaskUnderTest::new("pose", pose::register).with_options(EvalOptions::seeded(3))
 }
 
 /// The three errors and their mean, nothing else.
@@ -33,8 +32,8 @@ fn assert_pose_metrics(m: &Metrics) {
 fn linear_probe_on_synthface_reports_the_three_errors_and_a_filter_that_keeps_all_changes_nothing() {
     let params = r#"{"training": {"epochs": 2, "batch_size": 16}}"#;
     let run = |params: &str| {
-        let (train, test) = (synthface(Split::Train, 4, 8), synthface(Split::Test, 4, 8));
-        evaluate(&pose_registry(), "pose", params, Protocol::LinearProbe, train, test).unwrap()
+        let (train, test) = TinySynthFace::new(4, 8).splits();
+        pose().evaluate(params, Protocol::LinearProbe, train, test).unwrap()
     };
     let m = run(params);
     assert_pose_metrics(&m);
@@ -47,8 +46,8 @@ fn linear_probe_on_synthface_reports_the_three_errors_and_a_filter_that_keeps_al
 #[test]
 fn fine_tuning_on_synthface_reports_the_three_errors() {
     let params = r#"{"training": {"epochs": 1, "batch_size": 16}}"#;
-    let (train, test) = (synthface(Split::Train, 4, 8), synthface(Split::Test, 4, 8));
-    let m = evaluate(&pose_registry(), "pose", params, Protocol::FineTune, train, test).unwrap();
+    let (train, test) = TinySynthFace::new(4, 8).splits();
+    let m = pose().evaluate(params, Protocol::FineTune, train, test).unwrap();
     assert_pose_metrics(&m);
 }
 
@@ -108,8 +107,7 @@ impl Dataset for Angles {
 
 #[test]
 fn the_angle_filter_leaves_out_the_samples_beyond_the_limit() {
-    with_context(
-        &pose_registry(),
+    pose().with_context(
         Protocol::LinearProbe,
         Angles::shared(10, 120.0),
         Angles::shared(4, -99.0),
@@ -140,15 +138,14 @@ fn a_linear_probe_learns_angles_the_features_show() {
     // Every fourth sample has yaw 150 and is left out by max_angle: 99;
     // left in, it would cost at least (150 - 45) / 4 degrees of yaw error.
     let params = r#"{"max_angle": 99, "training": {"epochs": 60, "batch_size": 16, "lr": 0.05}}"#;
-    let m = evaluate(
-        &pose_registry(),
-        "pose",
-        params,
-        Protocol::LinearProbe,
-        Angles::shared(128, 150.0),
-        Angles::shared(64, 150.0),
-    )
-    .unwrap();
+    let m = pose()
+        .evaluate(
+            params,
+            Protocol::LinearProbe,
+            Angles::shared(128, 150.0),
+            Angles::shared(64, 150.0),
+        )
+        .unwrap();
     assert_pose_metrics(&m);
     // Predicting 0 would err by 15 degrees on average.
     assert!(m["mae_mean"] < 5.0, "{m:?}");
@@ -163,31 +160,15 @@ fn a_dataset_without_the_pose_label_is_refused_naming_it() {
             labels: vec![IDENTITY.into()],
         })
     };
-    let err = evaluate(
-        &pose_registry(),
-        "pose",
-        "{}",
-        Protocol::LinearProbe,
-        no_pose(),
-        no_pose(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = pose()
+        .evaluate("{}", Protocol::LinearProbe, no_pose(), no_pose())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("pose needs label `pose`, but the dataset holds only [identity]"),
         "{err}"
     );
-    let build = |params: &str| {
-        pose_registry()
-            .build_task(
-                "pose",
-                params,
-                &TaskContext {
-                    protocol: Protocol::LinearProbe,
-                },
-            )
-            .err()
-    };
+    let build = |params: &str| pose().build(params, Protocol::LinearProbe).err();
     assert!(build(r#"{"max_angle": -5}"#).unwrap().to_string().contains("max_angle"));
     assert!(build(r#"{"training": {"epochs": 0}}"#)
         .unwrap()

@@ -1,80 +1,38 @@
 //! The `alignment` task on synthface end to end, at a tiny size: its metric
 //! keys, the last epoch's NME recomputed by hand from the head's outputs,
 //! both protocols, and the refusal of a dataset without landmarks.
-//!
-//! In-crate rather than in `tests/`: a test binary linking this crate and
-//! synthface's would hold two `VISAGE_PLUGIN` symbols; under `cfg(test)`
-//! this crate declares none.
 
 use std::sync::Arc;
 
-use crate::{Alignment, AlignmentParams};
-use synthface::dataset::SynthFace;
-use visage_core::backbone::{Backbone, BackboneContext};
-use visage_core::dataset::{Dataset, DatasetContext, DatasetInfo, Split};
+use alignment::{Alignment, AlignmentParams};
+use visage_core::dataset::{Dataset, DatasetInfo, Split};
 use visage_core::features::Feature;
-use visage_core::task::{EvalContext, EvalSplit, Protocol, TaskContext};
-use visage_core::tch::{nn, Device, Kind, Tensor};
+use visage_core::task::{Protocol, TaskContext};
+use visage_core::tch::{Device, Kind, Tensor};
 use visage_core::{Registry, Result, Sample};
+use visage_testing::{registry_with, with_eval_context, EvalOptions, TinySynthFace};
 
 /// 24 train faces (3 identities x 8), 16 test faces (2 x 8), 32 x 32.
 fn synthface(split: Split) -> Arc<dyn Dataset> {
-    let params =
-        serde_json::from_str(r#"{"identities": 5, "test_identities": 2, "samples_per_identity": 8, "resolution": 32}"#)
-            .unwrap();
-    Arc::new(SynthFace::new(params, &DatasetContext { split, seed: 0 }).unwrap())
-}
-
-fn resnet(registry: &Registry, vs: &nn::VarStore, prefix: &str) -> Box<dyn Backbone> {
-    let ctx = BackboneContext {
-        vs: vs.root() / prefix,
-        in_channels: 3,
-    };
-    registry
-        .build_backbone("resnet", r#"{"width": 4, "small_stem": true}"#, &ctx)
-        .unwrap()
+    TinySynthFace::new(3, 8).split(split)
 }
 
 /// Runs the task under `protocol` on `train`/`test` with a random ResNet
 /// read at its four stages.
 fn run(protocol: Protocol, train: Arc<dyn Dataset>, test: Arc<dyn Dataset>) -> Result<visage_tasks::fit::Fitted> {
-    let mut registry = Registry::new();
-    visage_core::builtin::register(&mut registry).unwrap();
-    visage_core::tch::manual_seed(0);
-    let source = nn::VarStore::new(Device::Cpu);
-    let backbone = resnet(&registry, &source, "backbone");
-    let copy = |vs: &mut nn::VarStore, prefix: &str| -> Result<Box<dyn Backbone>> {
-        let copy = resnet(&registry, vs, prefix);
-        vs.copy(&source)?;
-        Ok(copy)
-    };
-    let feature = Feature::Blocks {
-        blocks: vec![0, 1, 2, 3],
-    };
-    let ctx = EvalContext {
-        backbone: backbone.as_ref(),
-        feature: &feature,
-        copy_backbone: &copy,
-        protocol,
-        train: EvalSplit {
-            dataset: train,
-            augmentations: Arc::from(vec![]),
-        },
-        test: EvalSplit {
-            dataset: test,
-            augmentations: Arc::from(vec![]),
-        },
-        metrics: &[],
-        device: Device::Cpu,
-        seed: 1,
-        workers: 0,
-        dir: None,
-        resume: false,
-    };
     let params: AlignmentParams =
         serde_json::from_str(r#"{"channels": 8, "heatmap_size": 32, "training": {"epochs": 2, "batch_size": 8}}"#)
             .unwrap();
-    Alignment::new(params, &TaskContext { protocol })?.fit(&ctx)
+    let options = EvalOptions {
+        feature: Feature::Blocks {
+            blocks: vec![0, 1, 2, 3],
+        },
+        ..EvalOptions::seeded(1)
+    };
+    let registry = registry_with("alignment", alignment::register);
+    with_eval_context(&registry, protocol, train, test, &options, |ctx| {
+        Alignment::new(params, &TaskContext { protocol })?.fit(ctx)
+    })
 }
 
 /// Per-image NMEs (fractions) of heatmap logits `[N, K, h, w]` against
@@ -173,7 +131,7 @@ fn a_dataset_without_landmarks_is_refused_naming_the_label() {
 fn the_registered_task_takes_farl_defaults_and_refuses_unknown_keys() {
     let mut registry = Registry::new();
     registry.set_plugin("alignment");
-    crate::register(&mut registry).unwrap();
+    alignment::register(&mut registry).unwrap();
     let ctx = TaskContext {
         protocol: Protocol::FineTune,
     };
