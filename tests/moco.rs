@@ -57,10 +57,14 @@ fn moco_v3_pretrains_a_vit_on_synthface() {
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let rows: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 40);
-    // Chance level: 2 * ln(16) * 2 * 0.2 = 2.22 for the two directions.
+    // Uniform logits cost 2 * ln(16) * 2 * 0.2 = 2.22 for the two
+    // directions; random heads start at about that or above.
     let (first, last) = (mean_loss(&rows[..8]), mean_loss(&rows[32..]));
-    assert!((first - 2.22).abs() < 0.3, "the first steps are near chance: {first}");
-    assert!(last < 0.9 * first, "the loss should fall: {first} over the first 8 steps, {last} over the last 8");
+    assert!(first > 2.0, "the first steps know nothing yet: {first}");
+    assert!(
+        last < 0.9 * first,
+        "the loss should fall: {first} over the first 8 steps, {last} over the last 8"
+    );
     // The momentum: cosine from 0.99 towards 1, for backbone and projector.
     let momentum = |r: &serde_json::Value, name: &str| r["values"][format!("momentum/{name}")].as_f64().unwrap();
     assert_eq!(momentum(&rows[0], "momentum_encoder"), 0.99);
@@ -74,7 +78,8 @@ fn moco_v3_pretrains_a_vit_on_synthface() {
             .unwrap()
             .into_iter()
             .collect();
-    let same = |name: &str| model[&format!("backbone.{name}")].equal(&model[&format!("teachers.momentum_encoder.{name}")]);
+    let same =
+        |name: &str| model[&format!("backbone.{name}")].equal(&model[&format!("teachers.momentum_encoder.{name}")]);
     assert!(same("patch_embed.proj.weight") && same("patch_embed.proj.bias"));
     assert!(!same("blocks.0.attn.qkv.weight"));
 
