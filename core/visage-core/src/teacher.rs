@@ -195,6 +195,30 @@ impl<'a> Teachers<'a> {
         Ok(())
     }
 
+    /// Freezes the online backbone's variables under `<online>.<under>`
+    /// (`patch_embed.proj` for MoCo v3's frozen random patch projection):
+    /// no gradient reaches them, so the optimiser, which is built after the
+    /// method and sees only trainable variables, never updates them; they
+    /// keep the values they were initialised or loaded with. Returns the
+    /// frozen variables' names below the backbone; none is an error
+    /// naming `under` (the backbone has no such module).
+    pub fn freeze_online(&self, under: &str) -> Result<Vec<String>> {
+        let path = format!("{}.{under}", self.online);
+        let vars = variables_under(self.vs, &path);
+        if vars.is_empty() {
+            return Err(Error::msg(format!(
+                "the backbone `{}` has no variables under `{under}` to freeze",
+                self.backbone.name
+            )));
+        }
+        let mut names = vec![];
+        for (name, var) in vars {
+            let _ = var.set_requires_grad(false);
+            names.push(format!("{under}.{name}"));
+        }
+        Ok(names)
+    }
+
     /// The EMA updates asked for, for the trainer.
     pub fn into_emas(self) -> Vec<Ema> {
         self.emas.into_inner()
@@ -285,6 +309,30 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("teacher name `momentum` must be new"), "{err}");
+    }
+
+    #[test]
+    fn part_of_the_online_backbone_is_frozen_by_name() {
+        let registry = registry();
+        let vs = store(&registry);
+        let teachers = Teachers::new(&registry, &vs, resnet(), "backbone", 3);
+        let frozen = teachers.freeze_online("bn1").unwrap();
+        assert_eq!(
+            frozen,
+            ["bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.weight"]
+        );
+        let trained: Vec<String> = single_group(&vs, 0.0)[0]
+            .params
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert!(!trained.iter().any(|n| n.starts_with("backbone.bn1.")), "{trained:?}");
+        assert!(trained.contains(&"backbone.conv1.weight".to_string()));
+        let err = teachers.freeze_online("patch_embed.proj").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the backbone `resnet` has no variables under `patch_embed.proj` to freeze"
+        );
     }
 
     #[test]
