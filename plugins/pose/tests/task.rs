@@ -198,17 +198,9 @@ fn the_constant_predicts_the_train_medians_within_the_limit() {
         v[(v.len() - 1) / 2]
     };
     let mae = |k: usize| tested.iter().map(|p| (p[k] - median(k)).abs() as f64).sum::<f64>() / 6.0;
-    let registry = pose_registry();
-    let task = registry
-        .build_task(
-            "pose",
-            r#"{"max_angle": 99}"#,
-            &TaskContext {
-                protocol: Protocol::LinearProbe,
-            },
-        )
-        .unwrap();
-    let m = with_context(&registry, Protocol::LinearProbe, train, test, |ctx| task.constant(ctx))
+    let task = pose().build(r#"{"max_angle": 99}"#, Protocol::LinearProbe).unwrap();
+    let m = pose()
+        .with_context(Protocol::LinearProbe, train, test, |ctx| task.constant(ctx))
         .unwrap()
         .unwrap();
     assert_pose_metrics(&m);
