@@ -37,10 +37,46 @@ fn every_experiment_resolves_to_its_snapshot() {
             text.starts_with("# yaml-language-server: $schema="),
             "{file} must start with the schema line"
         );
-        let resolved = ok(runner(&["validate", &file]));
+        // The paper's settings name their data roots as required values,
+        // with the `--set` lines to give them in the file's header.
+        let sets = documented_sets(&text);
+        let mut args = vec!["validate", file.as_str()];
+        for set in &sets {
+            args.extend(["--set", set.as_str()]);
+        }
+        let resolved = ok(runner(&args));
         let name = file.trim_end_matches(".yaml").replace('/', "__");
         insta::assert_snapshot!(format!("resolved__{name}"), resolved);
     }
+}
+
+/// The `--set KEY=VALUE` of the header's comment lines (`#   --set ...`),
+/// the data roots an experiment under experiments/paper/ requires.
+fn documented_sets(text: &str) -> Vec<String> {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.trim_start_matches('#').trim().strip_prefix("--set "))
+        .map(|s| s.trim().trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn a_paper_experiment_without_its_data_root_is_refused_naming_the_key() {
+    let stderr = fails(runner(&["validate", "experiments/paper/pcl_fer.yaml"]));
+    assert!(
+        stderr.contains("experiments/paper/pcl_base.yaml:") && stderr.contains("`pretrain.dataset.params`: missing field `root`"),
+        "{stderr}"
+    );
+    let stderr = fails(runner(&[
+        "validate",
+        "experiments/paper/pcl_fer.yaml",
+        "--set",
+        "pretrain.dataset.params.root=/data/vox",
+    ]));
+    assert!(
+        stderr.contains("`evaluations.0.dataset.params`: missing field `root` (parameters of dataset `rafdb`)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -952,3 +952,48 @@ fn a_task_its_dataset_cannot_feed_is_refused_before_anything_runs() {
     assert!(stderr.contains("alignment needs label `landmarks`"), "{stderr}");
     assert!(!out.exists(), "a run directory was created");
 }
+
+/// The supervised twin trains with `supervised_params` in place of the
+/// task's parameters: here one epoch (2 steps of 16 of the 40 training
+/// faces) beside the probe's two (4 steps); `supervised_params` without
+/// `supervised`, or with a key the task does not know, is refused.
+#[test]
+fn the_supervised_twin_takes_its_own_task_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("twin.yaml");
+    let experiment = |supervised: &str, params: &str| {
+        format!(
+            "name: twin\ndevice: cpu\nbackbone: {{name: resnet, params: {{width: 8}}}}\nevaluations:\n\
+             \x20 - task: {{name: fer, params: {{training: {{epochs: 2, batch_size: 16}}}}}}\n\
+             \x20   protocol: linear_probe\n    random_init: false\n    supervised: {supervised}\n\
+             \x20   supervised_params: {params}\n\
+             \x20   dataset: {{name: synthface, params: {{identities: 6, test_identities: 2, samples_per_identity: 10, resolution: 32}}}}\n"
+        )
+    };
+    let out = dir.path().join("run");
+    std::fs::write(&yaml, experiment("true", "{training: {epochs: 1, batch_size: 16, warmup_epochs: 0}}")).unwrap();
+    ok(runner_with_env(
+        &[yaml.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[("OMP_NUM_THREADS", "1")],
+    ));
+    let steps = |twin: &str| {
+        std::fs::read_to_string(out.join(format!("evaluations/0-fer/{twin}/metrics.jsonl")))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!((steps("pretrained"), steps("supervised")), (4, 2));
+    let results = read_json(&out.join("results.json"));
+    assert!(results["evaluations"][0]["supervised"]["accuracy"].is_f64(), "{results}");
+
+    std::fs::write(&yaml, experiment("false", "{training: {epochs: 1}}")).unwrap();
+    let stderr = fails(runner(&["validate", yaml.to_str().unwrap()]));
+    assert!(stderr.contains("twin.yaml:9:5"), "{stderr}");
+    assert!(stderr.contains("`evaluations.0.supervised_params`: set, but `supervised` is false"), "{stderr}");
+
+    std::fs::write(&yaml, experiment("true", "{training: {epoch: 1}}")).unwrap();
+    let stderr = fails(runner(&[yaml.to_str().unwrap(), "--out", out.with_extension("bad").to_str().unwrap()]));
+    assert!(stderr.contains("`evaluations.0.supervised_params`: the supervised twin's parameters of task `fer`"), "{stderr}");
+    assert!(stderr.contains("epoch"), "{stderr}");
+    assert!(!out.with_extension("bad").exists());
+}

@@ -33,6 +33,8 @@ pub struct Subject<'a> {
     pub copy: &'a CopyBackbone<'a>,
     /// The protocol.
     pub protocol: Protocol,
+    /// The task's parameters (`task.params`, or the supervised twin's).
+    pub task_params: &'a serde_json::Value,
 }
 
 /// Runs one evaluation on `on.backbone`.
@@ -84,7 +86,7 @@ fn with_task<T>(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut task = registry.build_task(
         &evaluation.task.name,
-        &params(&evaluation.task),
+        &on.task_params.to_string(),
         &TaskContext { protocol: on.protocol },
     )?;
     let ctx = EvalContext {

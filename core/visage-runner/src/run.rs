@@ -88,19 +88,25 @@ fn check_evaluation(resolved: &Resolved, host: &Host, index: usize) -> anyhow::R
         Ok(dataset.info())
     };
     let (train, test) = (info(Split::Train)?, info(Split::Test)?);
-    let mut protocols = vec![evaluation.protocol];
-    if evaluation.supervised && evaluation.protocol != Protocol::FineTune {
-        protocols.push(Protocol::FineTune);
+    // (protocol, whether it is the supervised twin)
+    let mut protocols = vec![(evaluation.protocol, false)];
+    if evaluation.supervised {
+        protocols.push((Protocol::FineTune, true));
     }
-    for protocol in protocols {
-        let task = host
-            .registry
-            .build_task(
-                &evaluation.task.name,
-                &evaluation.task.params.to_string(),
-                &visage_core::task::TaskContext { protocol },
-            )
-            .with_context(|| format!("evaluations[{index}].task `{}`", evaluation.task.name))?;
+    for (protocol, twin) in protocols {
+        let (params, key) = match (&evaluation.supervised_params, twin) {
+            (Some(params), true) => (params, "supervised_params"),
+            _ => (&evaluation.task.params, "task"),
+        };
+        let ctx = visage_core::task::TaskContext { protocol };
+        let task = match host.registry.build_task(&evaluation.task.name, &params.to_string(), &ctx) {
+            Ok(task) => task,
+            Err(e) if key == "supervised_params" => {
+                let message = format!("the supervised twin's parameters of task `{}`: {e}", evaluation.task.name);
+                return Err(resolved.invalid(&["evaluations", &index.to_string(), key], message).into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("evaluations[{index}].task `{}`", evaluation.task.name))),
+        };
         if let Err(e) = task.check(&train, &test) {
             let message = format!(
                 "`{}` cannot run on dataset `{}`: {e}",
@@ -293,34 +299,38 @@ fn stages(
             seed: experiment.seed,
             device,
         };
-        let evaluate = |vs: &nn::VarStore, backbone: &dyn Backbone, dir: &Path, protocol| {
+        let evaluate = |vs: &nn::VarStore, backbone: &dyn Backbone, dir: &Path, protocol, task_params| {
             let copy = |into: &mut nn::VarStore, prefix: &str| copy_backbone(host, resolved, vs, into, prefix);
             let on = crate::evaluate::Subject {
                 backbone,
                 copy: &copy,
                 protocol,
+                task_params,
             };
             crate::evaluate::evaluate(&host.registry, evaluation, &on, &place(dir))
         };
-        let metrics = evaluate(&vs, backbone.as_ref(), &pretrained, evaluation.protocol)?;
+        let params = &evaluation.task.params;
+        let metrics = evaluate(&vs, backbone.as_ref(), &pretrained, evaluation.protocol, params)?;
         let copy = |into: &mut nn::VarStore, prefix: &str| copy_backbone(host, resolved, &vs, into, prefix);
         let on = crate::evaluate::Subject {
             backbone: backbone.as_ref(),
             copy: &copy,
             protocol: evaluation.protocol,
+            task_params: &evaluation.task.params,
         };
         let constant = crate::evaluate::constant(&host.registry, evaluation, &on, &place(&pretrained))?;
         let random_init = if evaluation.random_init {
             let (fresh_vs, fresh) = build_backbone(host, resolved, device, false)?;
             let twin = folder.join("random_init");
-            Some(evaluate(&fresh_vs, fresh.as_ref(), &twin, evaluation.protocol)?)
+            Some(evaluate(&fresh_vs, fresh.as_ref(), &twin, evaluation.protocol, params)?)
         } else {
             None
         };
         let supervised = if evaluation.supervised {
             let (fresh_vs, fresh) = build_backbone(host, resolved, device, false)?;
             let twin = folder.join("supervised");
-            Some(evaluate(&fresh_vs, fresh.as_ref(), &twin, Protocol::FineTune)?)
+            let params = evaluation.supervised_params.as_ref().unwrap_or(params);
+            Some(evaluate(&fresh_vs, fresh.as_ref(), &twin, Protocol::FineTune, params)?)
         } else {
             None
         };

@@ -314,6 +314,11 @@ pub struct Evaluation {
     /// bound.
     #[serde(default)]
     pub supervised: bool,
+    /// The task's parameters for the supervised twin, in place of
+    /// `task.params` (e.g. a fine-tuning recipe of a few epochs beside a
+    /// linear probe's 300); default: `task.params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervised_params: Option<serde_json::Value>,
 }
 
 fn default_output() -> String {

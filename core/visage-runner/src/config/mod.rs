@@ -131,6 +131,11 @@ impl Resolved {
                 );
                 return Err(ConfigError::Invalid(self.layers.diagnose(&path, message)));
             }
+            if evaluation.supervised_params.is_some() && !evaluation.supervised {
+                let path = vec!["evaluations".into(), i.to_string(), "supervised_params".into()];
+                let message = "set, but `supervised` is false: there is no supervised twin to give them to".to_string();
+                return Err(ConfigError::Invalid(self.layers.diagnose(&path, message)));
+            }
             if evaluation.supervised && !info.protocols.contains(&Protocol::FineTune) {
                 let path = vec!["evaluations".into(), i.to_string(), "supervised".into()];
                 let message = format!(
