@@ -2,7 +2,7 @@
 optimiser steps, each zero_grad, backward and Adam step) at the same sizes,
 batch and thread count as plugins/pcl/examples/pcl_bench.rs.
 
-    python bench/pcl.py PRESET BATCH STEPS THREADS [DIR WORKERS]
+    python bench/pcl.py PRESET BATCH STEPS THREADS [DIR WORKERS [data]]
 
 The model (FaceCycle, exp_fc, pose_fc, decoder) and the reconstruction and
 orthogonal losses are imported from plugins/pcl/tests/reference/
@@ -21,8 +21,9 @@ clean image; two DistanceCrop views (written here from the paper: two
 0.4H x 0.4W crops centred in two different random quadrants), each resized
 to 64; two views of the image; K views of its flip; every view then colour
 jitter (0.8, 0.8, 0.8, 0.2) p 0.8, grayscale p 0.2, Gaussian blur (7, sigma
-0.1-2) p 0.8, Sobel gradient magnitude p 0.6. One warm-up iteration, then
-STEPS timed ones; prints one JSON line.
+0.1-2) p 0.8, Sobel gradient magnitude p 0.6; with `data` too, only the
+DataLoader runs (STEPS batches, no model). One warm-up iteration (batch),
+then STEPS timed ones; prints one JSON line.
 """
 import json
 import os
@@ -160,17 +161,31 @@ class PclViews(Dataset):
         return self.clean(img), crops, views, negs
 
 
+def loader(root, k, batch, workers):
+    return DataLoader(PclViews(root, k), batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                      prefetch_factor=4 if workers else None, persistent_workers=workers > 0)
+
+
 def stream(loader):
     while True:
         for batch in loader:
             yield batch
 
 
-def main(preset, batch, steps, threads, root=None, workers=0):
+def main(preset, batch, steps, threads, root=None, workers=0, data_only=False):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     random.seed(0)
     model, k, pose_batch = build(preset)
+    if data_only:
+        data = stream(loader(root, k, batch, workers))
+        next(data)
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(data)
+        print(json.dumps({"side": "pytorch", "preset": preset, "mode": "data", "batch": batch, "steps": steps,
+                          "workers": workers, "images_per_s": batch * steps / (time.perf_counter() - start)}))
+        return
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3)
     if root is None:
         def rand():
@@ -178,9 +193,7 @@ def main(preset, batch, steps, threads, root=None, workers=0):
         fixed = (rand(), [rand(), rand()], [rand(), rand()], [rand() for _ in range(k)])
         data = iter(lambda: fixed, None)
     else:
-        loader = DataLoader(PclViews(root, k), batch_size=batch, shuffle=True, num_workers=workers,
-                            drop_last=True, prefetch_factor=4 if workers else None, persistent_workers=workers > 0)
-        data = stream(loader)
+        data = stream(loader(root, k, batch, workers))
     iteration(model, opt, next(data), pose_batch)  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
@@ -193,6 +206,6 @@ def main(preset, batch, steps, threads, root=None, workers=0):
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    if len(a) not in (4, 6):
+    if len(a) not in (4, 6, 7) or (len(a) == 7 and a[6] != "data"):
         raise SystemExit(__doc__)
-    main(a[0], *map(int, a[1:4]), *([a[4], int(a[5])] if len(a) == 6 else []))
+    main(a[0], *map(int, a[1:4]), *([a[4], int(a[5])] if len(a) >= 6 else []), data_only=len(a) == 7)

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p visage-plugin-pcl --example pcl_bench -- \
-//!     PRESET BATCH STEPS THREADS [DIR WORKERS]
+//!     PRESET BATCH STEPS THREADS [DIR WORKERS [data]]
 //! ```
 //!
 //! PRESET is `paper` (64x64, width 64, 10 flipped negatives per image,
@@ -17,8 +17,9 @@
 //! from the loader: `image_folder` under DIR resized to 64 on decoding and
 //! PCL's views as experiments/paper/pcl_base.yaml configures them
 //! (`distance_crop` pair, two pose views, the flipped negatives; colour
-//! jitter, grayscale, blur and Sobel), with WORKERS threads. One warm-up
-//! iteration, then STEPS timed ones; prints one JSON line.
+//! jitter, grayscale, blur and Sobel), with WORKERS threads; with `data`
+//! too, only the loader runs (STEPS batches, no model). One warm-up
+//! iteration (batch), then STEPS timed ones; prints one JSON line.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -200,16 +201,22 @@ struct Args {
     steps: u64,
     threads: i32,
     files: Option<(String, usize)>,
+    data_only: bool,
 }
 
 fn parse() -> Result<Args> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = || Error::msg("usage: pcl_bench PRESET BATCH STEPS THREADS [DIR WORKERS]");
+    let usage = || Error::msg("usage: pcl_bench PRESET BATCH STEPS THREADS [DIR WORKERS [data]]");
     let num = |i: usize| -> Result<u64> { args.get(i).ok_or_else(usage)?.parse().map_err(|_| usage()) };
     let files = match (args.get(4), args.get(5)) {
         (Some(dir), Some(_)) => Some((dir.clone(), num(5)? as usize)),
         (None, None) => None,
         _ => return Err(usage()),
+    };
+    let data_only = match args.get(6).map(String::as_str) {
+        Some("data") => true,
+        None => false,
+        Some(_) => return Err(usage()),
     };
     Ok(Args {
         preset: args.first().ok_or_else(usage)?.clone(),
@@ -217,7 +224,19 @@ fn parse() -> Result<Args> {
         steps: num(2)?,
         threads: num(3)? as i32,
         files,
+        data_only,
     })
+}
+
+/// Images/s of the loader alone: one warm-up batch, then `steps` batches.
+fn time_loader(mut loader: Loader, batch: usize, steps: u64) -> Result<f64> {
+    let mut next = || loader.next().ok_or_else(|| Error::msg("the loader ended"))?;
+    next()?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        next()?;
+    }
+    Ok((batch as u64 * steps) as f64 / start.elapsed().as_secs_f64())
 }
 
 fn main() -> Result<()> {
@@ -228,6 +247,16 @@ fn main() -> Result<()> {
     let mut registry = Registry::new();
     visage_core::builtin::register(&mut registry)?;
     pcl::register(&mut registry)?;
+    if let (Some((dir, workers)), true) = (&args.files, args.data_only) {
+        let loader = loader(&registry, dir, p.negatives, args.batch, *workers)?;
+        let rate = time_loader(loader, args.batch, args.steps)?;
+        println!(
+            "{}",
+            json!({"side": "visage", "preset": args.preset, "mode": "data", "batch": args.batch,
+                   "steps": args.steps, "workers": workers, "images_per_s": rate})
+        );
+        return Ok(());
+    }
 
     let mut vs = nn::VarStore::new(Device::Cpu);
     let backbone_params = json!({"width": p.width, "image_size": SIDE});
