@@ -66,7 +66,9 @@ fn preset(name: &str) -> Result<Preset> {
             decoder_width: 64,
             pose_batch: None,
         }),
-        other => Err(Error::msg(format!("unknown preset `{other}`: expected paper or default"))),
+        other => Err(Error::msg(format!(
+            "unknown preset `{other}`: expected paper or default"
+        ))),
     }
 }
 

@@ -329,7 +329,9 @@ mod tests {
             image_size: 100,
         };
         let model = FaceCycle::new(&vs.root(), 3, &params).unwrap();
-        let out = model.forward(&Tensor::rand([1, 3, 100, 100], (Kind::Float, Device::Cpu)), false).unwrap();
+        let out = model
+            .forward(&Tensor::rand([1, 3, 100, 100], (Kind::Float, Device::Cpu)), false)
+            .unwrap();
         assert_eq!(out[FACE].size(), [1, 6272]);
     }
 }
