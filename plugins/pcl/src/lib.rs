@@ -18,7 +18,10 @@ pub use method::{Pcl, PclParams};
 
 use visage_core::{declare_plugin, Registry, Result};
 
-fn register(registry: &mut Registry) -> Result<()> {
+/// Registers the backbone `facecycle` and the method `pcl` in `registry`:
+/// what the runner's plugin loading calls, and what benchmarks and tests
+/// that link the crate directly call to build the same components.
+pub fn register(registry: &mut Registry) -> Result<()> {
     tracing::info!("registering the pcl plugin's components");
     registry.backbone("facecycle", |p: FaceCycleParams, ctx| {
         FaceCycle::new(&ctx.vs, ctx.in_channels, &p)
