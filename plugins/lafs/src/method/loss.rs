@@ -224,12 +224,12 @@ mod tests {
     fn diagnostics_tell_uniform_one_hot_and_diverse_targets_apart() {
         let ln2 = 2f64.ln();
         let uniform = diagnostics(&t(&[[0.5, 0.5], [0.5, 0.5]]));
-        assert!((uniform.entropy - ln2).abs() < 1e-9 && uniform.spread.abs() < 1e-9, "{uniform:?}");
+        assert!((uniform.entropy - ln2).abs() < 1e-6 && uniform.spread.abs() < 1e-6, "{uniform:?}");
         let same = diagnostics(&t(&[[1.0, 0.0], [1.0, 0.0]]));
-        assert!(same.entropy.abs() < 1e-9 && same.spread.abs() < 1e-9, "{same:?}");
+        assert!(same.entropy.abs() < 1e-6 && same.spread.abs() < 1e-6, "{same:?}");
         // Each image sure of its own class: entropy 0, mean (1/2, 1/2).
         let diverse = diagnostics(&t(&[[1.0, 0.0], [0.0, 1.0]]));
-        assert!(diverse.entropy.abs() < 1e-9 && (diverse.spread - ln2).abs() < 1e-9, "{diverse:?}");
+        assert!(diverse.entropy.abs() < 1e-6 && (diverse.spread - ln2).abs() < 1e-6, "{diverse:?}");
     }
 
     #[test]
