@@ -6,12 +6,12 @@ use std::sync::Arc;
 use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::dataset::Dataset;
 use visage_core::features::Feature;
+use visage_core::method::Losses;
 use visage_core::metric::{Labels, Metrics};
 use visage_core::rng::Rng;
 use visage_core::task::{EvalContext, EvalSplit, Protocol};
 use visage_core::tch::{nn, Device, Kind, Tensor};
 use visage_core::{Registry, Result, Sample};
-use visage_core::method::Losses;
 use visage_tasks::fit::{fit_with, FitHooks, Fitted, NoHooks, Recipe, Selection};
 use visage_tasks::heads::{flat_dim, Head, LinearHead};
 use visage_tasks::training::Training;
@@ -74,7 +74,12 @@ fn run(protocol: Protocol, training: &Training, augment: bool) -> (Fitted, Snaps
 }
 
 /// [`run`] through `fit_with` and `hooks`.
-fn run_with(protocol: Protocol, training: &Training, augment: bool, hooks: &dyn FitHooks) -> (Fitted, Snapshot, Snapshot) {
+fn run_with(
+    protocol: Protocol,
+    training: &Training,
+    augment: bool,
+    hooks: &dyn FitHooks,
+) -> (Fitted, Snapshot, Snapshot) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let registry = registry();
     visage_core::tch::manual_seed(0);
@@ -243,7 +248,11 @@ impl FitHooks for Recorder {
         self.steps.borrow_mut().push(step);
         Ok(self.blank.then(|| visage_core::Batch {
             images: batch.images.zeros_like(),
-            labels: batch.labels.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(),
+            labels: batch
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                .collect(),
             views: vec![],
         }))
     }

@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn the_weight_steps_down_at_lafs_epochs() {
         let p = LandmarkRegularisationParams::default();
-        let got: Vec<f64> = [0, 7, 8, 13, 14, 20, 21, 27, 28, 40].iter().map(|&e| p.weight(e)).collect();
+        let got: Vec<f64> = [0, 7, 8, 13, 14, 20, 21, 27, 28, 40]
+            .iter()
+            .map(|&e| p.weight(e))
+            .collect();
         assert_eq!(got, [1000.0, 1000.0, 100.0, 100.0, 1.0, 1.0, 0.11, 0.11, 0.0, 0.0]);
         p.check().unwrap();
         let bad = LandmarkRegularisationParams {

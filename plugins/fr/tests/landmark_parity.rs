@@ -121,6 +121,9 @@ fn the_cosface_loss_of_a_mixup_batch_matches_pytorch() {
     // lam = 1 is the plain CosFace loss.
     let ones = lam.ones_like();
     let plain = slot.loss(&r["x"], y).unwrap().double_value(&[]);
-    let unmixed = slot.mixed_loss(&r["x"], y, &y.flip([0]), &ones).unwrap().double_value(&[]);
+    let unmixed = slot
+        .mixed_loss(&r["x"], y, &y.flip([0]), &ones)
+        .unwrap()
+        .double_value(&[]);
     assert!((plain - unmixed).abs() < 1e-9, "{plain} vs {unmixed}");
 }

@@ -43,7 +43,8 @@ pub struct Diagnostics {
 /// The diagnostics of the targets `q` `[M, K]` (rows are distributions).
 pub fn diagnostics(q: &Tensor) -> Diagnostics {
     tch::no_grad(|| {
-        let entropy_rows = |p: &Tensor| -(p * p.clamp_min(1e-30).log()).sum_dim_intlist([-1i64].as_slice(), false, Kind::Double);
+        let entropy_rows =
+            |p: &Tensor| -(p * p.clamp_min(1e-30).log()).sum_dim_intlist([-1i64].as_slice(), false, Kind::Double);
         let entropy = entropy_rows(q).mean(Kind::Double).double_value(&[]);
         let mean = q.mean_dim([0i64].as_slice(), false, Kind::Double);
         let of_mean = entropy_rows(&mean).double_value(&[]);
@@ -224,12 +225,18 @@ mod tests {
     fn diagnostics_tell_uniform_one_hot_and_diverse_targets_apart() {
         let ln2 = 2f64.ln();
         let uniform = diagnostics(&t(&[[0.5, 0.5], [0.5, 0.5]]));
-        assert!((uniform.entropy - ln2).abs() < 1e-6 && uniform.spread.abs() < 1e-6, "{uniform:?}");
+        assert!(
+            (uniform.entropy - ln2).abs() < 1e-6 && uniform.spread.abs() < 1e-6,
+            "{uniform:?}"
+        );
         let same = diagnostics(&t(&[[1.0, 0.0], [1.0, 0.0]]));
         assert!(same.entropy.abs() < 1e-6 && same.spread.abs() < 1e-6, "{same:?}");
         // Each image sure of its own class: entropy 0, mean (1/2, 1/2).
         let diverse = diagnostics(&t(&[[1.0, 0.0], [0.0, 1.0]]));
-        assert!(diverse.entropy.abs() < 1e-6 && (diverse.spread - ln2).abs() < 1e-6, "{diverse:?}");
+        assert!(
+            diverse.entropy.abs() < 1e-6 && (diverse.spread - ln2).abs() < 1e-6,
+            "{diverse:?}"
+        );
     }
 
     #[test]
