@@ -33,7 +33,7 @@ pub struct MixupParams {
 impl MixupParams {
     /// Refuses a non-positive `alpha` or a `prob` outside [0, 1].
     pub fn check(&self) -> Result<()> {
-        if !(self.alpha.is_finite() && self.alpha > 0.0) || !(0.0..=1.0).contains(&self.prob) {
+        if !(self.alpha.is_finite() && self.alpha > 0.0 && (0.0..=1.0).contains(&self.prob)) {
             return Err(Error::msg(format!(
                 "fr.mixup: expected alpha > 0 and prob in [0, 1], got alpha {} and prob {}",
                 self.alpha, self.prob
