@@ -1,6 +1,7 @@
 //! Face recognition layouts. Readers: verification `.bin`
 //! ([`verification_bin`]), LFW's `pairs.txt` ([`lfw`]), identity folders
-//! ([`identity_folder`]) and MXNet RecordIO ([`mxrec`]). Writers: the
+//! ([`identity_folder`]), MXNet RecordIO ([`mxrec`]) and the two together
+//! ([`benchmark`]: train on a record file, verify on a `.bin`). Writers: the
 //! `.bin` of the MS1M/WebFace packs, LFW's raw `pairs.txt` with its image
 //! tree, and `train.rec` ([`mxrec::write`]).
 //!
@@ -19,6 +20,7 @@
 //! picks two identities and one sample of each. A pair already drawn is
 //! redrawn (up to 20 times) while others remain.
 
+pub mod benchmark;
 pub mod identity_folder;
 pub mod lfw;
 pub mod mxrec;
@@ -222,12 +224,14 @@ pub(crate) fn pairs_table(mut entries: Vec<Entry>, same: &[bool], folds: usize, 
 }
 
 /// Registers the datasets `verification_bin`, `lfw_pairs`,
-/// `identity_folder` and `mxnet_rec`.
+/// `identity_folder`, `mxnet_rec` and `fr_benchmark` (a record file to
+/// train on, a `.bin` to verify on).
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.dataset("verification_bin", verification_bin::dataset)?;
     registry.dataset("lfw_pairs", lfw::dataset)?;
     registry.dataset("identity_folder", identity_folder::dataset)?;
     registry.dataset("mxnet_rec", mxrec::dataset)?;
+    registry.dataset("fr_benchmark", benchmark::dataset)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use common::*;
 use visage_core::dataset::{Dataset, Split};
 use visage_core::labels::{self, AU, EXPRESSION, FOLD, IDENTITY, SAME};
 use visage_formats::fer::{affectnet, fer2013, rafdb};
-use visage_formats::fr::{build_pairs, identity_folder, lfw, mxrec, verification_bin};
+use visage_formats::fr::{benchmark, build_pairs, identity_folder, lfw, mxrec, verification_bin};
 use visage_formats::{au, FolderLabel, Options};
 
 const BOTH: [Split; 2] = [Split::Train, Split::Test];
@@ -209,6 +209,29 @@ fn mxnet_rec_round_trip() {
     assert_eq!(head.labels, [7.0, 12.0]);
 }
 
+#[test]
+fn fr_benchmark_trains_on_the_record_file_and_tests_on_the_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    write("mxnet-rec", dir.path(), &[Split::Test], Options::default());
+    write("verification-bin", dir.path(), &[Split::Test], pair_options());
+    let params = || benchmark::FrBenchmarkParams {
+        train: mxrec::MxRecParams {
+            root: dir.path().into(),
+            name: "train".into(),
+        },
+        test: verification_bin::VerificationBinParams {
+            root: dir.path().into(),
+            name: "tiny".into(),
+            folds: 2,
+        },
+    };
+    let train = benchmark::dataset(params(), &ctx(Split::Train)).unwrap();
+    assert_eq!(train.len(), samples(Split::Test).len());
+    assert_eq!(train.info().identities, Some(5));
+    let test = benchmark::dataset(params(), &ctx(Split::Test)).unwrap();
+    same_pairs(&test, &expected_pairs(2, 2), 2);
+}
+
 /// Asserts that an AU reader gives the generator's units.
 fn same_au(read: &dyn Dataset, split: Split) {
     let truth = samples(split);
@@ -261,6 +284,7 @@ fn every_reader_is_registered() {
             "celebamask",
             "disfa",
             "fer2013",
+            "fr_benchmark",
             "fsanet_npz",
             "hrnet_csv",
             "identity_folder",

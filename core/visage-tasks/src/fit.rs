@@ -75,6 +75,33 @@ pub struct Fitted {
     pub labels: Labels,
 }
 
+/// What a task adds to the training steps of `fine_tune` (the backbone's
+/// copy is trained), through [`fit_with`]: a change of the batch before
+/// the backbone reads it (mixup), and loss terms of the tuned backbone
+/// itself (a regulariser such as LAFS's landmark-position MSE). Both are
+/// called on every training step of `fine_tune` only; `linear_probe`
+/// trains on frozen features and calls neither.
+pub trait FitHooks {
+    /// A new batch for the backbone to read at `step` (0-based) instead
+    /// of `batch`, or `None` (the default) to keep it. New labels it adds
+    /// reach the task's loss.
+    fn batch(&self, _batch: &Batch, _step: u64) -> Result<Option<Batch>> {
+        Ok(None)
+    }
+
+    /// Extra loss terms of the `tuned` backbone on `batch` (as returned by
+    /// [`FitHooks::batch`]) in `epoch` (0-based), added to the task's loss;
+    /// by default none.
+    fn losses(&self, _tuned: &dyn Backbone, _batch: &Batch, _epoch: u64) -> Result<Losses> {
+        Ok(Losses::default())
+    }
+}
+
+/// No hooks: [`fit`]'s training steps.
+pub struct NoHooks;
+
+impl FitHooks for NoHooks {}
+
 /// The label that carries a cached batch's row indices.
 const ROWS: &str = "__rows";
 
@@ -86,6 +113,18 @@ pub fn fit(
     head: &BuildHead<'_>,
     loss: &Loss<'_>,
     score: &Score<'_>,
+) -> Result<Fitted> {
+    fit_with(ctx, recipe, head, loss, score, &NoHooks)
+}
+
+/// [`fit`] with `hooks` in the training steps of `fine_tune`.
+pub fn fit_with(
+    ctx: &EvalContext<'_>,
+    recipe: &Recipe<'_>,
+    head: &BuildHead<'_>,
+    loss: &Loss<'_>,
+    score: &Score<'_>,
+    hooks: &dyn FitHooks,
 ) -> Result<Fitted> {
     let t = recipe.training;
     let (train_rows, val_rows) = carve(ctx.train.dataset.len(), t.validation, ctx.seed);
@@ -133,6 +172,8 @@ pub fn fit(
         head: head.as_ref(),
         loss,
         tracking: &tracking,
+        hooks,
+        steps_per_epoch,
     };
     let start = trainer.restore(&mut learner)?;
     let mut data = reader.batches(ctx, batch_size, steps_per_epoch, start);
@@ -423,14 +464,33 @@ struct HeadLearner<'r, 'a> {
     head: &'r dyn Head,
     loss: &'r Loss<'r>,
     tracking: &'r RefCell<Tracking>,
+    hooks: &'r dyn FitHooks,
+    steps_per_epoch: u64,
 }
 
-impl Learner for HeadLearner<'_, '_> {
-    fn losses(&mut self, batch: &Batch, _step: u64, _phase: usize) -> Result<Losses> {
+impl HeadLearner<'_, '_> {
+    /// The task's loss of the head on `batch`.
+    fn head_losses(&self, batch: &Batch) -> Result<Losses> {
         let (inputs, labels) = self.reader.read(batch)?;
         let outputs = self.head.forward(&inputs, true);
         let mut losses = Losses::default();
         losses.push("loss", (self.loss)(&outputs, &labels)?);
+        Ok(losses)
+    }
+}
+
+impl Learner for HeadLearner<'_, '_> {
+    fn losses(&mut self, batch: &Batch, step: u64, _phase: usize) -> Result<Losses> {
+        let Mode::Tuned(tuned) = &self.reader.mode else {
+            return self.head_losses(batch);
+        };
+        let changed = self.hooks.batch(batch, step)?;
+        let batch = changed.as_ref().unwrap_or(batch);
+        let mut losses = self.head_losses(batch)?;
+        let epoch = step / self.steps_per_epoch.max(1);
+        for (name, value) in self.hooks.losses(tuned.as_ref(), batch, epoch)?.0 {
+            losses.push(name, value);
+        }
         Ok(losses)
     }
 

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::dataset::Dataset;
 use visage_core::features::Feature;
+use visage_core::method::Losses;
 use visage_core::metric::{Labels, Metrics};
 use visage_core::rng::Rng;
 use visage_core::task::{EvalContext, EvalSplit, Protocol};
 use visage_core::tch::{nn, Device, Kind, Tensor};
 use visage_core::{Registry, Result, Sample};
-use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
+use visage_tasks::fit::{fit_with, FitHooks, Fitted, NoHooks, Recipe, Selection};
 use visage_tasks::heads::{flat_dim, Head, LinearHead};
 use visage_tasks::training::Training;
 
@@ -69,6 +70,16 @@ type Snapshot = Vec<(String, Tensor)>;
 /// Runs `fit` and returns its result with the evaluated backbone's
 /// variables before and after.
 fn run(protocol: Protocol, training: &Training, augment: bool) -> (Fitted, Snapshot, Snapshot) {
+    run_with(protocol, training, augment, &NoHooks)
+}
+
+/// [`run`] through `fit_with` and `hooks`.
+fn run_with(
+    protocol: Protocol,
+    training: &Training,
+    augment: bool,
+    hooks: &dyn FitHooks,
+) -> (Fitted, Snapshot, Snapshot) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let registry = registry();
     visage_core::tch::manual_seed(0);
@@ -131,7 +142,7 @@ fn run(protocol: Protocol, training: &Training, augment: bool) -> (Fitted, Snaps
             higher_is_better: true,
         },
     };
-    let fitted = fit(&ctx, &recipe, &head, &loss, &score).unwrap();
+    let fitted = fit_with(&ctx, &recipe, &head, &loss, &score, hooks).unwrap();
     drop(ctx);
     (fitted, before, variables(&source))
 }
@@ -221,4 +232,68 @@ fn selections_are_reported_under_their_own_names_beside_the_last_epoch() {
     // Without selection, only the last epoch.
     let (plain, _, _) = run(Protocol::LinearProbe, &probe(), false);
     assert_eq!(plain.metrics.keys().collect::<Vec<_>>(), ["accuracy"]);
+}
+
+/// Records the steps and epochs it is called at; blanks every image when
+/// `blank`; adds a zero loss term.
+#[derive(Default)]
+struct Recorder {
+    blank: bool,
+    steps: std::cell::RefCell<Vec<u64>>,
+    epochs: std::cell::RefCell<Vec<u64>>,
+}
+
+impl FitHooks for Recorder {
+    fn batch(&self, batch: &visage_core::Batch, step: u64) -> Result<Option<visage_core::Batch>> {
+        self.steps.borrow_mut().push(step);
+        Ok(self.blank.then(|| visage_core::Batch {
+            images: batch.images.zeros_like(),
+            labels: batch
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                .collect(),
+            views: vec![],
+        }))
+    }
+
+    fn losses(&self, tuned: &dyn Backbone, batch: &visage_core::Batch, epoch: u64) -> Result<Losses> {
+        self.epochs.borrow_mut().push(epoch);
+        let pooled = tuned.forward(&batch.images, true)?["pooled"].sum(Kind::Float) * 0.0;
+        let mut losses = Losses::default();
+        losses.push("zero", pooled);
+        Ok(losses)
+    }
+}
+
+#[test]
+fn hooks_see_every_fine_tuning_step_and_change_what_it_learns() {
+    let training = Training {
+        epochs: 2,
+        batch_size: 16,
+        lr: 0.01,
+        backbone_lr: 0.01,
+        ..Training::default()
+    };
+    // 96 training images in batches of 16: 6 steps an epoch.
+    let recorder = Recorder::default();
+    let (tuned, _, _) = run_with(Protocol::FineTune, &training, false, &recorder);
+    assert_eq!(*recorder.steps.borrow(), (0..12).collect::<Vec<u64>>());
+    assert_eq!(*recorder.epochs.borrow(), [[0u64; 6], [1; 6]].concat());
+    assert!(tuned.metrics["accuracy"].is_finite());
+    // Linear probing trains no backbone: no hook is called.
+    let idle = Recorder::default();
+    let _ = run_with(Protocol::LinearProbe, &probe(), false, &idle);
+    assert!(idle.steps.borrow().is_empty() && idle.epochs.borrow().is_empty());
+    // Blank training images teach nothing: the three balanced classes of
+    // the test split are guessed as one, a third right.
+    let blank = Recorder {
+        blank: true,
+        ..Default::default()
+    };
+    let long = Training { epochs: 6, ..training };
+    let (blind, _, _) = run_with(Protocol::FineTune, &long, false, &blank);
+    let (seeing, _, _) = run(Protocol::FineTune, &long, false);
+    assert!(blind.metrics["accuracy"] < 40.0, "{:?}", blind.metrics);
+    assert!(seeing.metrics["accuracy"] > 80.0, "{:?}", seeing.metrics);
 }

@@ -83,6 +83,24 @@ impl ClassifierSlot {
 
     /// The margin loss of `embeddings` for the identities `targets`.
     pub fn loss(&self, embeddings: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        self.with_classifier(targets, |classifier| classifier.loss(embeddings, targets))
+    }
+
+    /// The margin loss of a mixup batch: `targets` weighted `lam` `[B]`,
+    /// `partners` `1 - lam` (soft targets, [`MarginClassifier::soft_loss`]).
+    pub fn mixed_loss(&self, embeddings: &Tensor, targets: &Tensor, partners: &Tensor, lam: &Tensor) -> Result<Tensor> {
+        self.with_classifier(partners, |_| ())?;
+        self.with_classifier(targets, |classifier| {
+            let classes = classifier.weight.size()[0];
+            let hot = |ids: &Tensor| ids.view([-1]).one_hot(classes).to_kind(embeddings.kind());
+            let lam = lam.view([-1, 1]).to_kind(embeddings.kind());
+            let weights = hot(targets) * &lam + hot(partners) * (lam.ones_like() - &lam);
+            classifier.soft_loss(embeddings, &weights)
+        })
+    }
+
+    /// `f` of the classifier, once `targets` are checked to be its classes.
+    fn with_classifier<T>(&self, targets: &Tensor, f: impl FnOnce(&MarginClassifier) -> T) -> Result<T> {
         let slot = self.0.borrow();
         let classifier = slot
             .as_ref()
@@ -94,6 +112,6 @@ impl ClassifierSlot {
                 "fr: identity labels run over [{lo}, {hi}], but the classifier has {classes} classes"
             )));
         }
-        Ok(classifier.loss(embeddings, targets))
+        Ok(f(classifier))
     }
 }

@@ -14,7 +14,9 @@
 //!   ([`head`]) trained with a CosFace (default) or ArcFace classifier
 //!   ([`margin`]) over the train split's identities, through
 //!   `visage_tasks::fit`; `shots` and `identities` make LAFS's few-shot
-//!   training subsets ([`few_shot`]).
+//!   training subsets ([`few_shot`]); optional `mixup` ([`mixup`]) and
+//!   LAFS's landmark-position regularisation ([`landmark_regularisation`])
+//!   enter the training steps through [`hooks`].
 //!
 //! Metrics (the task's defaults): `accuracy`, `accuracy_std`, `threshold`
 //! (and `accuracy_cosine` with a fixed `threshold` param) from
@@ -23,8 +25,11 @@
 
 pub mod few_shot;
 pub mod head;
+pub mod hooks;
+pub mod landmark_regularisation;
 pub mod margin;
 pub mod mirror;
+pub mod mixup;
 pub mod pairs;
 pub mod params;
 pub mod tar;

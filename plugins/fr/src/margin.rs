@@ -36,6 +36,15 @@ impl MarginKind {
 /// which gets the margin.
 pub fn margin_logits(cosine: &Tensor, targets: &Tensor, kind: MarginKind, s: f64, m: f64) -> Tensor {
     let one_hot = cosine.zeros_like().scatter_value(1, &targets.view([-1, 1]), 1.0);
+    soft_margin_logits(cosine, &one_hot, kind, s, m)
+}
+
+/// The margin logits for a soft target `weights` `[B, C]` (rows summing to
+/// 1; mixup's `lam onehot(a) + (1 - lam) onehot(b)`): class `j` gets
+/// `w_j margin(cos theta_j) + (1 - w_j) cos theta_j`, times `s`, as LAFS's
+/// CosFace treats mixed labels. A one-hot `weights` gives
+/// [`margin_logits`].
+pub fn soft_margin_logits(cosine: &Tensor, weights: &Tensor, kind: MarginKind, s: f64, m: f64) -> Tensor {
     let target = match kind {
         MarginKind::Cosface => cosine - m,
         MarginKind::Arcface => {
@@ -46,7 +55,7 @@ pub fn margin_logits(cosine: &Tensor, targets: &Tensor, kind: MarginKind, s: f64
             shifted.where_self(&inside, &(cosine - m * m.sin()))
         }
     };
-    (&one_hot * target + (one_hot.ones_like() - &one_hot) * cosine) * s
+    (weights * target + (weights.ones_like() - weights) * cosine) * s
 }
 
 /// The cosine between each embedding `[B, E]` and each class weight
@@ -99,5 +108,22 @@ impl MarginClassifier {
     pub fn loss(&self, embeddings: &Tensor, targets: &Tensor) -> Tensor {
         let logits = self.logits(embeddings, targets);
         logits.log_softmax(-1, logits.kind()).nll_loss(targets)
+    }
+
+    /// Cross-entropy of the soft-target margin logits against the soft
+    /// target `weights` `[B, C]`, `mean_b(-sum_j w_bj log softmax_j)`
+    /// (PyTorch's `cross_entropy` with probabilities).
+    pub fn soft_loss(&self, embeddings: &Tensor, weights: &Tensor) -> Tensor {
+        let logits = soft_margin_logits(
+            &cosines(embeddings, &self.weight),
+            weights,
+            self.kind,
+            self.scale,
+            self.margin,
+        );
+        let log_p = logits.log_softmax(-1, logits.kind());
+        -(weights * log_p)
+            .sum_dim_intlist([1i64].as_slice(), false, logits.kind())
+            .mean(logits.kind())
     }
 }

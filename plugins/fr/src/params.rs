@@ -7,7 +7,9 @@ use visage_core::task::Protocol;
 use visage_core::{Error, Result};
 use visage_tasks::training::{OptimizerKind, Training, TrainingParams};
 
+use crate::landmark_regularisation::LandmarkRegularisationParams;
 use crate::margin::MarginKind;
+use crate::mixup::MixupParams;
 
 /// Parameters of the `fr` task. Every key is optional.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -62,6 +64,15 @@ pub struct FrParams {
     /// Fine-tuning's recipe over LAFS's defaults (see the README).
     #[serde(default)]
     pub training: TrainingParams,
+    /// Mixup of fine-tuning's batches (LAFS: `{alpha: 0.2, prob: 0.1}`);
+    /// none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixup: Option<MixupParams>,
+    /// LAFS's landmark-position regularisation of fine-tuning (`{}` for
+    /// LAFS's schedule); none by default. The backbone needs a landmark
+    /// network that fine-tuning trains (fvit: `train_landmarks: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landmark_regularisation: Option<LandmarkRegularisationParams>,
 }
 
 fn identity_label() -> String {
@@ -125,6 +136,19 @@ impl FrParams {
             if !(p > 0.0 && p <= 1.0) {
                 return bad("identities", "a fraction in (0, 1]", p.to_string());
             }
+        }
+        if let Some(mixup) = &self.mixup {
+            mixup.check()?;
+        }
+        if let Some(landmarks) = &self.landmark_regularisation {
+            landmarks.check()?;
+        }
+        let tuning_only = self.mixup.is_some() || self.landmark_regularisation.is_some();
+        if protocol == Protocol::LinearProbe && tuning_only {
+            return Err(Error::msg(
+                "fr: `mixup` and `landmark_regularisation` change the training of `fine_tune`; \
+                 `linear_probe` trains nothing",
+            ));
         }
         if protocol == Protocol::LinearProbe && (self.shots.is_some() || self.identities.is_some()) {
             return Err(Error::msg(

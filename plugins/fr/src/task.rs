@@ -8,13 +8,15 @@ use visage_core::metric::{label, Labels, Metrics};
 use visage_core::task::{EvalContext, EvalSplit, Protocol, Task, TaskContext};
 use visage_core::tch::Tensor;
 use visage_core::{Error, Result};
-use visage_tasks::fit::{fit, Recipe, Selection};
+use visage_tasks::fit::{fit_with, Recipe, Selection};
 use visage_tasks::metrics::verification::{Verification, VerificationParams, FOLDS};
 use visage_tasks::split::Subset;
 
 use crate::few_shot::few_shot;
 use crate::head::{ClassifierSlot, HeadSpec};
+use crate::hooks::FineTuneHooks;
 use crate::mirror::{first_half, flip_sum, with_mirrors};
+use crate::mixup::{MIX_LAMBDA, MIX_PARTNER};
 use crate::pairs::balanced_pairs;
 use crate::params::{fine_tune_defaults, FrParams};
 use crate::tar::{TarAtFar, TarParams};
@@ -131,7 +133,13 @@ impl FaceRecognition {
         tracing::info!(classes, images = inner.train.dataset.len(), margin = ?spec.kind, "fr: fine-tuning");
         let slot = ClassifierSlot::default();
         let head = |path: visage_core::tch::nn::Path<'_>, shapes: &[Vec<i64>]| slot.build(path, shapes, &spec);
-        let loss = |embeddings: &Tensor, labels: &Labels| slot.loss(embeddings, label(labels, &p.identity, "fr")?);
+        let loss = |embeddings: &Tensor, labels: &Labels| {
+            let ids = label(labels, &p.identity, "fr")?;
+            match (labels.get(MIX_PARTNER), labels.get(MIX_LAMBDA)) {
+                (Some(partners), Some(lam)) => slot.mixed_loss(embeddings, ids, partners, lam),
+                _ => slot.loss(embeddings, ids),
+            }
+        };
         let score = |outputs: &Tensor, labels: &Labels| self.verify(ctx, &flip_sum(outputs)?, &first_half(labels));
         let recipe = Recipe {
             name: "fr embedding",
@@ -142,7 +150,14 @@ impl FaceRecognition {
                 higher_is_better: true,
             },
         };
-        Ok(fit(&inner, &recipe, &head, &loss, &score)?.metrics)
+        let hooks = FineTuneHooks {
+            mixup: p.mixup.as_ref(),
+            landmarks: p.landmark_regularisation.as_ref(),
+            reference: ctx.backbone,
+            identity: &p.identity,
+            seed: ctx.seed,
+        };
+        Ok(fit_with(&inner, &recipe, &head, &loss, &score, &hooks)?.metrics)
     }
 
     /// The train split (the few-shot subset when asked for) and the

@@ -93,6 +93,12 @@ pub struct FvitParams {
     /// Let gradients reach the landmark network (LAFS freezes it).
     #[serde(default)]
     pub train_landmarks: bool,
+    /// Standard deviation of the class token's and the position
+    /// embeddings' normal initialisation: LAFS's `torch.randn` (1.0) by
+    /// default; DINO's and timm's ViTs use 0.02, which lets a small fViT's
+    /// features differ between images from the start (see the README).
+    #[serde(default = "default_token_init_std")]
+    pub token_init_std: f64,
 }
 
 fn default_image_size() -> i64 {
@@ -118,6 +124,9 @@ fn default_head_dim() -> i64 {
 }
 fn default_mlp() -> i64 {
     768
+}
+fn default_token_init_std() -> f64 {
+    1.0
 }
 fn default_landmark_width() -> f64 {
     0.5
@@ -225,6 +234,12 @@ impl Fvit {
         if positive.iter().any(|&v| v < 1) {
             return Err(Error::msg(format!("fvit: sizes must be positive, got {p:?}")));
         }
+        if !(p.token_init_std.is_finite() && p.token_init_std >= 0.0) {
+            return Err(Error::msg(format!(
+                "fvit: token_init_std must be a non-negative number, got {}",
+                p.token_init_std
+            )));
+        }
         for (name, rate) in [
             ("dropout", p.dropout),
             ("emb_dropout", p.emb_dropout),
@@ -244,8 +259,8 @@ impl Fvit {
         Ok(Fvit {
             landmark_net: MobileNetV3::new(vs, in_channels, &landmark_params)?,
             patch_to_embedding: nn::linear(vs / "patch_to_embedding", patch_dim, p.dim, Default::default()),
-            cls_token: vs.randn("cls_token", &[1, 1, p.dim], 0.0, 1.0),
-            pos_embedding: vs.randn("pos_embedding", &[1, p.landmarks + 1, p.dim], 0.0, 1.0),
+            cls_token: vs.randn("cls_token", &[1, 1, p.dim], 0.0, p.token_init_std),
+            pos_embedding: vs.randn("pos_embedding", &[1, p.landmarks + 1, p.dim], 0.0, p.token_init_std),
             blocks: (0..p.depth)
                 .map(|i| Block::new(&transformer / i.to_string(), p))
                 .collect(),

@@ -196,6 +196,10 @@ impl Method for Lafs {
         self.loss.update_center();
         let norm = self.loss.center().norm().double_value(&[]);
         self.log.record("dino/center_norm", norm);
+        if let Some(d) = self.loss.last_diagnostics() {
+            self.log.record("dino/teacher_entropy", d.entropy);
+            self.log.record("dino/teacher_spread", d.spread);
+        }
         Ok(())
     }
 

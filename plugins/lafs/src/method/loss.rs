@@ -23,6 +23,36 @@ pub struct DinoLoss {
     /// Sum of the teacher outputs seen since the last centre update, and
     /// their rows.
     pending: Option<(Tensor, i64)>,
+    /// The collapse diagnostics of the last loss.
+    diagnostics: Option<Diagnostics>,
+}
+
+/// DINO's collapse diagnostics (Caron et al., 2021, Fig. 7) of the
+/// teacher's targets `q` (centred and sharpened): the mean entropy
+/// `mean_n H(q_n)` (`ln K` when the targets are uniform, 0 when one-hot)
+/// and `H(mean_n q_n) - mean_n H(q_n)` (the KL of the targets to their
+/// mean, 0 under either collapse: every image gets the same target).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diagnostics {
+    /// The mean entropy of the targets (nats).
+    pub entropy: f64,
+    /// The entropy of the mean target minus the mean entropy (nats).
+    pub spread: f64,
+}
+
+/// The diagnostics of the targets `q` `[M, K]` (rows are distributions).
+pub fn diagnostics(q: &Tensor) -> Diagnostics {
+    tch::no_grad(|| {
+        let entropy_rows =
+            |p: &Tensor| -(p * p.clamp_min(1e-30).log()).sum_dim_intlist([-1i64].as_slice(), false, Kind::Double);
+        let entropy = entropy_rows(q).mean(Kind::Double).double_value(&[]);
+        let mean = q.mean_dim([0i64].as_slice(), false, Kind::Double);
+        let of_mean = entropy_rows(&mean).double_value(&[]);
+        Diagnostics {
+            entropy,
+            spread: of_mean - entropy,
+        }
+    })
 }
 
 impl DinoLoss {
@@ -43,6 +73,7 @@ impl DinoLoss {
             center_momentum,
             center: Tensor::zeros([1, out_dim], (Kind::Float, device)),
             pending: None,
+            diagnostics: None,
         })
     }
 
@@ -91,6 +122,7 @@ impl DinoLoss {
             }
         }
         self.record(teacher);
+        self.diagnostics = Some(diagnostics(&Tensor::cat(&targets, 0)));
         let total = total.ok_or_else(|| Error::msg("dino loss: no (teacher, student) pair of different views"))?;
         Ok(total / pairs as f64)
     }
@@ -114,6 +146,11 @@ impl DinoLoss {
             let m = self.center_momentum;
             self.center = tch::no_grad(|| &self.center * m + sum / rows as f64 * (1.0 - m));
         }
+    }
+
+    /// The collapse diagnostics of the last loss computed, if any.
+    pub fn last_diagnostics(&self) -> Option<Diagnostics> {
+        self.diagnostics
     }
 
     /// The centre `[1, K]`.
@@ -182,6 +219,24 @@ mod tests {
         loss.update_center();
         let again: Vec<f32> = loss.center().view([-1]).try_into().unwrap();
         assert_eq!(c, again, "no new teacher outputs, no move");
+    }
+
+    #[test]
+    fn diagnostics_tell_uniform_one_hot_and_diverse_targets_apart() {
+        let ln2 = 2f64.ln();
+        let uniform = diagnostics(&t(&[[0.5, 0.5], [0.5, 0.5]]));
+        assert!(
+            (uniform.entropy - ln2).abs() < 1e-6 && uniform.spread.abs() < 1e-6,
+            "{uniform:?}"
+        );
+        let same = diagnostics(&t(&[[1.0, 0.0], [1.0, 0.0]]));
+        assert!(same.entropy.abs() < 1e-6 && same.spread.abs() < 1e-6, "{same:?}");
+        // Each image sure of its own class: entropy 0, mean (1/2, 1/2).
+        let diverse = diagnostics(&t(&[[1.0, 0.0], [0.0, 1.0]]));
+        assert!(
+            diverse.entropy.abs() < 1e-6 && (diverse.spread - ln2).abs() < 1e-6,
+            "{diverse:?}"
+        );
     }
 
     #[test]
