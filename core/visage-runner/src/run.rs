@@ -99,13 +99,25 @@ fn check_evaluation(resolved: &Resolved, host: &Host, index: usize) -> anyhow::R
             _ => (&evaluation.task.params, "task"),
         };
         let ctx = visage_core::task::TaskContext { protocol };
-        let task = match host.registry.build_task(&evaluation.task.name, &params.to_string(), &ctx) {
+        let task = match host
+            .registry
+            .build_task(&evaluation.task.name, &params.to_string(), &ctx)
+        {
             Ok(task) => task,
             Err(e) if key == "supervised_params" => {
-                let message = format!("the supervised twin's parameters of task `{}`: {e}", evaluation.task.name);
-                return Err(resolved.invalid(&["evaluations", &index.to_string(), key], message).into());
+                let message = format!(
+                    "the supervised twin's parameters of task `{}`: {e}",
+                    evaluation.task.name
+                );
+                return Err(resolved
+                    .invalid(&["evaluations", &index.to_string(), key], message)
+                    .into());
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("evaluations[{index}].task `{}`", evaluation.task.name))),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("evaluations[{index}].task `{}`", evaluation.task.name))
+                )
+            }
         };
         if let Err(e) = task.check(&train, &test) {
             let message = format!(
