@@ -64,7 +64,8 @@ fn documented_sets(text: &str) -> Vec<String> {
 fn a_paper_experiment_without_its_data_root_is_refused_naming_the_key() {
     let stderr = fails(runner(&["validate", "experiments/paper/pcl_fer.yaml"]));
     assert!(
-        stderr.contains("experiments/paper/pcl_base.yaml:") && stderr.contains("`pretrain.dataset.params`: missing field `root`"),
+        stderr.contains("experiments/paper/pcl_base.yaml:")
+            && stderr.contains("`pretrain.dataset.params`: missing field `root`"),
         "{stderr}"
     );
     let stderr = fails(runner(&[

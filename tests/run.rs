@@ -971,7 +971,11 @@ fn the_supervised_twin_takes_its_own_task_parameters() {
         )
     };
     let out = dir.path().join("run");
-    std::fs::write(&yaml, experiment("true", "{training: {epochs: 1, batch_size: 16, warmup_epochs: 0}}")).unwrap();
+    std::fs::write(
+        &yaml,
+        experiment("true", "{training: {epochs: 1, batch_size: 16, warmup_epochs: 0}}"),
+    )
+    .unwrap();
     ok(runner_with_env(
         &[yaml.to_str().unwrap(), "--out", out.to_str().unwrap()],
         &[("OMP_NUM_THREADS", "1")],
@@ -984,16 +988,29 @@ fn the_supervised_twin_takes_its_own_task_parameters() {
     };
     assert_eq!((steps("pretrained"), steps("supervised")), (4, 2));
     let results = read_json(&out.join("results.json"));
-    assert!(results["evaluations"][0]["supervised"]["accuracy"].is_f64(), "{results}");
+    assert!(
+        results["evaluations"][0]["supervised"]["accuracy"].is_f64(),
+        "{results}"
+    );
 
     std::fs::write(&yaml, experiment("false", "{training: {epochs: 1}}")).unwrap();
     let stderr = fails(runner(&["validate", yaml.to_str().unwrap()]));
     assert!(stderr.contains("twin.yaml:9:5"), "{stderr}");
-    assert!(stderr.contains("`evaluations.0.supervised_params`: set, but `supervised` is false"), "{stderr}");
+    assert!(
+        stderr.contains("`evaluations.0.supervised_params`: set, but `supervised` is false"),
+        "{stderr}"
+    );
 
     std::fs::write(&yaml, experiment("true", "{training: {epoch: 1}}")).unwrap();
-    let stderr = fails(runner(&[yaml.to_str().unwrap(), "--out", out.with_extension("bad").to_str().unwrap()]));
-    assert!(stderr.contains("`evaluations.0.supervised_params`: the supervised twin's parameters of task `fer`"), "{stderr}");
+    let stderr = fails(runner(&[
+        yaml.to_str().unwrap(),
+        "--out",
+        out.with_extension("bad").to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains("`evaluations.0.supervised_params`: the supervised twin's parameters of task `fer`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("epoch"), "{stderr}");
     assert!(!out.with_extension("bad").exists());
 }
