@@ -199,7 +199,7 @@ fn the_workspace_plugins_are_listed_with_their_schemas() {
     assert_eq!(components("moco"), ["  method moco_v3"], "{out}");
     assert_eq!(
         components("lafs"),
-        ["  backbone fvit", "  backbone mobilenet_v3"],
+        ["  backbone fvit", "  backbone mobilenet_v3", "  method lafs"],
         "{out}"
     );
     assert!(!components("builtin").contains(&"  backbone fvit"), "{out}");
