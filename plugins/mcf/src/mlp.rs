@@ -3,7 +3,8 @@
 //! followed by batch norm and ReLU; the last optionally followed by a batch
 //! norm without affine parameters (SimCLR's design). Modules are numbered
 //! as in a PyTorch `nn.Sequential` (`0` linear, `1` batch norm, `2` ReLU,
-//! `3` linear, ...). The same module as `moco::mlp`, kept here because a
+//! `3` linear, ...). The same module as `moco::mlp` (but Xavier-initialised
+//! as the official `_init_weights` leaves it), kept here because a
 //! plugin library cannot link another plugin.
 
 use visage_core::tch::nn::{self, ModuleT};
@@ -49,7 +50,7 @@ impl Mlp {
             let last = l + 1 == shape.layers;
             let c_in = if l == 0 { shape.input } else { shape.hidden };
             let c_out = if last { shape.output } else { shape.hidden };
-            seq = seq.add(nn::linear(p / next(), c_in, c_out, linear_config()));
+            seq = seq.add(nn::linear(p / next(), c_in, c_out, linear_config(c_in, c_out)));
             if !last {
                 seq = seq
                     .add(nn::batch_norm1d(p / next(), c_out, Default::default()))
@@ -73,15 +74,12 @@ impl Mlp {
     }
 }
 
-/// PyTorch's `nn.Linear(bias=False)` initialisation: weights uniform in
-/// `+-1/sqrt(fan_in)`.
-fn linear_config() -> nn::LinearConfig {
+/// The official `_init_weights` (applied after the MLPs are built):
+/// Xavier uniform weights, bound `sqrt(6 / (fan_in + fan_out))`, no bias.
+fn linear_config(c_in: i64, c_out: i64) -> nn::LinearConfig {
+    let bound = (6.0 / (c_in + c_out) as f64).sqrt();
     nn::LinearConfig {
-        ws_init: nn::Init::Kaiming {
-            dist: nn::init::NormalOrUniform::Uniform,
-            fan: nn::init::FanInOut::FanIn,
-            non_linearity: nn::init::NonLinearity::ExplicitGain(1.0 / 3f64.sqrt()),
-        },
+        ws_init: nn::Init::Uniform { lo: -bound, up: bound },
         bs_init: None,
         bias: false,
     }
@@ -152,7 +150,7 @@ mod tests {
         let n = names(&vs);
         assert_eq!(n.last().unwrap(), "predictor.3.weight");
         assert_eq!(n.len(), 6, "{n:?}");
-        let bound = 1.0 / 16f64.sqrt();
+        let bound = (6.0f64 / 20.0).sqrt();
         let w = vs.variables()["predictor.3.weight"].abs().max().double_value(&[]);
         assert!(w <= bound && w > 0.5 * bound, "{w}");
         let zero = MlpShape { layers: 0, ..shape };
