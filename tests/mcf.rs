@@ -79,12 +79,19 @@ fn mcf_pretrains_a_vit_against_a_moco_v3_teacher() {
     // Uniform logits cost ln(16) * 2 * 0.2 = 1.11.
     let (first, last) = (mean(&rows[..8], "contrastive"), mean(&rows[32..], "contrastive"));
     assert!(first > 0.9, "the first steps know nothing yet: {first}");
-    assert!(last < 0.9 * first, "the contrastive loss should fall: {first} -> {last}");
+    assert!(
+        last < 0.9 * first,
+        "the contrastive loss should fall: {first} -> {last}"
+    );
     let (first, last) = (mean(&rows[..8], "mim"), mean(&rows[32..], "mim"));
     assert!(last < 0.8 * first, "the MIM loss should fall: {first} -> {last}");
     // The target encoder and projector follow at the official constant 0.99.
     for name in ["target_encoder", "target_projector"] {
-        assert_eq!(rows[20]["values"][format!("momentum/{name}")].as_f64(), Some(0.99), "{name}");
+        assert_eq!(
+            rows[20]["values"][format!("momentum/{name}")].as_f64(),
+            Some(0.99),
+            "{name}"
+        );
     }
 
     // The teacher is the MoCo v3 run's backbone, untouched after 40 steps
@@ -99,7 +106,11 @@ fn mcf_pretrains_a_vit_against_a_moco_v3_teacher() {
         let ours = &model[&format!("teachers.mim_teacher.{name}")];
         assert!(ours.equal(t), "teacher {name} moved");
     }
-    let same = |name: &str| model[&format!("backbone.{name}")].equal(&model[&format!("teachers.target_encoder.{name}")]);
-    assert!(!same("blocks.0.attn.qkv.weight"), "the target is an average, not a copy");
+    let same =
+        |name: &str| model[&format!("backbone.{name}")].equal(&model[&format!("teachers.target_encoder.{name}")]);
+    assert!(
+        !same("blocks.0.attn.qkv.weight"),
+        "the target is an average, not a copy"
+    );
     assert!(model.contains_key("method.decoder_pred.weight"));
 }

@@ -61,7 +61,17 @@ impl MaeDecoder {
         let pos_embed = p.zeros_no_train("decoder_pos_embed", &[1, 1 + s.grid * s.grid, s.width]);
         visage_core::tch::no_grad(|| pos_embed.shallow_clone().copy_(&sincos_2d(s.width, s.grid)));
         let blocks = (0..s.depth)
-            .map(|i| Block::new(&(p / "decoder_blocks" / i), s.width, s.heads, s.mlp_ratio, true, s.ln_eps, 0.0))
+            .map(|i| {
+                Block::new(
+                    &(p / "decoder_blocks" / i),
+                    s.width,
+                    s.heads,
+                    s.mlp_ratio,
+                    true,
+                    s.ln_eps,
+                    0.0,
+                )
+            })
             .collect();
         let norm_config = nn::LayerNormConfig {
             eps: s.ln_eps,
@@ -69,7 +79,11 @@ impl MaeDecoder {
         };
         Ok(MaeDecoder {
             embed: xavier_linear(p / "decoder_embed", s.input, s.width),
-            mask_token: p.var("mask_token", &[1, 1, s.width], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
+            mask_token: p.var(
+                "mask_token",
+                &[1, 1, s.width],
+                nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+            ),
             pos_embed,
             blocks,
             norm: nn::layer_norm(p / "decoder_norm", vec![s.width], norm_config),
@@ -170,8 +184,10 @@ mod tests {
     /// patch 1 (top right) holds rows 0-1, columns 2-3: 2, 3, 12, 13.
     #[test]
     fn patches_are_row_major_and_unpatchify_inverts() {
-        let img = Tensor::from_slice(&[0f32, 1., 2., 3., 10., 11., 12., 13., 20., 21., 22., 23., 30., 31., 32., 33.])
-            .reshape([1, 1, 4, 4]);
+        let img = Tensor::from_slice(&[
+            0f32, 1., 2., 3., 10., 11., 12., 13., 20., 21., 22., 23., 30., 31., 32., 33.,
+        ])
+        .reshape([1, 1, 4, 4]);
         let p = patchify(&img, 2).unwrap();
         assert_eq!(p.size(), [1, 4, 4]);
         let patch1: Vec<f32> = Vec::try_from(p.get(0).get(1)).unwrap();

@@ -422,10 +422,7 @@ fn geometry(p: &McfParams, contrast: Option<&Contrast>) -> Result<(i64, i64)> {
 
 /// The frozen teacher and its blocks.
 fn mim_teacher(p: &McfParams, ctx: &MethodContext<'_>) -> Result<MimTeacher> {
-    let source = p
-        .teacher
-        .as_ref()
-        .ok_or_else(|| Error::msg("mcf.teacher: missing"))?;
+    let source = p.teacher.as_ref().ok_or_else(|| Error::msg("mcf.teacher: missing"))?;
     let teacher = ctx
         .teachers
         .frozen_backbone("mim_teacher", source)

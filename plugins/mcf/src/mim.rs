@@ -124,12 +124,21 @@ mod tests {
         let o = Tensor::from_slice(&[0f32, 2., 0., 1.]).reshape([1, 2, 2]);
         let one = feature_mim(&[p.shallow_clone()], &[o.shallow_clone()], Normalise::Channels).unwrap();
         assert!((one.double_value(&[]) - 0.6).abs() < 1e-6);
-        let two = feature_mim(&[p.shallow_clone(), p.shallow_clone()], &[o.shallow_clone(), o.shallow_clone()], Normalise::Channels).unwrap();
+        let two = feature_mim(
+            &[p.shallow_clone(), p.shallow_clone()],
+            &[o.shallow_clone(), o.shallow_clone()],
+            Normalise::Channels,
+        )
+        .unwrap();
         assert!((two.double_value(&[]) - 1.2).abs() < 1e-6);
         let s5 = 5f64.sqrt();
         let want = (1.0 + (1.0 - 2.0 / s5).powi(2) + 1.0 / 5.0) / 4.0;
         let tokens = feature_mim(&[p.shallow_clone()], &[o.shallow_clone()], Normalise::Tokens).unwrap();
-        assert!((tokens.double_value(&[]) - want).abs() < 1e-6, "{}", tokens.double_value(&[]));
+        assert!(
+            (tokens.double_value(&[]) - want).abs() < 1e-6,
+            "{}",
+            tokens.double_value(&[])
+        );
         assert!(feature_mim(&[p], &[], Normalise::Channels).is_err());
     }
 

@@ -149,7 +149,9 @@ fn one_mcf_step_equals_pytorch() {
     });
     let weights = r
         .keys()
-        .filter(|k| !k.starts_with("grad.") && !["x", "keep_a", "keep_b", "mim", "contrastive", "loss"].contains(&k.as_str()))
+        .filter(|k| {
+            !k.starts_with("grad.") && !["x", "keep_a", "keep_b", "mim", "contrastive", "loss"].contains(&k.as_str())
+        })
         .count();
     assert_eq!(weights, vars.len(), "every saved weight has a variable");
 
@@ -159,12 +161,20 @@ fn one_mcf_step_equals_pytorch() {
     };
     assert_eq!(m.mcf.kept(), 4, "25% of 16 patches");
     let losses = m.mcf.losses(m.backbone.as_ref(), &r["x"], &masks).unwrap();
-    let terms: HashMap<&str, f64> = losses.0.iter().map(|(n, t)| (n.as_str(), t.double_value(&[]))).collect();
+    let terms: HashMap<&str, f64> = losses
+        .0
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.double_value(&[])))
+        .collect();
     assert_eq!(terms.len(), 2);
     for name in ["mim", "contrastive"] {
         let theirs = r[name].double_value(&[]);
         let tol = 1e-5 * theirs.abs().max(1.0);
-        assert!((terms[name] - theirs).abs() < tol, "{name}: visage {}, pytorch {theirs}", terms[name]);
+        assert!(
+            (terms[name] - theirs).abs() < tol,
+            "{name}: visage {}, pytorch {theirs}",
+            terms[name]
+        );
     }
     let total = losses.total().unwrap();
     total.backward();
@@ -181,7 +191,10 @@ fn one_mcf_step_equals_pytorch() {
         assert!(ours.defined(), "no gradient for {name}");
         let scale = theirs.abs().max().double_value(&[]).max(1.0);
         let diff = (&ours - theirs).abs().max().double_value(&[]);
-        assert!(diff <= 1e-5 * scale, "gradient of {name} differs by {diff} (scale {scale})");
+        assert!(
+            diff <= 1e-5 * scale,
+            "gradient of {name} differs by {diff} (scale {scale})"
+        );
         worst = worst.max(diff / scale);
         compared += 1;
     }
@@ -208,11 +221,17 @@ fn the_ablations_build_only_their_modules() {
     assert!(!has(&con, "method.decoder_embed") && !has(&con, "teachers.mim_teacher."));
     let pixel = build(params(Mode::PixelMim, &dir)).unwrap();
     assert!(has(&pixel, "method.mask_token"));
-    assert!(names(&pixel, false).iter().all(|n| n.starts_with("backbone.") || n.starts_with("method.decoder") || n == "method.mask_token"));
+    assert!(names(&pixel, false)
+        .iter()
+        .all(|n| n.starts_with("backbone.") || n.starts_with("method.decoder") || n == "method.mask_token"));
 
     // One step of each on random images and masks gives its own terms.
     let x = Tensor::randn([4, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
-    for (m, want) in [(&mim, vec!["mim"]), (&con, vec!["contrastive"]), (&pixel, vec!["pixel_mim"])] {
+    for (m, want) in [
+        (&mim, vec!["mim"]),
+        (&con, vec!["contrastive"]),
+        (&pixel, vec!["pixel_mim"]),
+    ] {
         let masks = m.mcf.random_masks(4, Device::Cpu);
         let losses = m.mcf.losses(m.backbone.as_ref(), &x, &masks).unwrap();
         let got: Vec<&str> = losses.0.iter().map(|(n, _)| n.as_str()).collect();
