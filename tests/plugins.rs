@@ -197,6 +197,7 @@ fn the_workspace_plugins_are_listed_with_their_schemas() {
     };
     assert_eq!(components("pcl"), ["  backbone facecycle", "  method pcl"], "{out}");
     assert_eq!(components("moco"), ["  method moco_v3"], "{out}");
+    assert_eq!(components("mcf"), ["  method mcf"], "{out}");
     assert_eq!(
         components("lafs"),
         ["  backbone fvit", "  backbone mobilenet_v3", "  method lafs"],

@@ -1,0 +1,69 @@
+//! The mask-contrastive loss of MCF: InfoNCE between the online encoder's
+//! class token on one random mask (through projector and predictor) and
+//! the target encoder's class token on an independent mask of the same
+//! image (through the target projector); in-batch negatives, as MoCo v3's
+//! `ctr`.
+
+use visage_core::tch::{Kind, Tensor};
+use visage_core::{Error, Result};
+
+/// `ctr(q, k)`: `q` and `k` `[N, C]` are L2-normalised, the logits
+/// `q k^T / tau` `[N, N]` are an N-way classification whose class of row
+/// `i` is `i` (the other mask of the same image), and the mean
+/// cross-entropy is scaled by `2 tau`.
+pub fn info_nce(q: &Tensor, k: &Tensor, tau: f64) -> Result<Tensor> {
+    let (qs, ks) = (q.size(), k.size());
+    if qs.len() != 2 || qs != ks {
+        return Err(Error::msg(format!(
+            "mcf: queries and keys must both be [N, C], got {qs:?} and {ks:?}"
+        )));
+    }
+    if !(tau > 0.0 && tau.is_finite()) {
+        return Err(Error::msg(format!("mcf: temperature must be positive, got {tau}")));
+    }
+    let logits = l2_normalize(q, 1).matmul(&l2_normalize(k, 1).transpose(0, 1)) / tau;
+    let labels = Tensor::arange(qs[0], (Kind::Int64, q.device()));
+    Ok(logits.cross_entropy_for_logits(&labels) * (2.0 * tau))
+}
+
+/// `x` divided by its L2 norm along `dim` (at least 1e-12), as
+/// `torch.nn.functional.normalize`.
+pub fn l2_normalize(x: &Tensor, dim: i64) -> Tensor {
+    let norm = x.norm_scalaropt_dim(2.0, [dim], true).clamp_min(1e-12);
+    x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(rows: &[[f32; 2]]) -> Tensor {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_slice(&flat).reshape([rows.len() as i64, 2])
+    }
+
+    /// Keys along the axes, queries at 0 degrees of key 0 (norms differ:
+    /// normalisation removes them). Both rows have logits (1/tau, 0); row
+    /// 1's label is 1. At tau = 0.5: CE_0 = ln(1 + e^-2),
+    /// CE_1 = ln(1 + e^2); loss = (CE_0 + CE_1) / 2 * 2 * 0.5.
+    #[test]
+    fn the_loss_of_a_tiny_batch_is_computed_by_hand() {
+        let q = t(&[[3.0, 0.0], [2.0, 0.0]]);
+        let k = t(&[[1.0, 0.0], [0.0, 5.0]]);
+        let got = info_nce(&q, &k, 0.5).unwrap().double_value(&[]);
+        let want = ((1.0 + (-2.0f64).exp()).ln() + (1.0 + 2.0f64.exp()).ln()) / 2.0;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+
+    #[test]
+    fn rows_are_normalised_and_bad_inputs_refused() {
+        let x = t(&[[3.0, 4.0], [0.0, 0.0]]);
+        let n = l2_normalize(&x, 1);
+        assert!((n.double_value(&[0, 0]) - 0.6).abs() < 1e-7);
+        assert!((n.double_value(&[0, 1]) - 0.8).abs() < 1e-7);
+        assert_eq!(n.double_value(&[1, 1]), 0.0, "a zero row stays zero");
+        let err = info_nce(&x, &x.narrow(0, 0, 1), 0.2).unwrap_err().to_string();
+        assert!(err.contains("[2, 2] and [1, 2]"), "{err}");
+        assert!(info_nce(&x, &x, 0.0).is_err());
+    }
+}
