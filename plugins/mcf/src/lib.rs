@@ -6,7 +6,7 @@
 //! ([`decoder`]) whose pseudo image a frozen teacher compares with the
 //! original at four depths ([`mim`]), and a mask-contrastive InfoNCE
 //! between two random masks of one image against an EMA target
-//! ([`contrastive`], with MoCo v3's MLPs, [`mlp`]).
+//! ([`contrastive`], with MoCo v3's MLPs, [`visage_core::nn::mlp`]).
 
 #![warn(missing_docs)]
 
@@ -14,7 +14,6 @@ pub mod contrastive;
 pub mod decoder;
 pub mod method;
 pub mod mim;
-pub mod mlp;
 
 pub use method::{Masks, Mcf, McfParams, Mode};
 

@@ -23,7 +23,7 @@ use visage_core::{Batch, Error, Result};
 use crate::contrastive::info_nce;
 use crate::decoder::{unpatchify, DecoderShape, MaeDecoder};
 use crate::mim::{default_blocks, feature_mim, pixel_mim, Normalise};
-use crate::mlp::{Mlp, MlpShape};
+use visage_core::nn::mlp::{LinearInit, Mlp, MlpShape};
 
 /// Which losses are trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -377,6 +377,7 @@ fn contrast(p: &McfParams, ctx: &MethodContext<'_>, width: i64) -> Result<Contra
         hidden: p.hidden,
         output: p.dim,
         last_bn: true,
+        init: LinearInit::Xavier,
     };
     let predictor = MlpShape {
         layers: 2,
@@ -384,6 +385,7 @@ fn contrast(p: &McfParams, ctx: &MethodContext<'_>, width: i64) -> Result<Contra
         hidden: p.hidden,
         output: p.dim,
         last_bn: false,
+        init: LinearInit::Xavier,
     };
     let (online, target) = (&ctx.vs / "projector", &ctx.vs / "target_projector");
     let c = Contrast {

@@ -19,7 +19,7 @@ use visage_core::teacher::Teacher;
 use visage_core::{Batch, Error, Result};
 
 use crate::loss::symmetric;
-use crate::mlp::{Mlp, MlpShape};
+use visage_core::nn::mlp::{LinearInit, Mlp, MlpShape};
 
 /// Var-store path of a ViT's patch embedding, frozen by
 /// [`MocoV3Params::frozen_patch_projection`].
@@ -119,6 +119,7 @@ impl MocoV3 {
             hidden: p.hidden,
             output: p.dim,
             last_bn: true,
+            init: LinearInit::Torch,
         };
         let predictor = MlpShape {
             layers: p.predictor_layers,
@@ -126,6 +127,7 @@ impl MocoV3 {
             hidden: p.hidden,
             output: p.dim,
             last_bn: p.predictor_last_bn.unwrap_or(transformer),
+            init: LinearInit::Torch,
         };
         if p.frozen_patch_projection {
             let frozen = ctx
