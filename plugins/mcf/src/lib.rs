@@ -6,11 +6,10 @@
 //! ([`decoder`]) whose pseudo image a frozen teacher compares with the
 //! original at four depths ([`mim`]), and a mask-contrastive InfoNCE
 //! between two random masks of one image against an EMA target
-//! ([`contrastive`], with MoCo v3's MLPs, [`visage_core::nn::mlp`]).
+//! ([`visage_core::nn::contrastive`], with MoCo v3's MLPs, [`visage_core::nn::mlp`]).
 
 #![warn(missing_docs)]
 
-pub mod contrastive;
 pub mod decoder;
 pub mod method;
 pub mod mim;

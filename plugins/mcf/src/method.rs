@@ -6,7 +6,7 @@
 //! ([`crate::mim::feature_mim`]). The online class token, through a
 //! projector and a predictor, is contrasted with the class token of an EMA
 //! target encoder on an independent mask B of the same image, through the
-//! target projector ([`crate::contrastive::info_nce`]). The loss is
+//! target projector ([`visage_core::nn::contrastive::ctr`]). The loss is
 //! `mim_weight * L_MIM + L_con`; the modes `mim_only`, `contrastive_only`
 //! and `pixel_mim` (MAE) are the ablations.
 
@@ -20,9 +20,9 @@ use visage_core::tch::{self, Tensor};
 use visage_core::teacher::{Teacher, TeacherSource};
 use visage_core::{Batch, Error, Result};
 
-use crate::contrastive::info_nce;
 use crate::decoder::{unpatchify, DecoderShape, MaeDecoder};
 use crate::mim::{default_blocks, feature_mim, pixel_mim, Normalise};
+use visage_core::nn::contrastive::ctr;
 use visage_core::nn::mlp::{LinearInit, Mlp, MlpShape};
 
 /// Which losses are trained.
@@ -320,7 +320,7 @@ impl Contrast {
             let features = target.forward_masked(images, keep, true)?;
             Ok(self.target_projector.forward(feature(&features, CLS)?, true))
         })?;
-        info_nce(&q, &k, self.temperature)
+        ctr(&q, &k, self.temperature)
     }
 }
 

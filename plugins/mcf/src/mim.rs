@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use visage_core::tch::Tensor;
 use visage_core::{Error, Result};
 
-use crate::contrastive::l2_normalize;
 use crate::decoder::{masked, patchify};
+use visage_core::nn::contrastive::l2_normalize;
 
 /// Along which axis the teacher's tokens `[N, 1 + L, D]` are
 /// L2-normalised before the MSE.

@@ -4,6 +4,7 @@
 //! its plugin (PCL's FaceCycle in plugins/pcl, LAFS's fViT and MobileNetV3
 //! in plugins/lafs).
 
+pub mod contrastive;
 pub mod mlp;
 pub mod pickle;
 pub mod resnet;

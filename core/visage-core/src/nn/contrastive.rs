@@ -1,25 +1,25 @@
-//! The mask-contrastive loss of MCF: InfoNCE between the online encoder's
-//! class token on one random mask (through projector and predictor) and
-//! the target encoder's class token on an independent mask of the same
-//! image (through the target projector); in-batch negatives, as MoCo v3's
-//! `ctr`.
+//! MoCo v3's contrastive loss `ctr` (the paper's Algorithm 1), which MCF's
+//! mask-contrastive term reuses: InfoNCE between queries and keys with
+//! in-batch negatives.
 
-use visage_core::tch::{Kind, Tensor};
-use visage_core::{Error, Result};
+use tch::{Kind, Tensor};
+
+use crate::{Error, Result};
 
 /// `ctr(q, k)`: `q` and `k` `[N, C]` are L2-normalised, the logits
 /// `q k^T / tau` `[N, N]` are an N-way classification whose class of row
-/// `i` is `i` (the other mask of the same image), and the mean
-/// cross-entropy is scaled by `2 tau`.
-pub fn info_nce(q: &Tensor, k: &Tensor, tau: f64) -> Result<Tensor> {
+/// `i` is `i` (the key of the same image: MoCo's other view, MCF's other
+/// mask), and the mean cross-entropy is scaled by `2 tau`, which makes the
+/// gradient's scale independent of `tau`.
+pub fn ctr(q: &Tensor, k: &Tensor, tau: f64) -> Result<Tensor> {
     let (qs, ks) = (q.size(), k.size());
     if qs.len() != 2 || qs != ks {
         return Err(Error::msg(format!(
-            "mcf: queries and keys must both be [N, C], got {qs:?} and {ks:?}"
+            "ctr: queries and keys must both be [N, C], got {qs:?} and {ks:?}"
         )));
     }
     if !(tau > 0.0 && tau.is_finite()) {
-        return Err(Error::msg(format!("mcf: temperature must be positive, got {tau}")));
+        return Err(Error::msg(format!("ctr: temperature must be positive, got {tau}")));
     }
     let logits = l2_normalize(q, 1).matmul(&l2_normalize(k, 1).transpose(0, 1)) / tau;
     let labels = Tensor::arange(qs[0], (Kind::Int64, q.device()));
@@ -50,7 +50,7 @@ mod tests {
     fn the_loss_of_a_tiny_batch_is_computed_by_hand() {
         let q = t(&[[3.0, 0.0], [2.0, 0.0]]);
         let k = t(&[[1.0, 0.0], [0.0, 5.0]]);
-        let got = info_nce(&q, &k, 0.5).unwrap().double_value(&[]);
+        let got = ctr(&q, &k, 0.5).unwrap().double_value(&[]);
         let want = ((1.0 + (-2.0f64).exp()).ln() + (1.0 + 2.0f64.exp()).ln()) / 2.0;
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     }
@@ -62,8 +62,8 @@ mod tests {
         assert!((n.double_value(&[0, 0]) - 0.6).abs() < 1e-7);
         assert!((n.double_value(&[0, 1]) - 0.8).abs() < 1e-7);
         assert_eq!(n.double_value(&[1, 1]), 0.0, "a zero row stays zero");
-        let err = info_nce(&x, &x.narrow(0, 0, 1), 0.2).unwrap_err().to_string();
+        let err = ctr(&x, &x.narrow(0, 0, 1), 0.2).unwrap_err().to_string();
         assert!(err.contains("[2, 2] and [1, 2]"), "{err}");
-        assert!(info_nce(&x, &x, 0.0).is_err());
+        assert!(ctr(&x, &x, 0.0).is_err());
     }
 }
