@@ -23,7 +23,7 @@ def main(out: Path) -> None:
     rows = [("random init", full, "random_init")]
     for name in VARIANTS:
         path = out / name / "results.json"
-        if path.exists():
+        if path.exists() and json.loads(path.read_text())["status"] == "completed":
             rows.append((name.replace("_", " "), json.loads(path.read_text()), "metrics"))
     for label, results, key in rows:
         evaluations = results["evaluations"]
