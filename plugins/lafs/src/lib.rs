@@ -20,7 +20,10 @@ pub use mobilenet_v3::{MobileNetV3, MobileNetV3Params};
 
 use visage_core::{declare_plugin, Registry, Result};
 
-fn register(registry: &mut Registry) -> Result<()> {
+/// Registers the backbones `fvit` and `mobilenet_v3` and the method `lafs` in `registry`:
+/// what the runner's plugin loading calls, and what benchmarks and tests
+/// that link the crate directly call to build the same components.
+pub fn register(registry: &mut Registry) -> Result<()> {
     tracing::info!("registering the lafs plugin's components");
     registry.backbone("fvit", |p: FvitParams, ctx| Fvit::new(&ctx.vs, ctx.in_channels, &p))?;
     registry.backbone("mobilenet_v3", |p: MobileNetV3Params, ctx| {

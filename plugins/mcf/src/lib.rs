@@ -18,7 +18,10 @@ pub use method::{Masks, Mcf, McfParams, Mode};
 
 use visage_core::{declare_plugin, Registry, Result};
 
-fn register(registry: &mut Registry) -> Result<()> {
+/// Registers the method `mcf` in `registry`:
+/// what the runner's plugin loading calls, and what benchmarks and tests
+/// that link the crate directly call to build the same components.
+pub fn register(registry: &mut Registry) -> Result<()> {
     tracing::info!("registering the mcf plugin's components");
     registry.method("mcf", Mcf::new)?;
     Ok(())

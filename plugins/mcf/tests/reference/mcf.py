@@ -146,6 +146,22 @@ def jitter(module):
                 m.bias.uniform_(-0.5, 0.5)
 
 
+def losses(online, target, teacher, projector, predictor, target_projector, decoder, x, keep_a, keep_b):
+    """MCF's two loss terms on images x with the kept patches keep_a
+    (online encoder, decoder) and keep_b (target encoder): MIM_WEIGHT *
+    L_MIM and L_con (also used by bench/mcf.py)."""
+    latent = encode_masked(online, x, keep_a)
+    pseudo = unpatchify(decoder(latent, keep_a))
+    with torch.no_grad():
+        targets = block_tokens(teacher, x, TEACHER_BLOCKS)
+    mim = sum(F.mse_loss(F.normalize(p, dim=-1), F.normalize(t, dim=-1))
+              for p, t in zip(block_tokens(teacher, pseudo, TEACHER_BLOCKS), targets))
+    q = predictor(projector(latent[:, 0]))
+    with torch.no_grad():
+        k = target_projector(encode_masked(target, x, keep_b)[:, 0])
+    return MIM_WEIGHT * mim, ctr(q, k)
+
+
 def step():
     torch.manual_seed(0)
     online, target, teacher = vit(4), vit(4), vit(8)
@@ -165,20 +181,11 @@ def step():
     keep_a = torch.rand(B, L).argsort(1)[:, :KEEP].sort(1).values
     keep_b = torch.rand(B, L).argsort(1)[:, :KEEP].sort(1).values
 
-    latent = encode_masked(online, x, keep_a)
-    pseudo = unpatchify(decoder(latent, keep_a))
-    with torch.no_grad():
-        targets = block_tokens(teacher, x, TEACHER_BLOCKS)
-    mim = sum(F.mse_loss(F.normalize(p, dim=-1), F.normalize(t, dim=-1))
-              for p, t in zip(block_tokens(teacher, pseudo, TEACHER_BLOCKS), targets))
-    q = predictor(projector(latent[:, 0]))
-    with torch.no_grad():
-        k = target_projector(encode_masked(target, x, keep_b)[:, 0])
-    con = ctr(q, k)
-    loss = MIM_WEIGHT * mim + con
+    mim, con = losses(online, target, teacher, projector, predictor, target_projector, decoder, x, keep_a, keep_b)
+    loss = mim + con
     loss.backward()
 
-    out = {"x": x, "keep_a": keep_a, "keep_b": keep_b, "mim": (MIM_WEIGHT * mim).detach(),
+    out = {"x": x, "keep_a": keep_a, "keep_b": keep_b, "mim": mim.detach(),
            "contrastive": con.detach(), "loss": loss.detach()}
     named = [("backbone", online), ("teachers.target_encoder", target), ("teachers.mim_teacher", teacher),
              ("method.projector", projector), ("method.predictor", predictor),
