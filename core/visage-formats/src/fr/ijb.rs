@@ -69,8 +69,10 @@ pub struct IjbParams {
     /// The meta folder under `root`.
     #[serde(default = "default_meta")]
     pub meta: String,
-    /// The image folder under `root`, holding crops already aligned (see
-    /// the module docs).
+    /// The image folder under `root`. Images are read as they are (Visage
+    /// does not align by the five points): it must hold crops already
+    /// aligned as the backbone expects, under the lists' names (insightface's
+    /// `loose_crop` holds unaligned crops).
     #[serde(default = "default_images")]
     pub images: String,
 }
