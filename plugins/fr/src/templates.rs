@@ -110,7 +110,9 @@ pub fn pair_scores(ids: &[i64], features: &Tensor, pairs: &[TemplatePair], file:
             second.push(row(p.second, c * CHUNK + j)?);
         }
         let pick = |r: Vec<i64>| features.f_index_select(0, &Tensor::from_slice(&r).to_device(features.device()));
-        let dots = pick(first)?.f_mul(&pick(second)?)?.f_sum_dim_intlist(1, false, Kind::Double)?;
+        let dots = pick(first)?
+            .f_mul(&pick(second)?)?
+            .f_sum_dim_intlist(1, false, Kind::Double)?;
         scores.extend(Vec::<f64>::try_from(&dots.f_to_device(visage_core::tch::Device::Cpu)?)?);
     }
     Ok(scores)

@@ -78,12 +78,19 @@ fn ijb_dataset(p: &IjbParams) -> Arc<dyn Dataset> {
 fn evaluate(params: serde_json::Value, test: Arc<dyn Dataset>, check: impl FnOnce(&dyn Backbone)) -> Result<Metrics> {
     let registry = registry_with("fr", fr::register);
     let protocol = Protocol::LinearProbe;
-    with_eval_context(&registry, protocol, test.clone(), test, &EvalOptions::seeded(3), |ctx| {
-        let mut task = FaceRecognition::new(serde_json::from_value(params).unwrap(), &TaskContext { protocol })?;
-        let metrics = task.evaluate(ctx);
-        check(ctx.backbone);
-        metrics
-    })
+    with_eval_context(
+        &registry,
+        protocol,
+        test.clone(),
+        test,
+        &EvalOptions::seeded(3),
+        |ctx| {
+            let mut task = FaceRecognition::new(serde_json::from_value(params).unwrap(), &TaskContext { protocol })?;
+            let metrics = task.evaluate(ctx);
+            check(ctx.backbone);
+            metrics
+        },
+    )
 }
 
 /// `f(x) + f(hflip x)` of every image, one row each, in double precision.
@@ -147,7 +154,12 @@ fn ijb_templates_are_scored_as_lafs_scores_them() {
         // The library's aggregation and scores on the same rows.
         let flat: Vec<f64> = rows.concat();
         let e = Tensor::from_slice(&flat).view([6, -1]);
-        let column = |k: usize| FACES.iter().map(|f| [f.1 as f64, f.2 as f64, f.3][k]).collect::<Vec<f64>>();
+        let column = |k: usize| {
+            FACES
+                .iter()
+                .map(|f| [f.1 as f64, f.2 as f64, f.3][k])
+                .collect::<Vec<f64>>()
+        };
         let as_ids = |v: Vec<f64>| v.iter().map(|&x| x as i64).collect::<Vec<i64>>();
         let (ids, features) = template_features(&e, &as_ids(column(0)), &as_ids(column(1)), &column(2)).unwrap();
         let pairs: Vec<TemplatePair> = PAIRS

@@ -88,7 +88,9 @@ fn default_images() -> String {
 impl IjbParams {
     /// `<root>/<meta>/<set>_<name>`.
     fn meta_file(&self, name: &str) -> PathBuf {
-        self.root.join(&self.meta).join(format!("{}_{name}", self.which.prefix()))
+        self.root
+            .join(&self.meta)
+            .join(format!("{}_{name}", self.which.prefix()))
     }
 
     /// The template pair list, `<root>/<meta>/<set>_template_pair_label.txt`.
@@ -341,12 +343,21 @@ mod tests {
         let p = fixture(root, "a.jpg 7 70\nb.jpg 8\n", &good, "");
         says(
             read(&p).unwrap_err(),
-            &["ijbb_face_tid_mid.txt, line 2", "3 fields (image name, template id, media id), found 2"],
+            &[
+                "ijbb_face_tid_mid.txt, line 2",
+                "3 fields (image name, template id, media id), found 2",
+            ],
         );
         let p = fixture(root, "a.jpg 7 x\n", &good, "");
-        says(read(&p).unwrap_err(), &["face_tid_mid.txt, line 1", "the media id as a number, found `x`"]);
+        says(
+            read(&p).unwrap_err(),
+            &["face_tid_mid.txt, line 1", "the media id as a number, found `x`"],
+        );
         let p = fixture(root, "a.jpg 7 70\nc.jpg 8 81\n", &good, "");
-        says(read(&p).unwrap_err(), &["face_tid_mid.txt, line 2", "c.jpg, which is missing"]);
+        says(
+            read(&p).unwrap_err(),
+            &["face_tid_mid.txt, line 2", "c.jpg, which is missing"],
+        );
         let p = fixture(root, "a.jpg 7 70\nb.jpg 8 81\n", &format!("b.jpg {POINTS} 0.9\n"), "");
         says(
             read(&p).unwrap_err(),
@@ -355,14 +366,28 @@ mod tests {
         let p = fixture(root, "a.jpg 7 70\nb.jpg 8 81\n", "a.jpg 1 2 3 0.9\n", "");
         says(
             read(&p).unwrap_err(),
-            &["name_5pts_score.txt, line 1", "12 fields (image name, 10 point coordinates, faceness score), found 5"],
+            &[
+                "name_5pts_score.txt, line 1",
+                "12 fields (image name, 10 point coordinates, faceness score), found 5",
+            ],
         );
         let p = fixture(root, "a.jpg 7 70\nb.jpg 8 81\n", &format!("a.jpg {POINTS} 0.9\n"), "");
-        says(read(&p).unwrap_err(), &["name_5pts_score.txt: ends before image `b.jpg` (line 2 of"]);
+        says(
+            read(&p).unwrap_err(),
+            &["name_5pts_score.txt: ends before image `b.jpg` (line 2 of"],
+        );
         let p = fixture(root, "a.jpg 7 70\n", &good, "");
         says(read(&p).unwrap_err(), &["name_5pts_score.txt, line 2", "no more lines"]);
-        let p = fixture(root, "a.jpg 7 70\n", &format!("a.jpg {POINTS} high\n"), "7 7 1\n7 7 2\n");
-        says(read(&p).unwrap_err(), &["line 1", "the faceness score as a number, found `high`"]);
+        let p = fixture(
+            root,
+            "a.jpg 7 70\n",
+            &format!("a.jpg {POINTS} high\n"),
+            "7 7 1\n7 7 2\n",
+        );
+        says(
+            read(&p).unwrap_err(),
+            &["line 1", "the faceness score as a number, found `high`"],
+        );
         says(
             read_template_pairs(&p.pairs_file()).unwrap_err(),
             &["ijbb_template_pair_label.txt, line 2", "the label 0 or 1"],
@@ -370,9 +395,15 @@ mod tests {
         let p = fixture(root, "a.jpg 7 70\n", &good, "7 7\n");
         says(
             read_template_pairs(&p.pairs_file()).unwrap_err(),
-            &["template_pair_label.txt, line 1", "3 fields (template 1, template 2, label 0 or 1), found 2"],
+            &[
+                "template_pair_label.txt, line 1",
+                "3 fields (template 1, template 2, label 0 or 1), found 2",
+            ],
         );
         let p = fixture(root, "../a.jpg 7 70\n", &good, "");
-        says(read(&p).unwrap_err(), &["face_tid_mid.txt, line 1", "a relative path inside"]);
+        says(
+            read(&p).unwrap_err(),
+            &["face_tid_mid.txt, line 1", "a relative path inside"],
+        );
     }
 }
