@@ -286,7 +286,9 @@ fn an_external_landmark_network_gives_the_points_and_never_trains() {
         .map(|(k, v)| (k, v.detach().copy()))
         .collect();
     assert!(!frozen.is_empty());
-    assert!(frozen.iter().all(|(k, _)| !vs.variables()[&format!("teachers.landmarks.{k}")].requires_grad()));
+    assert!(frozen
+        .iter()
+        .all(|(k, _)| !vs.variables()[&format!("teachers.landmarks.{k}")].requires_grad()));
 
     // The points (no jitter) are the run's network's, not the dataset's.
     let batch = batch(false);
@@ -316,7 +318,10 @@ fn an_external_landmark_network_gives_the_points_and_never_trains() {
     let vars = vs.variables();
     assert!(!vars["backbone.patch_to_embedding.weight"].equal(&student_before));
     for (name, before) in &frozen {
-        assert!(vars[&format!("teachers.landmarks.{name}")].equal(before), "{name} moved");
+        assert!(
+            vars[&format!("teachers.landmarks.{name}")].equal(before),
+            "{name} moved"
+        );
     }
 
     // A backbone without a landmark predictor is refused by name.
@@ -337,6 +342,9 @@ fn an_external_landmark_network_gives_the_points_and_never_trains() {
         log: Scalars::default(),
     };
     let err = Lafs::new(external(&plain), &ctx).err().unwrap().to_string();
-    assert!(err.contains("lafs.points.external: the backbone has no landmark predictor"), "{err}");
+    assert!(
+        err.contains("lafs.points.external: the backbone has no landmark predictor"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

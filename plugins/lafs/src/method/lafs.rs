@@ -99,7 +99,11 @@ impl Lafs {
                     .landmarks
                     .as_ref()
                     .ok_or_else(|| Error::msg("lafs: the external landmark network was not built"))?;
-                network.backbone().landmark_network()?.landmarks(&view.images, false)?.detach()
+                network
+                    .backbone()
+                    .landmark_network()?
+                    .landmarks(&view.images, false)?
+                    .detach()
             }
             PointSource::Grid => {
                 let s = view.images.size();
