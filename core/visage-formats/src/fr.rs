@@ -1,7 +1,9 @@
 //! Face recognition layouts. Readers: verification `.bin`
 //! ([`verification_bin`]), LFW's `pairs.txt` ([`lfw`]), identity folders
 //! ([`identity_folder`]), MXNet RecordIO ([`mxrec`]) and the two together
-//! ([`benchmark`]: train on a record file, verify on a `.bin`). Writers: the
+//! ([`benchmark`]: train on a record file, verify on a `.bin`), IJB-B/C's
+//! insightface layout ([`ijb`]: images with template, media and faceness;
+//! the template pairs are read by the `fr` task). Writers: the
 //! `.bin` of the MS1M/WebFace packs, LFW's raw `pairs.txt` with its image
 //! tree, and `train.rec` ([`mxrec::write`]).
 //!
@@ -22,6 +24,7 @@
 
 pub mod benchmark;
 pub mod identity_folder;
+pub mod ijb;
 pub mod lfw;
 pub mod mxrec;
 pub mod verification_bin;
@@ -224,14 +227,17 @@ pub(crate) fn pairs_table(mut entries: Vec<Entry>, same: &[bool], folds: usize, 
 }
 
 /// Registers the datasets `verification_bin`, `lfw_pairs`,
-/// `identity_folder`, `mxnet_rec` and `fr_benchmark` (a record file to
-/// train on, a `.bin` to verify on).
+/// `identity_folder`, `mxnet_rec`, `fr_benchmark` (a record file to
+/// train on, a `.bin` to verify on), `ijb` (IJB-B/C images with their
+/// templates, [`ijb`]) and `ijb_benchmark` (a record file, then IJB).
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.dataset("verification_bin", verification_bin::dataset)?;
     registry.dataset("lfw_pairs", lfw::dataset)?;
     registry.dataset("identity_folder", identity_folder::dataset)?;
     registry.dataset("mxnet_rec", mxrec::dataset)?;
     registry.dataset("fr_benchmark", benchmark::dataset)?;
+    registry.dataset("ijb", ijb::dataset)?;
+    registry.dataset("ijb_benchmark", ijb::benchmark)?;
     Ok(())
 }
 

@@ -21,7 +21,9 @@
 //! Metrics (the task's defaults): `accuracy`, `accuracy_std`, `threshold`
 //! (and `accuracy_cosine` with a fixed `threshold` param) from
 //! `verification`; `tar_at_far_1e-4`, `tar_at_far_1e-3` from
-//! [`tar`] on the pairs' cosine scores. See the README.
+//! [`tar`] on the pairs' cosine scores. With `templates` (an IJB-B/C test
+//! set), LAFS's template verification instead ([`templates`]):
+//! `tar_at_far_1e-6` ... `tar_at_far_1e-1`. See the README.
 
 pub mod few_shot;
 pub mod head;
@@ -34,6 +36,7 @@ pub mod pairs;
 pub mod params;
 pub mod tar;
 pub mod task;
+pub mod templates;
 
 pub use params::FrParams;
 pub use task::FaceRecognition;

@@ -10,6 +10,7 @@ use visage_tasks::training::{OptimizerKind, Training, TrainingParams};
 use crate::landmark_regularisation::LandmarkRegularisationParams;
 use crate::margin::MarginKind;
 use crate::mixup::MixupParams;
+use crate::templates::TemplateParams;
 
 /// Parameters of the `fr` task. Every key is optional.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -73,6 +74,11 @@ pub struct FrParams {
     /// network that fine-tuning trains (fvit: `train_landmarks: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landmark_regularisation: Option<LandmarkRegularisationParams>,
+    /// IJB-B/C template verification (LAFS): the test split is an `ijb`
+    /// set (labels `template`, `media`, `faceness`), scored on the template
+    /// pairs of `pairs`; the metrics are TAR at FAR 1e-6 ... 1e-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<TemplateParams>,
 }
 
 fn identity_label() -> String {

@@ -1,6 +1,7 @@
 //! `tar_at_far`: TAR at fixed FARs on the verification pairs' cosine
-//! scores. LAFS reads it on IJB-B/C template scores; no template dataset
-//! exists here, so it is read on the pairs (images `2i`, `2i+1`), with
+//! scores. LAFS reads it on IJB-B/C template scores (the task's
+//! `templates` path, [`crate::templates`], through [`tar_metrics`]); on a
+//! pairs dataset it is read on the pairs (images `2i`, `2i+1`), with
 //! LAFS's rule ([`visage_tasks::metrics::verification::tar_at_far`]: the
 //! ROC point whose FAR is nearest, no interpolation). With fewer than
 //! `1 / FAR` different-identity pairs the nearest point is the ROC's
@@ -63,15 +64,20 @@ impl Metric for TarAtFar {
             )));
         }
         let same: Vec<bool> = same_per_image.iter().step_by(2).map(|&s| s == 1).collect();
-        let tars = tar_at_far(&scores, &same, &self.0.fars)?;
-        Ok(self
-            .0
-            .fars
-            .iter()
-            .zip(tars)
-            .map(|(far, tar)| (format!("tar_at_far_{far:e}"), tar))
-            .collect())
+        tar_metrics(&scores, &same, &self.0.fars)
     }
+}
+
+/// TAR (percent) at each of `fars` on pair `scores` (`same[i]`: pair `i`
+/// is one identity), by LAFS's rule, keyed `tar_at_far_<far>`: the pairs'
+/// path ([`TarAtFar`]) and IJB's templates ([`crate::templates`]) share it.
+pub fn tar_metrics(scores: &[f64], same: &[bool], fars: &[f64]) -> Result<Metrics> {
+    let tars = tar_at_far(scores, same, fars)?;
+    Ok(fars
+        .iter()
+        .zip(tars)
+        .map(|(far, tar)| (format!("tar_at_far_{far:e}"), tar))
+        .collect())
 }
 
 /// Registers `tar_at_far`.

@@ -20,11 +20,15 @@ use crate::mixup::{MIX_LAMBDA, MIX_PARTNER};
 use crate::pairs::balanced_pairs;
 use crate::params::{fine_tune_defaults, FrParams};
 use crate::tar::{TarAtFar, TarParams};
+use crate::templates::{read_pairs, template_metrics, LABELS as TEMPLATE_LABELS};
+use visage_formats::fr::ijb::{TemplatePair, TEMPLATE};
 
 /// The face-recognition task (see the crate docs).
 pub struct FaceRecognition {
     params: FrParams,
     protocol: Protocol,
+    /// The template pairs of `params.templates`, read when evaluating.
+    template_pairs: Vec<TemplatePair>,
 }
 
 impl FaceRecognition {
@@ -43,6 +47,7 @@ impl FaceRecognition {
         Ok(FaceRecognition {
             params,
             protocol: ctx.protocol,
+            template_pairs: vec![],
         })
     }
 }
@@ -58,6 +63,15 @@ impl Task for FaceRecognition {
 
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         let test_labels = self.test_labels(&ctx.test.dataset.info())?;
+        if let Some(templates) = &self.params.templates {
+            if !ctx.metrics.is_empty() {
+                return Err(Error::msg(
+                    "fr: with `templates` the metrics are TAR at FAR on template scores; \
+                     the experiment's `metrics:` (read on image pairs) cannot apply",
+                ));
+            }
+            self.template_pairs = read_pairs(templates)?;
+        }
         let labels: Vec<&str> = test_labels.iter().map(String::as_str).collect();
         let mirrored = with_mirrors(&ctx.test);
         match ctx.protocol {
@@ -69,10 +83,19 @@ impl Task for FaceRecognition {
 
 impl FaceRecognition {
     /// The test split's labels that verification reads, checked present:
-    /// `same` and `fold` on a pairs dataset, else `identity`.
+    /// `template`, `media`, `faceness` with `templates`; `same` and `fold`
+    /// on a pairs dataset, else `identity`. A template set without
+    /// `templates` is refused (its pair list is needed).
     fn test_labels(&self, info: &DatasetInfo) -> Result<Vec<String>> {
         let p = &self.params;
-        let needed = if info.pairs.is_some() {
+        let needed = if p.templates.is_some() {
+            TEMPLATE_LABELS.iter().map(|l| l.to_string()).collect()
+        } else if info.labels.iter().any(|l| l == TEMPLATE) {
+            return Err(Error::msg(
+                "fr: the test split holds IJB templates (label `template`); set the task's \
+                 `templates: {pairs: <meta/..._template_pair_label.txt>}` to score them",
+            ));
+        } else if info.pairs.is_some() {
             vec![p.same.clone(), p.fold.clone()]
         } else {
             vec![p.identity.clone()]
@@ -141,12 +164,17 @@ impl FaceRecognition {
             }
         };
         let score = |outputs: &Tensor, labels: &Labels| self.verify(ctx, &flip_sum(outputs)?, &first_half(labels));
+        let headline = if p.templates.is_some() {
+            "tar_at_far_1e-4"
+        } else {
+            "accuracy"
+        };
         let recipe = Recipe {
             name: "fr embedding",
             labels,
             training: &training,
             selection: Selection {
-                metric: "accuracy".into(),
+                metric: headline.into(),
                 higher_is_better: true,
             },
         };
@@ -189,9 +217,13 @@ impl FaceRecognition {
     /// flip-summed) with `labels` of the same images: the dataset's pairs
     /// (images `2i`, `2i+1`) when it has them, else balanced pairs built
     /// from the identities (seeded by the evaluation's seed); the
-    /// experiment's metrics, or `verification` and `tar_at_far`.
+    /// experiment's metrics, or `verification` and `tar_at_far`. With
+    /// `templates`, LAFS's template verification instead.
     fn verify(&self, ctx: &EvalContext<'_>, embeddings: &Tensor, labels: &Labels) -> Result<Metrics> {
         let p = &self.params;
+        if let Some(templates) = &p.templates {
+            return template_metrics(embeddings, labels, &self.template_pairs, &templates.pairs);
+        }
         let (rows, pair_labels) = if ctx.test.dataset.info().pairs.is_some() {
             (
                 embeddings.shallow_clone(),

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 
 use lafs::method::{DinoHead, DinoHeadParams, DinoLoss, LafsParams, PointSource};
-use lafs::{Fvit, FvitParams, Lafs};
+use lafs::{Fvit, FvitParams, Lafs, MobileNetV3, MobileNetV3Params};
 use tch::{nn, Device, Kind, Tensor};
 use visage_core::backbone::Backbone;
 use visage_core::labels::LANDMARKS;
 use visage_core::method::{Method, MethodContext, StepContext, ViewGroup};
 use visage_core::nn::weights::{load_state_dict, variables_under};
 use visage_core::scalars::Scalars;
-use visage_core::teacher::{BackboneSpec, Teachers};
+use visage_core::teacher::{BackboneSpec, TeacherSource, Teachers};
 use visage_core::{Batch, Registry};
 
 const N: i64 = 3;
@@ -184,12 +184,13 @@ fn local_subsets_grid_and_network_points_run_and_missing_landmarks_are_named() {
     tch::manual_seed(2);
     let registry = registry();
     for points in [PointSource::GroundTruth, PointSource::Grid, PointSource::Network] {
+        let is_grid = points == PointSource::Grid;
         let vs = nn::VarStore::new(Device::Cpu);
         let p = LafsParams {
             local_subset: true,
             local_tokens: 4,
             jitter: 2.0,
-            points,
+            points: points.clone(),
             grid_patch: 8,
             ..params()
         };
@@ -199,9 +200,9 @@ fn local_subsets_grid_and_network_points_run_and_missing_landmarks_are_named() {
         assert_eq!(local.size(), [N, 4, 2], "{points:?}");
         let global = method.view_points(&backbone, &batch.views[0], 0, false).unwrap();
         // 9 landmarks, or the 4 x 4 grid of 8-pixel patches of a 32-pixel view.
-        let k = if points == PointSource::Grid { 16 } else { 9 };
+        let k = if is_grid { 16 } else { 9 };
         assert_eq!(global.size(), [N, k, 2], "{points:?}");
-        if points == PointSource::Grid {
+        if is_grid {
             // fViT has 9 position embeddings: 16 tokens are refused by name.
             let ctx = StepContext {
                 backbone: &backbone,
@@ -235,4 +236,115 @@ fn local_subsets_grid_and_network_points_run_and_missing_landmarks_are_named() {
         err.contains("needs the dataset's `landmarks` label in every view; view 0"),
         "{err}"
     );
+}
+
+/// A finished "run" in `dir`: a tiny `mobilenet_v3` with `landmarks`
+/// landmarks, written as a run writes its backbone; returns the network.
+fn write_run(dir: &std::path::Path, landmarks: i64) -> MobileNetV3 {
+    use visage_core::teacher::{BACKBONE_JSON, BACKBONE_WEIGHTS};
+    let params = MobileNetV3Params {
+        width: 0.25,
+        landmarks,
+        image_size: 32,
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let network = MobileNetV3::new(&(vs.root() / "backbone"), 3, &params).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    visage_core::nn::weights::export_safetensors(&vs, "backbone", &dir.join(BACKBONE_WEIGHTS)).unwrap();
+    let spec = BackboneSpec {
+        name: "mobilenet_v3".into(),
+        params: serde_json::to_value(&params).unwrap(),
+    };
+    std::fs::write(dir.join(BACKBONE_JSON), serde_json::to_string(&spec).unwrap()).unwrap();
+    network
+}
+
+#[test]
+fn an_external_landmark_network_gives_the_points_and_never_trains() {
+    tch::manual_seed(5);
+    let mut registry = registry();
+    registry
+        .backbone("mobilenet_v3", |p: MobileNetV3Params, ctx| {
+            MobileNetV3::new(&ctx.vs, ctx.in_channels, &p)
+        })
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("visage-lafs-external-{}", std::process::id()));
+    let run = dir.join("landmarks");
+    let other = write_run(&run, 9);
+    let external = |run: &std::path::Path| LafsParams {
+        points: PointSource::External(TeacherSource {
+            from_run: Some(run.to_path_buf()),
+            weights: None,
+            backbone: None,
+        }),
+        ..params()
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let (backbone, mut method) = build(&registry, &vs, external(&run));
+    let frozen: Vec<(String, Tensor)> = variables_under(&vs, "teachers.landmarks")
+        .into_iter()
+        .map(|(k, v)| (k, v.detach().copy()))
+        .collect();
+    assert!(!frozen.is_empty());
+    assert!(frozen
+        .iter()
+        .all(|(k, _)| !vs.variables()[&format!("teachers.landmarks.{k}")].requires_grad()));
+
+    // The points (no jitter) are the run's network's, not the dataset's.
+    let batch = batch(false);
+    let points = method.view_points(&backbone, &batch.views[0], 0, false).unwrap();
+    let expected = tch::no_grad(|| {
+        other
+            .landmark_predictor()
+            .unwrap()
+            .landmarks(&batch.views[0].images, false)
+            .unwrap()
+    });
+    assert_eq!(points.size(), [N, 9, 2]);
+    assert!((points - expected).abs().max().double_value(&[]) < 1e-6);
+
+    // A step trains the student, never the landmark network.
+    let mut sgd = nn::OptimizerConfig::build(nn::Sgd::default(), &vs, 0.5).unwrap();
+    method.begin_step(0, 2).unwrap();
+    let ctx = StepContext {
+        backbone: &backbone,
+        step: 0,
+        total: 2,
+        phase: 0,
+    };
+    let student_before = vs.variables()["backbone.patch_to_embedding.weight"].detach().copy();
+    sgd.backward_step(&method.training_step(&ctx, &batch).unwrap().total().unwrap());
+    method.end_step(0, 2).unwrap();
+    let vars = vs.variables();
+    assert!(!vars["backbone.patch_to_embedding.weight"].equal(&student_before));
+    for (name, before) in &frozen {
+        assert!(
+            vars[&format!("teachers.landmarks.{name}")].equal(before),
+            "{name} moved"
+        );
+    }
+
+    // A backbone without a landmark predictor is refused by name.
+    let plain = dir.join("plain");
+    write_run(&plain, 0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let student = Fvit::new(&(vs.root() / "backbone"), 3, &fvit_params()).unwrap();
+    let spec = BackboneSpec {
+        name: "fvit".into(),
+        params: serde_json::to_value(fvit_params()).unwrap(),
+    };
+    let teachers = Teachers::new(&registry, &vs, spec, "backbone", 3);
+    let ctx = MethodContext {
+        vs: vs.root() / "method",
+        backbone_outputs: student.outputs(),
+        views: vec![2, 2],
+        teachers: &teachers,
+        log: Scalars::default(),
+    };
+    let err = Lafs::new(external(&plain), &ctx).err().unwrap().to_string();
+    assert!(
+        err.contains("lafs.points.external: the backbone has no landmark predictor"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,7 +15,7 @@ use visage_core::backbone::{feature, Backbone, PointTokens};
 use visage_core::labels::LANDMARKS;
 use visage_core::method::{Losses, Method, MethodContext, StepContext, ViewGroup};
 use visage_core::scalars::Scalars;
-use visage_core::teacher::Teacher;
+use visage_core::teacher::{Teacher, TeacherSource};
 use visage_core::{Batch, Error, Result};
 
 use super::head::DinoHead;
@@ -31,6 +31,8 @@ pub struct Lafs {
     params: LafsParams,
     head: DinoHead,
     teacher: Teacher,
+    /// The external landmark network of `points: {external: ...}`.
+    landmarks: Option<Teacher>,
     teacher_head: DinoHead,
     loss: DinoLoss,
     local_views: usize,
@@ -55,6 +57,10 @@ impl Lafs {
         )?;
         let teacher = ctx.teachers.momentum_backbone("teacher", params.momentum.clone())?;
         teacher.backbone().tokens_at_points()?;
+        let landmarks = match &params.points {
+            PointSource::External(source) => Some(external_landmarks(ctx, source)?),
+            _ => None,
+        };
         let loss = DinoLoss::new(
             params.head.out_dim,
             params.student_temperature,
@@ -64,6 +70,7 @@ impl Lafs {
         Ok(Lafs {
             head,
             teacher,
+            landmarks,
             teacher_head,
             loss,
             local_views: ctx.views.get(1).copied().unwrap_or(0),
@@ -77,7 +84,7 @@ impl Lafs {
     /// The points `[N, K, 2]` of view `v` of `batch`, jittered, and
     /// subsampled when `local`.
     pub fn view_points(&self, backbone: &dyn Backbone, view: &Batch, v: usize, local: bool) -> Result<Tensor> {
-        let points = match self.params.points {
+        let points = match &self.params.points {
             PointSource::GroundTruth => view.labels.get(LANDMARKS).map(|p| p.shallow_clone()).ok_or_else(|| {
                 let labels: Vec<&str> = view.labels.keys().map(String::as_str).collect();
                 Error::msg(format!(
@@ -87,6 +94,17 @@ impl Lafs {
                 ))
             })?,
             PointSource::Network => backbone.landmark_network()?.landmarks(&view.images, false)?.detach(),
+            PointSource::External(_) => {
+                let network = self
+                    .landmarks
+                    .as_ref()
+                    .ok_or_else(|| Error::msg("lafs: the external landmark network was not built"))?;
+                network
+                    .backbone()
+                    .landmark_network()?
+                    .landmarks(&view.images, false)?
+                    .detach()
+            }
             PointSource::Grid => {
                 let s = view.images.size();
                 grid_points(s[0], s[2], s[3], self.params.grid_patch, view.images.device())?
@@ -145,6 +163,23 @@ impl Lafs {
     pub fn center(&self) -> &Tensor {
         self.loss.center()
     }
+}
+
+/// The frozen external landmark network of `points: {external: source}`
+/// (the teacher `landmarks`), refused unless it predicts landmarks.
+fn external_landmarks(ctx: &MethodContext<'_>, source: &TeacherSource) -> Result<Teacher> {
+    let network = ctx.teachers.frozen_backbone("landmarks", source)?;
+    let Some(predictor) = network.backbone().landmark_predictor() else {
+        return Err(Error::msg(
+            "lafs.points.external: the backbone has no landmark predictor (use fvit, or mobilenet_v3 \
+             with `landmarks`)",
+        ));
+    };
+    tracing::info!(
+        landmarks = predictor.num_landmarks(),
+        "lafs: points from an external, frozen landmark network"
+    );
+    Ok(network)
 }
 
 impl Method for Lafs {

@@ -7,10 +7,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
+use visage_core::teacher::TeacherSource;
 use visage_core::{Error, Result};
 
 /// Where the tokens of a view come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PointSource {
     /// The dataset's landmarks (label `landmarks`), moved with each view's
@@ -21,6 +22,12 @@ pub enum PointSource {
     Network,
     /// Ablation: a regular grid of patch centres instead of landmarks.
     Grid,
+    /// An external landmark network, frozen: a backbone with a landmark
+    /// predictor (`fvit`, `mobilenet_v3` with `landmarks`) loaded from a
+    /// Visage run (`{external: {from_run: DIR}}`) or from weights
+    /// (`{external: {weights: {path: FILE}, backbone: {name, params}}}`),
+    /// built as the teacher `landmarks` and never trained.
+    External(TeacherSource),
 }
 
 /// The centres of the `patch x patch` patches tiling an `height x width`
