@@ -288,6 +288,8 @@ fn every_reader_is_registered() {
             "fsanet_npz",
             "hrnet_csv",
             "identity_folder",
+            "ijb",
+            "ijb_benchmark",
             "lapa",
             "lfw_pairs",
             "mxnet_rec",
