@@ -182,6 +182,40 @@ pub fn assert_pretraining_wins(results: &Value, task: &str, metric: &str, better
     }
 }
 
+/// Asserts that `results` holds exactly two evaluations of `task`, under
+/// `linear_probe` then `fine_tune`, each with a `constant` (the task's best
+/// prediction from the train labels alone), and that in evaluation `i` the
+/// pre-trained backbone's `metric` beats the constant's by more than
+/// `margins[i]`, in the direction `better`: the head learns from the
+/// features, whatever pre-training gave them.
+///
+/// # Panics
+/// When any of that does not hold, with the values.
+pub fn assert_beats_constant(results: &Value, task: &str, metric: &str, better: Better, margins: [f64; 2]) {
+    let evaluations = results["evaluations"].as_array().map_or(0, Vec::len);
+    assert_eq!(evaluations, 2, "two evaluations expected: {results}");
+    for (i, protocol) in PROTOCOLS.into_iter().enumerate() {
+        let evaluation = &results["evaluations"][i];
+        assert_eq!(evaluation["task"], task, "evaluation {i}");
+        assert_eq!(evaluation["protocol"], protocol, "evaluation {i}");
+        let value = |part: &str| {
+            evaluation[part][metric]
+                .as_f64()
+                .unwrap_or_else(|| panic!("evaluation {i} has no {part}.{metric}: {evaluation}"))
+        };
+        let (pretrained, constant) = (value("metrics"), value("constant"));
+        let margin = margins[i];
+        let wins = match better {
+            Better::Higher => pretrained > constant + margin,
+            Better::Lower => pretrained < constant - margin,
+        };
+        assert!(
+            wins,
+            "{task} {protocol}: {metric} {pretrained:.2} should beat the constant {constant:.2} by {margin} ({better:?} is better)"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +226,28 @@ mod tests {
                 "metrics": {"m": pretrained}, "random_init": {"m": random}})
         };
         serde_json::json!({"evaluations": [evaluation("linear_probe", probe), evaluation("fine_tune", tune)]})
+    }
+
+    #[test]
+    fn the_constant_is_beaten_by_more_than_the_margin_or_the_assertion_fails() {
+        let mut r = results((5.0, 9.0), (3.0, 9.0));
+        for i in 0..2 {
+            r["evaluations"][i]["constant"] = serde_json::json!({"m": 8.0});
+        }
+        assert_beats_constant(&r, "t", "m", Better::Lower, [2.5, 4.5]);
+        let caught = std::panic::catch_unwind(|| assert_beats_constant(&r, "t", "m", Better::Lower, [2.5, 5.0]));
+        let message = caught.expect_err("a win by exactly the margin must fail");
+        let message = message.downcast_ref::<String>().expect("a formatted panic");
+        assert!(
+            message.contains("t fine_tune: m 3.00 should beat the constant 8.00 by 5"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "evaluation 0 has no constant.m")]
+    fn a_missing_constant_fails() {
+        assert_beats_constant(&results((5.0, 9.0), (3.0, 9.0)), "t", "m", Better::Lower, [0.0, 0.0]);
     }
 
     #[test]

@@ -16,5 +16,5 @@ pub mod experiment;
 pub mod faces;
 
 pub use context::{registry_with, with_eval_context, EvalOptions, TaskUnderTest};
-pub use experiment::{assert_pretraining_wins, pair, Better, Experiment};
+pub use experiment::{assert_beats_constant, assert_pretraining_wins, pair, Better, Experiment};
 pub use faces::TinySynthFace;

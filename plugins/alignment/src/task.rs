@@ -5,7 +5,7 @@
 use visage_core::dataset::{DatasetInfo, LandmarkLayout};
 use visage_core::metric::{Labels, Metric, Metrics};
 use visage_core::task::{EvalContext, Task, TaskContext};
-use visage_core::tch::{nn, Tensor};
+use visage_core::tch::{nn, Kind, Tensor};
 use visage_core::{Error, Result};
 use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
 use visage_tasks::heads::{heatmap_points, AlignmentLoss, Head};
@@ -16,6 +16,7 @@ use crate::params::AlignmentParams;
 use crate::points::{to_pixels, to_units};
 use crate::units::{default_metrics, headline, with_box};
 use visage_tasks::image_size::image_size;
+use visage_tasks::labels::read_label;
 
 /// The face-alignment task.
 pub struct Alignment {
@@ -138,5 +139,29 @@ impl Task for Alignment {
 
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         Ok(self.fit(ctx)?.metrics)
+    }
+
+    /// The mean shape: the train split's mean landmarks in pixels,
+    /// predicted for every test face and scored like the head's points.
+    fn constant(&self, ctx: &EvalContext<'_>) -> Result<Option<Metrics>> {
+        let layout = self.layout(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
+        let p = &self.params;
+        let train = read_label(ctx, &ctx.train, &p.label)?.f_to_kind(Kind::Float)?;
+        let mut labels = Labels::from([(p.label.clone(), read_label(ctx, &ctx.test, &p.label)?)]);
+        if layout.has_box {
+            labels.insert(p.box_label.clone(), read_label(ctx, &ctx.test, &p.box_label)?);
+        }
+        if let Some(visible) = &p.visible {
+            labels.insert(visible.clone(), read_label(ctx, &ctx.test, visible)?);
+        }
+        let count = labels[&p.label].size()[0];
+        let predicted = train
+            .f_mean_dim(0, false, None)?
+            .f_unsqueeze(0)?
+            .f_expand([count, -1, -1], false)?;
+        let (labels, _) = with_box(&labels, &p.label, &p.box_label)?;
+        let metrics = default_metrics(&layout, p)?;
+        let defaults: Vec<&dyn Metric> = metrics.iter().map(|m| m as &dyn Metric).collect();
+        ctx.score(&predicted, &labels, &defaults).map(Some)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use alignment::{Alignment, AlignmentParams};
 use visage_core::dataset::{Dataset, DatasetInfo, Split};
 use visage_core::features::Feature;
-use visage_core::task::{Protocol, TaskContext};
+use visage_core::task::{Protocol, Task, TaskContext};
 use visage_core::tch::{Device, Kind, Tensor};
 use visage_core::{Registry, Result, Sample};
 use visage_testing::{registry_with, with_eval_context, EvalOptions, TinySynthFace};
@@ -90,6 +90,44 @@ fn linear_probe_reports_every_unit_and_the_last_epoch_is_what_the_outputs_give()
     assert!((m["failure_rate_inter_ocular"] - 100.0 * failures / 16.0).abs() < 1e-9);
     // The box unit sqrt(w h) of the landmark span is smaller than its diagonal.
     assert!(m["nme_box"] > m["nme_diag"]);
+}
+
+/// The landmarks `[N, 68, 2]` of every sample of `dataset`.
+fn all_landmarks(dataset: &Arc<dyn Dataset>) -> Tensor {
+    let points: Vec<Tensor> = (0..dataset.len())
+        .map(|i| dataset.get(i).unwrap().labels["landmarks"].shallow_clone())
+        .collect();
+    Tensor::stack(&points, 0).to_kind(Kind::Double)
+}
+
+#[test]
+fn the_constant_is_the_train_mean_shape_scored_on_the_test_faces() {
+    let (train, test) = (synthface(Split::Train), synthface(Split::Test));
+    let mean = all_landmarks(&train).mean_dim(0, false, None);
+    let truth = all_landmarks(&test);
+    let per_image: Vec<f64> = (0..truth.size()[0])
+        .map(|i| {
+            let truth = truth.get(i);
+            let errors = (&mean - &truth).square().sum_dim_intlist(-1, false, None).sqrt();
+            let eyes = (truth.get(36) - truth.get(45)).square().sum(None).sqrt();
+            errors.mean(None).double_value(&[]) / eyes.double_value(&[])
+        })
+        .collect();
+    let expected = 100.0 * per_image.iter().sum::<f64>() / per_image.len() as f64;
+    let params: AlignmentParams = serde_json::from_str("{}").unwrap();
+    let registry = registry_with("alignment", alignment::register);
+    let protocol = Protocol::LinearProbe;
+    let constant = with_eval_context(&registry, protocol, train, test, &EvalOptions::seeded(1), |ctx| {
+        Alignment::new(params, &TaskContext { protocol })?.constant(ctx)
+    })
+    .unwrap()
+    .expect("alignment has a constant");
+    assert_eq!(constant.len(), 6);
+    assert!(
+        (constant["nme_inter_ocular"] - expected).abs() < 1e-3,
+        "{} vs {expected}",
+        constant["nme_inter_ocular"]
+    );
 }
 
 #[test]

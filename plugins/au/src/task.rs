@@ -100,8 +100,35 @@ impl AuTask {
         Ok(fit(ctx, &recipe, &head, &loss, &score)?.metrics)
     }
 
-    /// `k`-fold subject-exclusive cross-validation over `ctx.train`.
-    fn cross_validate(&self, ctx: &EvalContext<'_>, names: &[String], k: usize) -> Result<Metrics> {
+    /// The best constant on `ctx.test` from `ctx.train`'s labels alone:
+    /// every AU seen in training predicted present on every face (the
+    /// all-ones F1 that AU papers quote as the floor; a constant's ROC AUC
+    /// is 50). The backbone is not used.
+    fn constant_split(&self, ctx: &EvalContext<'_>, names: &[String]) -> Result<Metrics> {
+        let name = self.params.label.as_str();
+        let metric = AuMetricParams {
+            label: name.to_string(),
+            names: names.to_vec(),
+            threshold: THRESHOLD,
+        };
+        let seen = read_label(ctx, &ctx.train, name)?
+            .f_to_kind(Kind::Float)?
+            .f_amax(&[0i64][..], false)?
+            .f_gt(0.5)?
+            .f_to_kind(Kind::Float)?;
+        let test = read_label(ctx, &ctx.test, name)?;
+        let predicted = seen.f_unsqueeze(0)?.f_expand([test.size()[0], -1], false)?;
+        let labels = Labels::from([(name.to_string(), test)]);
+        ctx.score(&predicted, &labels, &[&AuF1(metric.clone()), &AuAuc(metric)])
+    }
+
+    /// `split` over `ctx.train`'s `k` subject-exclusive folds, averaged.
+    fn cross_validate(
+        &self,
+        ctx: &EvalContext<'_>,
+        k: usize,
+        split: impl Fn(&EvalContext<'_>) -> Result<Metrics>,
+    ) -> Result<Metrics> {
         let subjects = read_label(ctx, &ctx.train, SUBJECT)?
             .f_to_kind(Kind::Int64)?
             .f_flatten(0, -1)?;
@@ -135,7 +162,7 @@ impl AuTask {
                 dir: ctx.dir.as_ref().map(|d| d.join(format!("fold_{i}"))),
                 resume: ctx.resume,
             };
-            per_fold.push(self.fit_split(&fold, names)?);
+            per_fold.push(split(&fold)?);
         }
         Ok(folds::average(&per_fold))
     }
@@ -170,7 +197,15 @@ impl Task for AuTask {
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         match self.plan(&ctx.train.dataset.info(), &ctx.test.dataset.info())? {
             (names, 1) => self.fit_split(ctx, &names),
-            (names, k) => self.cross_validate(ctx, &names, k),
+            (names, k) => self.cross_validate(ctx, k, |fold| self.fit_split(fold, &names)),
         }
+    }
+
+    fn constant(&self, ctx: &EvalContext<'_>) -> Result<Option<Metrics>> {
+        let metrics = match self.plan(&ctx.train.dataset.info(), &ctx.test.dataset.info())? {
+            (names, 1) => self.constant_split(ctx, &names)?,
+            (names, k) => self.cross_validate(ctx, k, |fold| self.constant_split(fold, &names))?,
+        };
+        Ok(Some(metrics))
     }
 }

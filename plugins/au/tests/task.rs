@@ -136,6 +136,31 @@ fn subjects_give_three_subject_exclusive_folds_by_default_averaged() {
 }
 
 #[test]
+fn the_constant_predicts_every_au_seen_in_training_on_every_face() {
+    let task = au();
+    let constant = task
+        .with_context(
+            Protocol::LinearProbe,
+            Channels::shared(96),
+            Channels::shared(24),
+            |ctx| task.build(r#"{"folds": 1}"#, Protocol::LinearProbe)?.constant(ctx),
+        )
+        .unwrap()
+        .expect("au has a constant");
+    // All ones: TP = the positives, FP = the rest, no FN: F1 = 2P / (N + P).
+    for (j, name) in ["AU1", "AU2"].iter().enumerate() {
+        let positives = (0..24).filter(|&i| Channels::present(i)[j] > 0.5).count() as f64;
+        let f1 = 100.0 * 2.0 * positives / (24.0 + positives);
+        assert!(
+            (constant[&format!("f1/{name}")] - f1).abs() < 1e-9,
+            "{name}: {constant:?}"
+        );
+    }
+    // One score for every face: every positive ties every negative.
+    assert_eq!(constant["auc_mean"], 50.0);
+}
+
+#[test]
 fn folds_need_enough_subjects_and_a_dataset_with_subjects() {
     let task = au();
     let err = task
