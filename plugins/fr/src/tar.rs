@@ -118,10 +118,11 @@ mod tests {
         let v = m.compute(&e, &labels).unwrap();
         // Both genuine pairs score above both impostors: the ROC is
         // (0,0), (0,1/2), (0,1), (1,1) ((1/2,1) is collinear, dropped).
-        // FAR 0.01 is nearest FPR 0, whose first point is the origin: TAR
-        // 0; FAR 0.5 ties FPR 0 and 1, and the origin comes first again.
-        assert_eq!(v["tar_at_far_1e-2"], 0.0);
-        assert_eq!(v["tar_at_far_5e-1"], 0.0);
+        // FAR 0.01 is nearest FPR 0, whose last point is (0, 1): TAR 100
+        // (LAFS's rule; the origin would read 0); FAR 0.5 ties FPR 0 and 1,
+        // and the last of the tied points, (1, 1), wins.
+        assert_eq!(v["tar_at_far_1e-2"], 100.0);
+        assert_eq!(v["tar_at_far_5e-1"], 100.0);
         let m = TarAtFar(TarParams {
             fars: vec![0.9],
             ..TarParams::default()

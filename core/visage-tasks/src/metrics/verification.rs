@@ -207,8 +207,11 @@ pub fn roc(scores: &[f64], same: &[bool]) -> Result<(Vec<f64>, Vec<f64>)> {
 }
 
 /// TAR, percent, at each of `fars`: the TPR of the [`roc`] point whose FPR
-/// is nearest the FAR (the first such point on a tie), without
-/// interpolation, as LAFS's IJB evaluation.
+/// is nearest the FAR, without interpolation, as LAFS's IJB evaluation
+/// (`IJB_evaluation.py`). On a tie the last such point wins (in increasing
+/// FPR): of the two ends of a vertical step, the larger TPR, as the
+/// official code, which flips the curve before its `min` ("select largest
+/// tpr at same fpr").
 pub fn tar_at_far(scores: &[f64], same: &[bool], fars: &[f64]) -> Result<Vec<f64>> {
     let (fpr, tpr) = roc(scores, same)?;
     Ok(fars
@@ -216,7 +219,7 @@ pub fn tar_at_far(scores: &[f64], same: &[bool], fars: &[f64]) -> Result<Vec<f64
         .map(|&far| {
             let mut nearest = 0;
             for (i, f) in fpr.iter().enumerate() {
-                if (f - far).abs() < (fpr[nearest] - far).abs() {
+                if (f - far).abs() <= (fpr[nearest] - far).abs() {
                     nearest = i;
                 }
             }
@@ -415,10 +418,10 @@ mod tests {
         let (third, two_thirds) = (1.0 / 3.0, 2.0 / 3.0);
         assert_eq!(fpr, [0.0, 0.0, third, third, 1.0, 1.0]);
         assert_eq!(tpr, [0.0, third, third, two_thirds, two_thirds, 1.0]);
-        // FAR 0.1 is nearest FPR 0 (first: TPR 0); FAR 0.3 nearest 1/3 (first
-        // such point: TPR 1/3); FAR 0.9 nearest 1 (TPR 2/3).
+        // FAR 0.1 is nearest FPR 0 (the last such point: TPR 1/3); FAR 0.3
+        // nearest 1/3 (last: TPR 2/3); FAR 0.9 nearest 1 (last: TPR 1).
         let tar = tar_at_far(&scores, &same, &[0.1, 0.3, 0.9]).unwrap();
-        assert_eq!(tar, [0.0, 100.0 * third, 100.0 * two_thirds]);
+        assert_eq!(tar, [100.0 * third, 100.0 * two_thirds, 100.0]);
         assert!(roc(&[0.1], &[true]).is_err());
     }
 }

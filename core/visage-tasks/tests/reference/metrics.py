@@ -68,9 +68,12 @@ def lafs_verification(d):
 
 def tar_at_far(d):
     fpr, tpr, _ = roc_curve(np.array(d["same"]).astype(int), np.array(d["scores"]))
+    # IJB_evaluation.py's rule: flip, then the first nearest point of the
+    # flipped curve, i.e. the last of the original (the largest TPR).
+    fpr, tpr = np.flipud(fpr), np.flipud(tpr)
     tars = []
     for far in d["fars"]:
-        nearest = int(np.argmin(np.abs(fpr - far)))  # the first on a tie
+        _, nearest = min(zip(np.abs(fpr - far), range(len(fpr))))
         tars.append(100 * tpr[nearest])
     return {"tar": tars}
 
