@@ -110,6 +110,26 @@ fn the_example_experiment_runs_end_to_end() {
         rescored["evaluations"][0]["metrics"], evaluation["metrics"],
         "{rescored}"
     );
+    // Parameters compare with their defaults filled in: a run whose
+    // backbone.json spells them short (`{}`, width 16 by default) is the
+    // experiment's `{width: 16}`.
+    std::fs::write(
+        out.join("backbone.json"),
+        r#"{"name": "example_convnet", "params": {}}"#,
+    )
+    .unwrap();
+    let short = dir.path().join("short");
+    ok(runner(&[
+        rescore.to_str().unwrap(),
+        "--set",
+        "device=cpu",
+        "--out",
+        short.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        read_json(&short.join("results.json"))["evaluations"][0]["metrics"],
+        evaluation["metrics"]
+    );
     // A run of another backbone is refused before anything runs.
     let err = fails(runner(&[
         rescore.to_str().unwrap(),

@@ -146,7 +146,39 @@ impl Resolved {
             }
         }
         self.experiment = experiment;
+        self.check_run_backbone(registry)
+    }
+
+    /// With `backbone.from_run`: the run's backbone has the experiment's
+    /// name and, defaults filled in on both sides, its parameters (so that
+    /// `{size: tiny}` matches the run's fully spelled ViT).
+    fn check_run_backbone(&self, registry: &Registry) -> Result<(), ConfigError> {
+        let backbone = &self.experiment.backbone;
+        let Some(run) = &backbone.from_run else {
+            return Ok(());
+        };
+        let (spec, _) = visage_core::teacher::BackboneSpec::of_run(run)
+            .map_err(|e| self.invalid(&["backbone", "from_run"], e.to_string()))?;
+        let normalized = registry
+            .info(Kind::Backbone, &spec.name)
+            .and_then(|info| info.normalize(&spec.params.to_string()).ok())
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok());
+        if spec.name != backbone.name || normalized.as_ref() != Some(&backbone.params) {
+            return Err(self.other_backbone(&spec.name, &spec.params));
+        }
         Ok(())
+    }
+
+    /// The error for a `backbone.from_run` whose backbone is not the
+    /// experiment's.
+    fn other_backbone(&self, name: &str, params: &serde_json::Value) -> ConfigError {
+        let backbone = &self.experiment.backbone;
+        let message = format!(
+            "the run's backbone is `{name}` with params {params}, the experiment's is `{}` with params {}: \
+             set `backbone` to the run's",
+            backbone.name, backbone.params
+        );
+        self.invalid(&["backbone", "from_run"], message)
     }
 
     /// The resolved experiment as YAML: complete, with no `extends`, so that
@@ -209,13 +241,8 @@ impl Resolved {
             (None, Some(run)) => {
                 let (spec, weights) = visage_core::teacher::BackboneSpec::of_run(run)
                     .map_err(|e| self.invalid(&["backbone", "from_run"], e.to_string()))?;
-                if spec.name != backbone.name || spec.params != backbone.params {
-                    let message = format!(
-                        "the run's backbone is `{}` with params {}, the experiment's is `{}` with params {}: \
-                         set `backbone` to the run's",
-                        spec.name, spec.params, backbone.name, backbone.params
-                    );
-                    return Err(self.invalid(&["backbone", "from_run"], message));
+                if spec.name != backbone.name {
+                    return Err(self.other_backbone(&spec.name, &spec.params));
                 }
                 Ok(Some(weights))
             }
