@@ -144,6 +144,16 @@ impl Batch {
         })
     }
 
+    /// The same batch sharing its tensors' storage (views and labels
+    /// included), as [`Tensor::shallow_clone`]: to feed one batch to many
+    /// steps.
+    pub fn shallow_clone(&self) -> Batch {
+        match self.map_tensors(&|t| Ok::<_, std::convert::Infallible>(t.shallow_clone())) {
+            Ok(batch) => batch,
+            Err(never) => match never {},
+        }
+    }
+
     /// The same batch, views included, on `device`; a failed allocation
     /// there (CUDA out of memory) is an error.
     pub fn f_to_device(&self, device: Device) -> Result<Batch> {

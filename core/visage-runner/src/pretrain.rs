@@ -1,5 +1,5 @@
 //! Self-supervised pre-training: the method's pretext as a
-//! [`Learner`](visage_core::train::Learner) of the training engine, on the
+//! [`Pretext`](visage_core::train::Pretext) learner of the training engine, on the
 //! pre-training stream.
 
 use std::sync::Arc;
@@ -8,13 +8,13 @@ use tch::{nn, Device};
 use visage_core::backbone::Backbone;
 use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
 use visage_core::dataset::Dataset;
-use visage_core::method::{check_views, Losses, Method, MethodContext, StepContext};
+use visage_core::method::{check_views, Method, MethodContext};
 use visage_core::optim::BackboneLayers;
 use visage_core::optimizer::OptimizerContext;
 use visage_core::scalars::Scalars;
 use visage_core::teacher::{BackboneSpec, Teachers};
-use visage_core::train::{Learner, TrainConfig, Trainer};
-use visage_core::{Batch, Registry};
+use visage_core::train::{Pretext, TrainConfig, Trainer};
+use visage_core::Registry;
 
 use crate::config::{augmentation_chain, Pretrain};
 use crate::results::PretrainResult;
@@ -104,11 +104,7 @@ pub fn pretrain(
         label: "pretrain".into(),
         device,
     };
-    let mut pretext = Pretext {
-        method,
-        backbone,
-        total: config.steps,
-    };
+    let mut pretext = Pretext::new(method, backbone);
     let mut trainer = Trainer::new(engine, vs, optimizer, scheduler)
         .with_dir(run_dir, resume)?
         .with_emas(emas)
@@ -147,39 +143,4 @@ pub fn pretrain(
         final_losses: summary.final_losses,
         first_losses: summary.first_losses,
     })
-}
-
-/// The method's pretext on the backbone.
-struct Pretext<'b> {
-    method: Box<dyn Method>,
-    backbone: &'b dyn Backbone,
-    total: u64,
-}
-
-impl Learner for Pretext<'_> {
-    fn phases(&self) -> usize {
-        self.method.phases()
-    }
-    fn begin_step(&mut self, step: u64, total: u64) -> visage_core::Result<()> {
-        self.total = total;
-        self.method.begin_step(step, total)
-    }
-    fn losses(&mut self, batch: &Batch, step: u64, phase: usize) -> visage_core::Result<Losses> {
-        let ctx = StepContext {
-            backbone: self.backbone,
-            step,
-            total: self.total,
-            phase,
-        };
-        self.method.training_step(&ctx, batch)
-    }
-    fn end_step(&mut self, step: u64, total: u64) -> visage_core::Result<()> {
-        self.method.end_step(step, total)
-    }
-    fn state(&self) -> visage_core::Result<serde_json::Value> {
-        self.method.state()
-    }
-    fn load_state(&mut self, state: serde_json::Value) -> visage_core::Result<()> {
-        self.method.load_state(state)
-    }
 }

@@ -34,13 +34,13 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 use visage_core::backbone::{feature, Backbone, BackboneContext};
-use visage_core::method::{Losses, Method, MethodContext, StepContext};
+use visage_core::method::{Method, MethodContext};
 use visage_core::nn::vit::{random_keep, CLS, TOKENS};
 use visage_core::optim::BackboneLayers;
 use visage_core::optimizer::OptimizerContext;
 use visage_core::scalars::Scalars;
 use visage_core::teacher::{BackboneSpec, Teachers};
-use visage_core::train::{Learner, TrainConfig, Trainer};
+use visage_core::train::{Pretext, TrainConfig, Trainer};
 use visage_core::{Batch, Error, Registry, Result};
 
 /// The sizes of one benchmark case.
@@ -85,33 +85,6 @@ fn preset(name: &str) -> Result<Preset> {
     }
 }
 
-/// The method's pretext as the engine's learner (as the runner wraps it).
-struct Pretext<'b> {
-    method: Box<dyn Method>,
-    backbone: &'b dyn Backbone,
-}
-
-impl Learner for Pretext<'_> {
-    fn phases(&self) -> usize {
-        self.method.phases()
-    }
-    fn begin_step(&mut self, step: u64, total: u64) -> Result<()> {
-        self.method.begin_step(step, total)
-    }
-    fn losses(&mut self, batch: &Batch, step: u64, phase: usize) -> Result<Losses> {
-        let ctx = StepContext {
-            backbone: self.backbone,
-            step,
-            total: u64::MAX,
-            phase,
-        };
-        self.method.training_step(&ctx, batch)
-    }
-    fn end_step(&mut self, step: u64, total: u64) -> Result<()> {
-        self.method.end_step(step, total)
-    }
-}
-
 /// A batch of random images with the one view `mcf` reads.
 fn random_batch(batch: i64, side: i64) -> Batch {
     let images = || Tensor::rand([batch, 3, side, side], (Kind::Float, Device::Cpu));
@@ -125,15 +98,6 @@ fn random_batch(batch: i64, side: i64) -> Batch {
         }],
     }
 }
-
-fn shallow(batch: &Batch) -> Batch {
-    Batch {
-        images: batch.images.shallow_clone(),
-        labels: Default::default(),
-        views: batch.views.iter().map(shallow).collect(),
-    }
-}
-
 fn build_vit(registry: &Registry, vs: &nn::Path, params: &Value) -> Result<Box<dyn Backbone>> {
     let ctx = BackboneContext {
         vs: vs.clone(),
@@ -283,11 +247,8 @@ fn iteration_case(registry: &Registry, args: &Args, p: &Preset) -> Result<Value>
         ..TrainConfig::default()
     };
     let batch = random_batch(args.batch as i64, p.side);
-    let mut data = std::iter::repeat_with(move || Ok(shallow(&batch)));
-    let mut pretext = Pretext {
-        method,
-        backbone: backbone.as_ref(),
-    };
+    let mut data = std::iter::repeat_with(move || Ok(batch.shallow_clone()));
+    let mut pretext = Pretext::new(method, backbone.as_ref());
     let mut trainer = Trainer::new(config, &mut vs, optimizer, scheduler).with_emas(emas);
     // The clock starts when the warm-up iteration has finished.
     let mut start = None;

@@ -27,15 +27,15 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 use visage_core::augmentation::Augmentation;
-use visage_core::backbone::{Backbone, BackboneContext};
+use visage_core::backbone::BackboneContext;
 use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
 use visage_core::dataset::{DatasetContext, Split};
-use visage_core::method::{Losses, Method, MethodContext, StepContext};
+use visage_core::method::MethodContext;
 use visage_core::optim::BackboneLayers;
 use visage_core::optimizer::OptimizerContext;
 use visage_core::scalars::Scalars;
 use visage_core::teacher::{BackboneSpec, Teachers};
-use visage_core::train::{Learner, TrainConfig, Trainer};
+use visage_core::train::{Pretext, TrainConfig, Trainer};
 use visage_core::{Batch, Error, Registry, Result};
 
 /// The image side PCL trains at.
@@ -69,33 +69,6 @@ fn preset(name: &str) -> Result<Preset> {
         other => Err(Error::msg(format!(
             "unknown preset `{other}`: expected paper or default"
         ))),
-    }
-}
-
-/// The method's pretext as the engine's learner (as the runner wraps it).
-struct Pretext<'b> {
-    method: Box<dyn Method>,
-    backbone: &'b dyn Backbone,
-}
-
-impl Learner for Pretext<'_> {
-    fn phases(&self) -> usize {
-        self.method.phases()
-    }
-    fn begin_step(&mut self, step: u64, total: u64) -> Result<()> {
-        self.method.begin_step(step, total)
-    }
-    fn losses(&mut self, batch: &Batch, step: u64, phase: usize) -> Result<Losses> {
-        let ctx = StepContext {
-            backbone: self.backbone,
-            step,
-            total: u64::MAX,
-            phase,
-        };
-        self.method.training_step(&ctx, batch)
-    }
-    fn end_step(&mut self, step: u64, total: u64) -> Result<()> {
-        self.method.end_step(step, total)
     }
 }
 
@@ -164,15 +137,6 @@ fn random_batch(batch: i64, views: usize) -> Batch {
             .collect(),
     }
 }
-
-fn shallow(batch: &Batch) -> Batch {
-    Batch {
-        images: batch.images.shallow_clone(),
-        labels: Default::default(),
-        views: batch.views.iter().map(shallow).collect(),
-    }
-}
-
 /// The loader over the JPEGs under `dir`, configured as PCL's experiments.
 fn loader(registry: &Registry, dir: &str, negatives: usize, batch: usize, workers: usize) -> Result<Loader> {
     let params = json!({"root": dir, "label": "none", "resize": [SIDE, SIDE]}).to_string();
@@ -317,13 +281,10 @@ fn main() -> Result<()> {
         Some((dir, workers)) => Box::new(loader(&registry, dir, p.negatives, args.batch, *workers)?),
         None => {
             let batch = random_batch(args.batch as i64, 4 + p.negatives);
-            Box::new(std::iter::repeat_with(move || Ok(shallow(&batch))))
+            Box::new(std::iter::repeat_with(move || Ok(batch.shallow_clone())))
         }
     };
-    let mut pretext = Pretext {
-        method,
-        backbone: backbone.as_ref(),
-    };
+    let mut pretext = Pretext::new(method, backbone.as_ref());
     let mut trainer = Trainer::new(config, &mut vs, optimizer, scheduler);
     // The clock starts when the warm-up iteration has finished.
     let mut start = None;

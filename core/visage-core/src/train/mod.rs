@@ -32,6 +32,7 @@
 
 mod checkpoint;
 mod metrics;
+mod pretext;
 mod progress;
 mod tensorboard;
 
@@ -44,6 +45,7 @@ use tch::{nn, Device};
 
 pub use checkpoint::{Checkpoints, Found, Progress as CheckpointProgress};
 pub use metrics::MetricsLog;
+pub use pretext::Pretext;
 pub use progress::Progress;
 pub use tensorboard::EventWriter;
 
