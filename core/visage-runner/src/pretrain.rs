@@ -8,7 +8,7 @@ use tch::{nn, Device};
 use visage_core::backbone::Backbone;
 use visage_core::data::{Loader, LoaderConfig, Sampling, ViewGroup};
 use visage_core::dataset::Dataset;
-use visage_core::method::{check_views, Method, MethodContext};
+use visage_core::method::{check_views, MethodContext};
 use visage_core::optim::BackboneLayers;
 use visage_core::optimizer::OptimizerContext;
 use visage_core::scalars::Scalars;
