@@ -5,7 +5,7 @@
 use visage_core::dataset::DatasetInfo;
 use visage_core::metric::{Labels, Metric, Metrics};
 use visage_core::task::{EvalContext, Task, TaskContext};
-use visage_core::tch::{nn, Tensor};
+use visage_core::tch::{nn, Kind, Tensor};
 use visage_core::{Error, Result};
 use visage_tasks::fit::{fit, Fitted, Recipe, Selection};
 use visage_tasks::heads::{pixel_cross_entropy, Head};
@@ -15,6 +15,7 @@ use visage_tasks::training::Training;
 use crate::head::ParsingHead;
 use crate::params::ParsingParams;
 use visage_tasks::image_size::image_size;
+use visage_tasks::labels::read_label;
 
 /// The face-parsing task.
 pub struct Parsing {
@@ -120,5 +121,33 @@ impl Task for Parsing {
 
     fn evaluate(&mut self, ctx: &EvalContext<'_>) -> Result<Metrics> {
         Ok(self.fit(ctx)?.metrics)
+    }
+
+    /// The mean mask: at each pixel the class most frequent there over the
+    /// train split, predicted for every test face and scored like the
+    /// head's class maps.
+    fn constant(&self, ctx: &EvalContext<'_>) -> Result<Option<Metrics>> {
+        let classes = self.classes(&ctx.train.dataset.info(), &ctx.test.dataset.info())?;
+        let label = self.params.label.as_str();
+        let train = read_label(ctx, &ctx.train, label)?.f_to_kind(Kind::Int64)?;
+        let test = read_label(ctx, &ctx.test, label)?;
+        if train.dim() != 3 || train.size()[1..] != test.size()[1..] {
+            return Err(Error::msg(format!(
+                "parsing: the constant needs masks [N, H, W] of one size, got {:?} (train) and {:?} (test)",
+                train.size(),
+                test.size()
+            )));
+        }
+        let counts: Vec<Tensor> = (0..classes.len() as i64)
+            .map(|c| train.eq(c).sum_dim_intlist(0, false, Kind::Int64))
+            .collect();
+        let mean_mask = Tensor::f_stack(&counts, 0)?.f_argmax(0, false)?;
+        let predicted = mean_mask.f_unsqueeze(0)?.f_expand([test.size()[0], -1, -1], false)?;
+        let f1 = ParsingF1(F1Params {
+            label: label.to_string(),
+            classes,
+        });
+        let labels = Labels::from([(label.to_string(), test)]);
+        ctx.score(&predicted, &labels, &[&f1 as &dyn Metric]).map(Some)
     }
 }

@@ -1,18 +1,20 @@
-//! `experiments/tasks/parsing.yaml` from YAML: the pre-trained backbone
-//! beats its random-init twin on the headline metric, `fg_mean` (mean F1
-//! over the face classes), in both protocols.
+//! `experiments/tasks/parsing.yaml` from YAML: in both protocols the head
+//! on the pre-trained backbone beats the constant (the per-pixel majority
+//! of the train masks) on the headline metric, `fg_mean` (mean F1 over the
+//! face classes).
+//!
+//! It does not assert that pre-training beats random init: over seeds 0-2
+//! the gain was +0.4 to +3.7 (probe) and -0.1 to +1.2 (fine-tuning), and
+//! the earlier test's margins (half of seed 0's gaps on another CPU) failed
+//! on seeds 1 and 2 (README).
 
-use visage_testing::{assert_pretraining_wins, Better, Experiment};
-
-/// Margins in `fg_mean` points, per protocol: half the gaps measured on
-/// the experiment as it is (seed 0, one thread, about 75 s): linear probe
-/// 23.20 vs 21.52 (1.68 better), fine-tuning 16.34 vs 15.56 (0.78
-/// better). The run is seeded, so half the gap leaves room for other
-/// CPUs' rounding without accepting a tie.
-const MARGINS: [f64; 2] = [0.8, 0.4];
+use visage_testing::{assert_beats_constant, Better, Experiment};
 
 #[test]
-fn pretraining_beats_random_init_on_fg_mean_in_both_protocols() {
+fn both_protocols_beat_the_mean_mask_on_fg_mean() {
     let results = Experiment::new("experiments/tasks/parsing.yaml").one_thread().results();
-    assert_pretraining_wins(&results, "parsing", "fg_mean", Better::Higher, MARGINS);
+    // Measured over seeds 0-2 (one thread): the probe 10.0 to 10.9 points
+    // above the constant (12.6 to 13.1), fine-tuning 3.7 to 4.6; about half
+    // the smallest.
+    assert_beats_constant(&results, "parsing", "fg_mean", Better::Higher, [5.0, 1.8]);
 }

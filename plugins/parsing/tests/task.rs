@@ -9,7 +9,7 @@ use parsing::{Parsing, ParsingParams};
 use visage_core::dataset::{Dataset, DatasetInfo, Split};
 use visage_core::features::Feature;
 use visage_core::labels::LAPA_CLASSES;
-use visage_core::task::{Protocol, TaskContext};
+use visage_core::task::{Protocol, Task, TaskContext};
 use visage_core::tch::{Device, Kind, Tensor};
 use visage_core::{Registry, Result, Sample};
 use visage_testing::{registry_with, with_eval_context, EvalOptions, TinySynthFace};
@@ -70,6 +70,49 @@ fn linear_probe_reports_f1_fg_mean_and_miou_of_the_last_epoch_outputs() {
     let miou = seen.iter().map(|&c| iou(c)).sum::<f64>() / seen.len() as f64;
     assert!((m["miou"] - miou).abs() < 1e-9);
     assert_eq!(m.len(), seen.len() + 2);
+}
+
+/// The `parsing` masks `[N, H, W]` of every sample of `dataset`.
+fn all_masks(dataset: &Arc<dyn Dataset>) -> Tensor {
+    let masks: Vec<Tensor> = (0..dataset.len())
+        .map(|i| dataset.get(i).unwrap().labels["parsing"].to_kind(Kind::Int64))
+        .collect();
+    Tensor::stack(&masks, 0)
+}
+
+#[test]
+fn the_constant_is_the_per_pixel_majority_of_the_train_masks() {
+    let (train, test) = (synthface(Split::Train), synthface(Split::Test));
+    let (train_masks, truth) = (all_masks(&train), all_masks(&test));
+    // The majority class at each pixel, by hand: one-hot counts over N.
+    let votes = train_masks.one_hot(11).sum_dim_intlist(0, false, Kind::Int64);
+    let mean_mask = votes.argmax(-1, false);
+    let n = truth.size()[0];
+    let logits = mean_mask
+        .one_hot(11)
+        .permute([2, 0, 1])
+        .unsqueeze(0)
+        .expand([n, -1, -1, -1], false)
+        .to_kind(Kind::Float);
+    let counts = counts(&logits, &truth);
+    let f1 = |c: usize| 100.0 * 2.0 * counts[c].0 / (counts[c].1 + counts[c].2);
+    let foreground: Vec<f64> = (1..11).filter(|&c| counts[c].1 + counts[c].2 > 0.0).map(f1).collect();
+    let fg_mean = foreground.iter().sum::<f64>() / foreground.len() as f64;
+    let params: ParsingParams = serde_json::from_str("{}").unwrap();
+    let registry = registry_with("parsing", parsing::register);
+    let protocol = Protocol::LinearProbe;
+    let constant = with_eval_context(&registry, protocol, train, test, &EvalOptions::seeded(1), |ctx| {
+        Parsing::new(params, &TaskContext { protocol })?.constant(ctx)
+    })
+    .unwrap()
+    .expect("parsing has a constant");
+    assert!(
+        (constant["fg_mean"] - fg_mean).abs() < 1e-9,
+        "{} vs {fg_mean}",
+        constant["fg_mean"]
+    );
+    // Background and skin dominate the mean mask; the small parts vanish.
+    assert!(constant["f1/background"] > 50.0, "{constant:?}");
 }
 
 #[test]
