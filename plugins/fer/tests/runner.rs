@@ -6,7 +6,7 @@
 //! the experiment's pre-trained backbone beating its random-init twin.
 
 use visage_testing::experiment::read_json;
-use visage_testing::{assert_pretraining_wins, Better, Experiment};
+use visage_testing::{assert_beats_constant, pair, Better, Experiment};
 
 /// experiments/tasks/fer.yaml, on libtorch's default threads.
 fn fer() -> Experiment {
@@ -103,15 +103,18 @@ fn a_dataset_without_expressions_is_refused_naming_the_label() {
 }
 
 #[test]
-fn the_pretrained_backbone_beats_its_random_init_twin_in_both_protocols() {
-    // Unscaled (about 110 s of one core): with pre-training halved and
-    // fine-tuning at 5 epochs, fine-tuning lost to random init (21.2 vs
-    // 23.7) while the probe still won (24.2 vs 18.7).
-    let results = fer().results();
-    // Margins in accuracy points, half of what the experiment measured
-    // (linear probe 30.67 vs 18.67, fine-tuning 30.50 vs 26.17; README):
-    // the runs are seeded, so the margin only has to absorb libtorch's
-    // numerical differences between machines; one point is 6 of the 600
-    // test faces.
-    assert_pretraining_wins(&results, "fer", "accuracy", Better::Higher, [6.0, 2.0]);
+fn fine_tuning_beats_random_init_and_both_protocols_beat_the_majority_class() {
+    // On one thread, as the seeds below were measured. Over seeds 0-2 the
+    // linear probe's gain over random init was +11.0, +0.7 and +9.5 points:
+    // a seed's luck, so it is not asserted. What held on every seed:
+    // fine-tuning from the pre-trained backbone beat random init (+5.7,
+    // +10.3, +12.0), and both protocols beat the majority class (the probe
+    // by 14.8 at least, fine-tuning by 16.2); margins about half those.
+    let results = fer().one_thread().results();
+    assert_beats_constant(&results, "fer", "accuracy", Better::Higher, [7.0, 8.0]);
+    let (pretrained, random) = pair(&results, 1, "accuracy");
+    assert!(
+        pretrained > random + 2.0,
+        "fer fine_tune: accuracy {pretrained:.2} should beat random init {random:.2} by 2"
+    );
 }
