@@ -164,22 +164,7 @@ pub const PROTOCOLS: [&str; 2] = ["linear_probe", "fine_tune"];
 /// # Panics
 /// When any of that does not hold, with the values.
 pub fn assert_pretraining_wins(results: &Value, task: &str, metric: &str, better: Better, margins: [f64; 2]) {
-    let evaluations = results["evaluations"].as_array().map_or(0, Vec::len);
-    assert_eq!(evaluations, 2, "two evaluations expected: {results}");
-    for (i, protocol) in PROTOCOLS.into_iter().enumerate() {
-        assert_eq!(results["evaluations"][i]["task"], task, "evaluation {i}");
-        assert_eq!(results["evaluations"][i]["protocol"], protocol, "evaluation {i}");
-        let (pretrained, random) = pair(results, i, metric);
-        let margin = margins[i];
-        let wins = match better {
-            Better::Higher => pretrained > random + margin,
-            Better::Lower => pretrained < random - margin,
-        };
-        assert!(
-            wins,
-            "{task} {protocol}: {metric} {pretrained:.2} should beat random init {random:.2} by {margin} ({better:?} is better)"
-        );
-    }
+    assert_beats(results, task, metric, better, margins, ("random_init", "random init"));
 }
 
 /// Asserts that `results` holds exactly two evaluations of `task`, under
@@ -192,6 +177,21 @@ pub fn assert_pretraining_wins(results: &Value, task: &str, metric: &str, better
 /// # Panics
 /// When any of that does not hold, with the values.
 pub fn assert_beats_constant(results: &Value, task: &str, metric: &str, better: Better, margins: [f64; 2]) {
+    assert_beats(results, task, metric, better, margins, ("constant", "the constant"));
+}
+
+/// The check both assertions share: two evaluations of `task` under
+/// [`PROTOCOLS`], and in evaluation `i` the pre-trained `metric` beating
+/// the `reference` part's (`(key, name in messages)`) by more than
+/// `margins[i]`.
+fn assert_beats(
+    results: &Value,
+    task: &str,
+    metric: &str,
+    better: Better,
+    margins: [f64; 2],
+    (reference, name): (&str, &str),
+) {
     let evaluations = results["evaluations"].as_array().map_or(0, Vec::len);
     assert_eq!(evaluations, 2, "two evaluations expected: {results}");
     for (i, protocol) in PROTOCOLS.into_iter().enumerate() {
@@ -203,15 +203,15 @@ pub fn assert_beats_constant(results: &Value, task: &str, metric: &str, better: 
                 .as_f64()
                 .unwrap_or_else(|| panic!("evaluation {i} has no {part}.{metric}: {evaluation}"))
         };
-        let (pretrained, constant) = (value("metrics"), value("constant"));
+        let (pretrained, other) = (value("metrics"), value(reference));
         let margin = margins[i];
         let wins = match better {
-            Better::Higher => pretrained > constant + margin,
-            Better::Lower => pretrained < constant - margin,
+            Better::Higher => pretrained > other + margin,
+            Better::Lower => pretrained < other - margin,
         };
         assert!(
             wins,
-            "{task} {protocol}: {metric} {pretrained:.2} should beat the constant {constant:.2} by {margin} ({better:?} is better)"
+            "{task} {protocol}: {metric} {pretrained:.2} should beat {name} {other:.2} by {margin} ({better:?} is better)"
         );
     }
 }
