@@ -67,20 +67,12 @@ fn built() -> &'static Path {
         )
         .unwrap();
         std::fs::copy(root().join("Cargo.lock"), work.join("Cargo.lock")).unwrap();
-        let target = root().join("target/fixtures");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--offline", "--quiet"])
-            .current_dir(&work)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the out-of-tree plugins failed");
+        let release = cargo_build(&work, &[]);
         let out = work.join("libs");
         for name in &members {
             let file = format!("lib{name}.{}", std::env::consts::DLL_EXTENSION);
             std::fs::create_dir_all(out.join(name)).unwrap();
-            std::fs::copy(target.join("release").join(&file), out.join(name).join(&file)).unwrap();
+            std::fs::copy(release.join(&file), out.join(name).join(&file)).unwrap();
         }
         out
     })
@@ -89,8 +81,7 @@ fn built() -> &'static Path {
 /// Builds `tests/fixtures/plugins/abi_changed` against a copy of
 /// visage-core whose `Task` trait has one more (default) method; returns the
 /// folder holding its library. A workspace of its own: Cargo refuses two path
-/// packages named visage-core in one lock file. The same target folder as
-/// [`built`], so that tch is compiled once.
+/// packages named visage-core in one lock file. Built like [`built`].
 fn built_against_changed_core() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -130,21 +121,34 @@ fn built_against_changed_core() -> &'static Path {
         std::fs::write(work.join("Cargo.toml"), workspace).unwrap();
         std::fs::copy(root().join("Cargo.lock"), work.join("Cargo.lock")).unwrap();
 
-        let target = root().join("target/fixtures");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--offline", "--quiet", "-p", "visage-fixture-abi_changed"])
-            .current_dir(&work)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the abi_changed plugin failed");
+        let release = cargo_build(&work, &["-p", "visage-fixture-abi_changed"]);
         let file = format!("libabi_changed.{}", std::env::consts::DLL_EXTENSION);
         let out = work.join("libs");
         std::fs::create_dir_all(&out).unwrap();
-        std::fs::copy(target.join("release").join(&file), out.join(&file)).unwrap();
+        std::fs::copy(release.join(&file), out.join(&file)).unwrap();
         out
     })
+}
+
+/// Builds the workspace at `work` in release mode; returns the folder of its
+/// libraries. They go to `target/fixtures`, away from the runner's folder
+/// (the runner would load them as plugins), while the intermediate files
+/// share the repository's build directory (`build.build-dir`): the
+/// dependencies the workspace already compiled with the same features
+/// (torch-sys and its C++ wrapper among them) are reused, not rebuilt.
+fn cargo_build(work: &Path, args: &[&str]) -> PathBuf {
+    let target = root().join("target/fixtures");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--offline", "--quiet"])
+        .args(args)
+        .current_dir(work)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_BUILD_BUILD_DIR", root().join("target"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {} failed", work.display());
+    target.join("release")
 }
 
 /// Copies a crate's files, without any `target` folder.
