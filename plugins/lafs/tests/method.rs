@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use lafs::method::{DinoHead, DinoHeadParams, DinoLoss, LafsParams, PointSource};
 use lafs::{Fvit, FvitParams, Lafs, MobileNetV3, MobileNetV3Params};
 use tch::{nn, Device, Kind, Tensor};
-use visage_core::backbone::Backbone;
+use visage_core::backbone::{Backbone, BackboneContext};
 use visage_core::labels::LANDMARKS;
 use visage_core::method::{Method, MethodContext, StepContext, ViewGroup};
 use visage_core::nn::weights::{load_state_dict, variables_under};
@@ -196,9 +196,15 @@ fn local_subsets_grid_and_network_points_run_and_missing_landmarks_are_named() {
         };
         let (backbone, mut method) = build(&registry, &vs, p);
         let batch = batch(true);
-        let local = method.view_points(&backbone, &batch.views[2], 2, true).unwrap();
+        let local = method
+            .view_points(&backbone, &batch.views[2], 2, true)
+            .unwrap()
+            .unwrap();
         assert_eq!(local.size(), [N, 4, 2], "{points:?}");
-        let global = method.view_points(&backbone, &batch.views[0], 0, false).unwrap();
+        let global = method
+            .view_points(&backbone, &batch.views[0], 0, false)
+            .unwrap()
+            .unwrap();
         // 9 landmarks, or the 4 x 4 grid of 8-pixel patches of a 32-pixel view.
         let k = if is_grid { 16 } else { 9 };
         assert_eq!(global.size(), [N, k, 2], "{points:?}");
@@ -292,7 +298,10 @@ fn an_external_landmark_network_gives_the_points_and_never_trains() {
 
     // The points (no jitter) are the run's network's, not the dataset's.
     let batch = batch(false);
-    let points = method.view_points(&backbone, &batch.views[0], 0, false).unwrap();
+    let points = method
+        .view_points(&backbone, &batch.views[0], 0, false)
+        .unwrap()
+        .unwrap();
     let expected = tch::no_grad(|| {
         other
             .landmark_predictor()
@@ -347,4 +356,87 @@ fn an_external_landmark_network_gives_the_points_and_never_trains() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `points: backbone` is DINO on any backbone: on a plain ViT (no point
+/// tokens) the loss is DINO's on its class token of each whole view, the
+/// teacher starting as the student; LAFS's landmark augmentations are
+/// refused by name there.
+#[test]
+fn points_backbone_is_dino_on_a_plain_vits_class_token() {
+    tch::manual_seed(3);
+    let mut registry = Registry::new();
+    visage_core::builtin::register(&mut registry).unwrap();
+    let vit = r#"{"width": 16, "depth": 1, "heads": 2, "image_size": 32, "patch": 8}"#;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let backbone = registry
+        .build_backbone(
+            "vit",
+            vit,
+            &BackboneContext {
+                vs: vs.root() / "backbone",
+                in_channels: 3,
+            },
+        )
+        .unwrap();
+    assert!(backbone.point_tokens().is_none());
+    let spec = BackboneSpec {
+        name: "vit".into(),
+        params: serde_json::from_str(vit).unwrap(),
+    };
+    let teachers = Teachers::new(&registry, &vs, spec, "backbone", 3);
+    let ctx = MethodContext {
+        vs: vs.root() / "method",
+        backbone_outputs: backbone.outputs(),
+        views: vec![2, 2],
+        teachers: &teachers,
+        log: Scalars::default(),
+    };
+    let refused = Lafs::new(
+        LafsParams {
+            points: PointSource::Backbone,
+            jitter: 1.0,
+            ..params()
+        },
+        &ctx,
+    );
+    let err = refused.err().expect("jitter with points: backbone").to_string();
+    assert!(
+        err.contains("lafs.points: `backbone`") && err.contains("jitter: 0"),
+        "{err}"
+    );
+    let p = LafsParams {
+        points: PointSource::Backbone,
+        ..params()
+    };
+    let mut method = Lafs::new(p, &ctx).unwrap();
+    // Whole views of one size, so that the ViT reads the local ones too.
+    let batch = Batch {
+        images: Tensor::rand([N, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        labels: BTreeMap::new(),
+        views: (0..4).map(|_| view(32, false)).collect(),
+    };
+    method.begin_step(0, 10).unwrap();
+    let step = StepContext {
+        backbone: backbone.as_ref(),
+        step: 0,
+        total: 10,
+        phase: 0,
+    };
+    let got = method
+        .training_step(&step, &batch)
+        .unwrap()
+        .total()
+        .unwrap()
+        .double_value(&[]);
+
+    let copy_vs = nn::VarStore::new(Device::Cpu);
+    let head = DinoHead::new(&(copy_vs.root() / "head"), 16, &head_params()).unwrap();
+    let state = variables_under(&vs, "method.head").into_iter().collect();
+    load_state_dict(&copy_vs, "head", state, Some("")).unwrap();
+    let cls = |v: &Batch| tch::no_grad(|| backbone.forward(&v.images, false).unwrap()["cls"].shallow_clone());
+    let student: Vec<Tensor> = batch.views.iter().map(|v| head.forward(&cls(v), false)).collect();
+    let mut dino = DinoLoss::new(10, 0.1, 0.9, Device::Cpu).unwrap();
+    let expected = dino.loss(&student, &student[..2], 0.05).unwrap().double_value(&[]);
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
 }

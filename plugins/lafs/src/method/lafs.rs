@@ -5,13 +5,14 @@
 //! context's teachers at the `momentum` schedule, sees the global views;
 //! [`DinoLoss`] compares them with centring and temperatures.
 //!
-//! Tokens are sampled through the backbone's [`PointTokens`] capability at
+//! Tokens are sampled through the backbone's
+//! [`PointTokens`](visage_core::backbone::PointTokens) capability at
 //! each view's points ([`PointSource`]), jittered, and subsampled for local
 //! views; teacher and student read the same points of a view, as in LAFS,
 //! where the same patch embeddings go to both.
 
 use tch::Tensor;
-use visage_core::backbone::{feature, Backbone, PointTokens};
+use visage_core::backbone::{feature, Backbone};
 use visage_core::labels::LANDMARKS;
 use visage_core::method::{Losses, Method, MethodContext, StepContext, ViewGroup};
 use visage_core::scalars::Scalars;
@@ -56,7 +57,9 @@ impl Lafs {
             params.momentum.clone(),
         )?;
         let teacher = ctx.teachers.momentum_backbone("teacher", params.momentum.clone())?;
-        teacher.backbone().tokens_at_points()?;
+        if params.points != PointSource::Backbone {
+            teacher.backbone().tokens_at_points()?;
+        }
         let landmarks = match &params.points {
             PointSource::External(source) => Some(external_landmarks(ctx, source)?),
             _ => None,
@@ -82,9 +85,10 @@ impl Lafs {
     }
 
     /// The points `[N, K, 2]` of view `v` of `batch`, jittered, and
-    /// subsampled when `local`.
-    pub fn view_points(&self, backbone: &dyn Backbone, view: &Batch, v: usize, local: bool) -> Result<Tensor> {
+    /// subsampled when `local`; `None` for `points: backbone`.
+    pub fn view_points(&self, backbone: &dyn Backbone, view: &Batch, v: usize, local: bool) -> Result<Option<Tensor>> {
         let points = match &self.params.points {
+            PointSource::Backbone => return Ok(None),
             PointSource::GroundTruth => view.labels.get(LANDMARKS).map(|p| p.shallow_clone()).ok_or_else(|| {
                 let labels: Vec<&str> = view.labels.keys().map(String::as_str).collect();
                 Error::msg(format!(
@@ -112,9 +116,9 @@ impl Lafs {
         };
         let points = jitter(&points.to_kind(tch::Kind::Float), self.params.jitter);
         if local && self.params.local_subset {
-            subset(&points, self.params.local_tokens, self.params.subset_with_replacement)
+            subset(&points, self.params.local_tokens, self.params.subset_with_replacement).map(Some)
         } else {
-            Ok(points)
+            Ok(Some(points))
         }
     }
 
@@ -126,7 +130,7 @@ impl Lafs {
         views: &[Batch],
         first: usize,
         local: bool,
-    ) -> Result<Vec<(Tensor, Tensor)>> {
+    ) -> Result<Vec<(Tensor, Option<Tensor>)>> {
         let mut each = vec![];
         for (i, view) in views.iter().enumerate() {
             each.push((
@@ -134,22 +138,28 @@ impl Lafs {
                 self.view_points(backbone, view, first + i, local)?,
             ));
         }
+        let size = |points: &Option<Tensor>| points.as_ref().map(Tensor::size);
         let same = each
             .windows(2)
-            .all(|w| w[0].0.size() == w[1].0.size() && w[0].1.size() == w[1].1.size());
+            .all(|w| w[0].0.size() == w[1].0.size() && size(&w[0].1) == size(&w[1].1));
         if !same || each.len() < 2 {
             return Ok(each);
         }
         let images: Vec<Tensor> = each.iter().map(|e| e.0.shallow_clone()).collect();
-        let points: Vec<Tensor> = each.iter().map(|e| e.1.shallow_clone()).collect();
-        Ok(vec![(Tensor::cat(&images, 0), Tensor::cat(&points, 0))])
+        let points: Option<Vec<Tensor>> = each.iter().map(|e| e.1.as_ref().map(Tensor::shallow_clone)).collect();
+        Ok(vec![(Tensor::cat(&images, 0), points.map(|p| Tensor::cat(&p, 0)))])
     }
 
-    /// The backbone's `feature` at the stacked views, concatenated.
-    fn features(&self, tokens: &dyn PointTokens, stacks: &[(Tensor, Tensor)], train: bool) -> Result<Tensor> {
+    /// The backbone's `feature` of the stacked views, concatenated: its
+    /// tokens at the views' points, or its own forward without points.
+    fn features(&self, backbone: &dyn Backbone, stacks: &[(Tensor, Option<Tensor>)], train: bool) -> Result<Tensor> {
         let mut out = vec![];
         for (images, points) in stacks {
-            out.push(feature(&tokens.forward_at(images, points, train)?, &self.params.feature)?.shallow_clone());
+            let features = match points {
+                Some(points) => backbone.tokens_at_points()?.forward_at(images, points, train)?,
+                None => backbone.forward(images, train)?,
+            };
+            out.push(feature(&features, &self.params.feature)?.shallow_clone());
         }
         Ok(Tensor::cat(&out, 0))
     }
@@ -209,15 +219,14 @@ impl Method for Lafs {
         let n = batch.views[0].images.size()[0];
         let (globals, locals) = batch.views.split_at(GLOBAL_VIEWS);
         let global = self.stacks(ctx.backbone, globals, 0, false)?;
-        let student_tokens = ctx.backbone.tokens_at_points()?;
-        let mut student = vec![self.features(student_tokens, &global, true)?];
+        let mut student = vec![self.features(ctx.backbone, &global, true)?];
         if !locals.is_empty() {
             let local = self.stacks(ctx.backbone, locals, GLOBAL_VIEWS, true)?;
-            student.push(self.features(student_tokens, &local, true)?);
+            student.push(self.features(ctx.backbone, &local, true)?);
         }
         let student = self.head.forward(&Tensor::cat(&student, 0), self.freeze_last_layer);
         let teacher = tch::no_grad(|| -> Result<Tensor> {
-            let z = self.features(self.teacher.backbone().tokens_at_points()?, &global, false)?;
+            let z = self.features(self.teacher.backbone(), &global, false)?;
             Ok(self.teacher_head.forward(&z, false))
         })?;
         let student = student.split(n, 0);

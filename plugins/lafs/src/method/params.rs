@@ -131,6 +131,13 @@ impl LafsParams {
         if self.grid_patch < 1 {
             return bad("grid_patch", self.grid_patch.to_string(), "at least 1");
         }
+        if self.points == PointSource::Backbone && (self.jitter != 0.0 || self.local_subset) {
+            return Err(Error::msg(format!(
+                "lafs.points: `backbone` runs the backbone's own forward, where the landmark augmentations \
+                 cannot apply: set `jitter: 0` and `local_subset: false` (got jitter {}, local_subset {})",
+                self.jitter, self.local_subset
+            )));
+        }
         Ok(())
     }
 }

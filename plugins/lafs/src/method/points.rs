@@ -22,6 +22,11 @@ pub enum PointSource {
     Network,
     /// Ablation: a regular grid of patch centres instead of landmarks.
     Grid,
+    /// No points: the backbone's own forward places its tokens (a plain
+    /// `vit` its patches, so this is DINO on a plain ViT). LAFS's two
+    /// landmark augmentations do not apply: `jitter` must be 0 and
+    /// `local_subset` false.
+    Backbone,
     /// An external landmark network, frozen: a backbone with a landmark
     /// predictor (`fvit`, `mobilenet_v3` with `landmarks`) loaded from a
     /// Visage run (`{external: {from_run: DIR}}`) or from weights
