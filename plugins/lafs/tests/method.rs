@@ -112,6 +112,20 @@ fn params() -> LafsParams {
     }
 }
 
+/// DINO's loss by hand at step 0 from the class token of each view: a copy
+/// of the method's head on every view, the teacher equal to the student on
+/// the two global views; returns the loss and the head's outputs.
+fn dino_by_hand(vs: &nn::VarStore, cls: Vec<Tensor>) -> (f64, Vec<Tensor>) {
+    let copy_vs = nn::VarStore::new(Device::Cpu);
+    let head = DinoHead::new(&(copy_vs.root() / "head"), 16, &head_params()).unwrap();
+    let state = variables_under(vs, "method.head").into_iter().collect();
+    load_state_dict(&copy_vs, "head", state, Some("")).unwrap();
+    let student: Vec<Tensor> = cls.iter().map(|c| head.forward(c, false)).collect();
+    let mut dino = DinoLoss::new(10, 0.1, 0.9, Device::Cpu).unwrap();
+    let loss = dino.loss(&student, &student[..2], 0.05).unwrap().double_value(&[]);
+    (loss, student)
+}
+
 #[test]
 fn the_loss_is_dinos_on_the_class_tokens_at_the_views_landmarks() {
     tch::manual_seed(1);
@@ -138,16 +152,10 @@ fn the_loss_is_dinos_on_the_class_tokens_at_the_views_landmarks() {
 
     // By hand: a copy of the head, the fViT at the ground-truth landmarks of
     // each view, the teacher equal to the student at the start.
-    let copy_vs = nn::VarStore::new(Device::Cpu);
-    let head = DinoHead::new(&(copy_vs.root() / "head"), 16, &head_params()).unwrap();
-    let state = variables_under(&vs, "method.head").into_iter().collect();
-    load_state_dict(&copy_vs, "head", state, Some("")).unwrap();
     let cls = |v: &Batch| {
         tch::no_grad(|| backbone.forward_at(&v.images, &v.labels[LANDMARKS], false).unwrap()["cls"].shallow_clone())
     };
-    let student: Vec<Tensor> = batch.views.iter().map(|v| head.forward(&cls(v), false)).collect();
-    let mut dino = DinoLoss::new(10, 0.1, 0.9, Device::Cpu).unwrap();
-    let expected = dino.loss(&student, &student[..2], 0.05).unwrap().double_value(&[]);
+    let (expected, student) = dino_by_hand(&vs, batch.views.iter().map(cls).collect());
     let got = loss.double_value(&[]);
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
 
@@ -430,13 +438,7 @@ fn points_backbone_is_dino_on_a_plain_vits_class_token() {
         .unwrap()
         .double_value(&[]);
 
-    let copy_vs = nn::VarStore::new(Device::Cpu);
-    let head = DinoHead::new(&(copy_vs.root() / "head"), 16, &head_params()).unwrap();
-    let state = variables_under(&vs, "method.head").into_iter().collect();
-    load_state_dict(&copy_vs, "head", state, Some("")).unwrap();
     let cls = |v: &Batch| tch::no_grad(|| backbone.forward(&v.images, false).unwrap()["cls"].shallow_clone());
-    let student: Vec<Tensor> = batch.views.iter().map(|v| head.forward(&cls(v), false)).collect();
-    let mut dino = DinoLoss::new(10, 0.1, 0.9, Device::Cpu).unwrap();
-    let expected = dino.loss(&student, &student[..2], 0.05).unwrap().double_value(&[]);
+    let (expected, _) = dino_by_hand(&vs, batch.views.iter().map(cls).collect());
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
 }
