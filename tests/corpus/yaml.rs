@@ -233,6 +233,31 @@ fn a_batch_larger_than_the_dataset_is_refused_before_the_run_directory() {
 }
 
 #[test]
+fn per_identity_batches_of_a_dataset_without_identities_are_refused_before_the_run_directory() {
+    let scratch = Scratch::new();
+    let base = base();
+    run_refused(
+        &scratch,
+        base.to_str().unwrap(),
+        &["pretrain.per_identity=4"],
+        &[],
+        &[
+            "--set pretrain.per_identity=4",
+            "`pretrain.per_identity`",
+            "dataset `example_shapes` does not give one for sample 0",
+        ],
+    );
+    let file = experiment(&scratch, "zero_per_identity", "pretrain:\n  per_identity: 0\n");
+    run_refused(
+        &scratch,
+        file.to_str().unwrap(),
+        &[],
+        &[],
+        &["zero_per_identity.yaml:4:3", "`pretrain.per_identity`", "nonzero"],
+    );
+}
+
+#[test]
 fn a_duplicate_key_is_reported_where_it_is_repeated() {
     let scratch = Scratch::new();
     let file = experiment(

@@ -90,6 +90,7 @@ fn main() -> Result<()> {
                 shuffle: true,
                 drop_last: true,
             },
+            per_identity: None,
             device: Device::Cpu,
         };
         for b in Loader::with_views(dataset.clone(), augmentations.clone(), views.clone(), config)? {

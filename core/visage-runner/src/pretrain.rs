@@ -123,6 +123,7 @@ pub fn pretrain(
             prefetch: config.prefetch,
             seed,
             sampling: Sampling::Stream { consumed },
+            per_identity: config.per_identity.map(|k| k.get()),
             device,
         },
     )?;

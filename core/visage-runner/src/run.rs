@@ -30,7 +30,8 @@ pub struct Prepared {
 }
 
 /// Builds the pre-training dataset and checks `pretrain.batch_size`
-/// against its size: before the run directory exists, so that a batch
+/// against its size, and `pretrain.per_identity` against its identities:
+/// before the run directory exists, so that a batch
 /// larger than the data is refused with the key, not an allocation failure.
 pub fn prepare(resolved: &Resolved, host: &Host) -> anyhow::Result<Prepared> {
     for index in 0..resolved.experiment.evaluations.len() {
@@ -63,6 +64,16 @@ pub fn prepare(resolved: &Resolved, host: &Host) -> anyhow::Result<Prepared> {
             pretrain.batch_size, pretrain.dataset.name
         );
         return Err(resolved.invalid(&["pretrain", "batch_size"], message).into());
+    }
+    if let Some(k) = pretrain.per_identity {
+        if let Some(index) = (0..len).find(|&i| dataset.identity(i).is_none()) {
+            let message = format!(
+                "{k} pictures per identity needs each sample's identity, and dataset `{}` does not give \
+                 one for sample {index} (`synthface` does; remove the key for a uniform shuffle)",
+                pretrain.dataset.name
+            );
+            return Err(resolved.invalid(&["pretrain", "per_identity"], message).into());
+        }
     }
     Ok(Prepared {
         pretrain_dataset: Some(dataset),

@@ -156,6 +156,7 @@ fn loader(registry: &Registry, dir: &str, negatives: usize, batch: usize, worker
             prefetch: 4,
             seed: 0,
             sampling: Sampling::Stream { consumed: 0 },
+            per_identity: None,
             device: Device::Cpu,
         },
     )

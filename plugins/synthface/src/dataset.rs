@@ -8,7 +8,7 @@ use visage_core::tch::Tensor;
 use visage_core::{Result, Sample};
 
 use crate::params::SynthFaceParams;
-use crate::render::{render, split_len, Face};
+use crate::render::{identity_of, render, split_len, Face};
 
 /// The dataset for one split.
 pub struct SynthFace {
@@ -66,6 +66,10 @@ impl Dataset for SynthFace {
     fn get(&self, index: usize) -> Result<Sample> {
         let face = render(&self.params, self.seed, self.split, index)?;
         Ok(to_sample(&face))
+    }
+
+    fn identity(&self, index: usize) -> Option<usize> {
+        (index < self.len()).then(|| identity_of(&self.params, self.split, index))
     }
 
     fn info(&self) -> DatasetInfo {

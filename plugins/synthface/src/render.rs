@@ -108,6 +108,11 @@ pub fn split_len(params: &SynthFaceParams, split: Split) -> usize {
     params.split_identities(split).len() * params.samples_per_identity
 }
 
+/// The identity of sample `index` of `split` (see [`render`]).
+pub fn identity_of(params: &SynthFaceParams, split: Split, index: usize) -> usize {
+    params.split_identities(split).start + index / params.samples_per_identity
+}
+
 /// Sample `index` of `split`: identity `first + index / samples_per_identity`
 /// of the split's identities, its `index % samples_per_identity`-th sample.
 /// A pure function of its arguments.
@@ -119,7 +124,7 @@ pub fn render(params: &SynthFaceParams, seed: u64, split: Split, index: usize) -
             "synthface: index {index} is out of range for the {split:?} split of {len} samples"
         )));
     }
-    let identity = params.split_identities(split).start + index / params.samples_per_identity;
+    let identity = identity_of(params, split, index);
     let sample = index % params.samples_per_identity;
     let scene = sample_scene(params, seed, identity, sample);
     Ok(draw_scene(&scene, params.resolution, seed, sample))

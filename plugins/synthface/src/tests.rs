@@ -211,6 +211,19 @@ fn train_and_test_identities_are_disjoint_and_complete() {
 }
 
 #[test]
+fn the_dataset_knows_each_samples_identity_without_rendering_it() {
+    let p = params(32);
+    for split in [Split::Train, Split::Test] {
+        let d = SynthFace::new(p.clone(), &DatasetContext { split, seed: 1 }).unwrap();
+        for index in 0..d.len() {
+            let rendered = render(&p, 1, split, index).unwrap().identity;
+            assert_eq!(d.identity(index), Some(rendered), "{split:?} sample {index}");
+        }
+        assert_eq!(d.identity(d.len()), None, "past the end");
+    }
+}
+
+#[test]
 fn pose_moves_the_face_as_labels_rs_says() {
     let side = 112;
     let at = |yaw, pitch, roll| draw(&scene(0, [0.0; COUNT], pose(yaw, pitch, roll)), side);

@@ -34,6 +34,13 @@ pub trait Dataset: Send + Sync {
     fn source(&self, _index: usize) -> Option<std::path::PathBuf> {
         None
     }
+    /// The identity (person, or video for frames) of sample `index`, when
+    /// the dataset knows it without reading the sample; identity-grouped
+    /// batches ([`crate::data::LoaderConfig::per_identity`]) need it. The
+    /// default knows none.
+    fn identity(&self, _index: usize) -> Option<usize> {
+        None
+    }
     /// What the dataset holds, so that a task can refuse it at build time
     /// (alignment on a dataset without landmarks) and name its classes.
     /// The default says nothing: no label is promised.
@@ -151,6 +158,9 @@ impl<D: Dataset> Dataset for Guarded<D> {
     }
     fn source(&self, index: usize) -> Option<std::path::PathBuf> {
         self.run(|d| Ok(d.source(index))).ok().flatten()
+    }
+    fn identity(&self, index: usize) -> Option<usize> {
+        self.run(|d| Ok(d.identity(index))).ok().flatten()
     }
     fn info(&self) -> DatasetInfo {
         self.run(|d| Ok(d.info())).unwrap_or_else(|e| {

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use tch::{Device, Tensor};
 
-use super::order::{PermutationCache, Plan, Sampling};
+use super::order::{IdentityRuns, PermutationCache, Plan, Sampling};
 use crate::augmentation::Augmentation;
 use crate::dataset::Dataset;
 use crate::guard;
@@ -30,6 +30,12 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// The order of samples.
     pub sampling: Sampling,
+    /// Shuffle in runs of this many pictures of one identity (P x K
+    /// sampling), so that a batch holds `batch_size / per_identity` people
+    /// and its negatives share the anchor's identity; `None`: a uniform
+    /// shuffle. Needs a dataset whose [`Dataset::identity`] knows every
+    /// sample. Applies to the shuffled orders only.
+    pub per_identity: Option<usize>,
     /// Where the batches will be used: on CUDA, workers pin the batch
     /// tensors (page-locked memory) so that the copy to the GPU is fast.
     pub device: Device,
@@ -50,6 +56,7 @@ impl LoaderConfig {
                 shuffle: false,
                 drop_last: false,
             },
+            per_identity: None,
             device,
         }
     }
@@ -136,6 +143,7 @@ const SHARED: u64 = 0x7368_6172;
 ///     prefetch: 4,
 ///     seed: 0,
 ///     sampling: Sampling::Epoch { epoch: 0, shuffle: false, drop_last: true },
+///     per_identity: None,
 ///     device: Device::Cpu,
 /// };
 /// let loader = Loader::new(Arc::new(Ramp), Arc::new([]), config)?;
@@ -153,6 +161,24 @@ pub struct Loader {
     next: usize,
     skipped: BTreeMap<u64, usize>,
     total_skipped: usize,
+}
+
+/// The identity runs of `dataset` (see [`LoaderConfig::per_identity`]).
+fn identity_runs(dataset: &dyn Dataset, per_identity: usize) -> Result<IdentityRuns> {
+    if per_identity == 0 {
+        return Err(Error::msg("the loader's per_identity must be at least 1"));
+    }
+    let identities = (0..dataset.len())
+        .map(|i| {
+            dataset.identity(i).ok_or_else(|| {
+                Error::msg(format!(
+                    "sampling {per_identity} pictures per identity needs the identity of every \
+                     sample without reading it, and the dataset does not give one for sample {i}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(IdentityRuns::new(&identities, per_identity))
 }
 
 /// Stream of the augmentation seeds of replacement samples.
@@ -239,12 +265,17 @@ impl Loader {
                 )));
             }
         }
+        let identity_runs = match config.per_identity {
+            Some(k) => Some(identity_runs(dataset.as_ref(), k)?),
+            None => None,
+        };
         let producer = Arc::new(Producer {
             plan: Plan {
                 seed: config.seed,
                 len,
                 batch_size: config.batch_size,
                 sampling: config.sampling,
+                identity_runs,
             },
             dataset,
             augmentations,

@@ -33,6 +33,7 @@
 //!     prefetch: 2,
 //!     seed: 0,
 //!     sampling: Sampling::Epoch { epoch: 0, shuffle: true, drop_last: false },
+//!     per_identity: None,
 //!     device: Device::Cpu,
 //! };
 //! for batch in Loader::new(Arc::new(folder), Arc::new([]), config)? {

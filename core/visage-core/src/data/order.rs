@@ -81,6 +81,56 @@ pub enum Sampling {
     },
 }
 
+/// Identity-grouped shuffling (P x K sampling, as in person
+/// re-identification): each epoch's order is made of runs of
+/// `per_identity` samples of one identity, so that a batch of `B` holds
+/// about `B / per_identity` people, several pictures of each.
+///
+/// The permutation of epoch `e` draws from `Rng::new(&[seed, e, GROUPED])`:
+/// the members of each identity (in identity order) are shuffled and cut
+/// into runs of `per_identity` (an identity's last run may be shorter);
+/// the runs are then shuffled and laid end to end. Every sample still
+/// appears once per epoch, so [`Sampling`] reads it like the uniform
+/// permutation.
+#[derive(Debug, Clone)]
+pub(crate) struct IdentityRuns {
+    /// The sample indices of each identity, ascending.
+    pub members: Arc<Vec<Vec<usize>>>,
+    /// Samples of one identity in a row.
+    pub per_identity: usize,
+}
+
+/// Stream of the grouped permutations' seeds.
+const GROUPED: u64 = 0x6772_6f75;
+
+impl IdentityRuns {
+    /// Groups `identities` (the identity of each sample, in index order).
+    pub fn new(identities: &[usize], per_identity: usize) -> Self {
+        let mut by_identity = std::collections::BTreeMap::<usize, Vec<usize>>::new();
+        for (index, &identity) in identities.iter().enumerate() {
+            by_identity.entry(identity).or_default().push(index);
+        }
+        IdentityRuns {
+            members: Arc::new(by_identity.into_values().collect()),
+            per_identity,
+        }
+    }
+
+    /// The order of epoch `epoch` (see the type's docs).
+    pub fn permutation(&self, seed: u64, epoch: u64) -> Vec<usize> {
+        let mut rng = Rng::new(&[seed, epoch, GROUPED]);
+        let mut runs: Vec<Vec<usize>> = Vec::new();
+        for members in self.members.iter() {
+            let shuffled: Vec<usize> = rng.permutation(members.len()).into_iter().map(|i| members[i]).collect();
+            runs.extend(shuffled.chunks(self.per_identity).map(<[usize]>::to_vec));
+        }
+        rng.permutation(runs.len())
+            .into_iter()
+            .flat_map(|r| runs[r].clone())
+            .collect()
+    }
+}
+
 /// The `(epoch, index)` pairs of each batch.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -88,6 +138,8 @@ pub(crate) struct Plan {
     pub len: usize,
     pub batch_size: usize,
     pub sampling: Sampling,
+    /// Shuffle by identity runs instead of uniformly.
+    pub identity_runs: Option<IdentityRuns>,
 }
 
 impl Plan {
@@ -111,13 +163,13 @@ impl Plan {
                 .map(|j| {
                     let p = consumed + start + j;
                     let epoch = (p / self.len) as u64;
-                    (epoch, cache.get(self.seed, epoch, self.len)[p % self.len])
+                    (epoch, cache.get(self, epoch)[p % self.len])
                 })
                 .collect(),
             Sampling::Epoch { epoch, shuffle, .. } => {
                 let end = (start + self.batch_size).min(self.len);
                 if shuffle {
-                    let perm = cache.get(self.seed, epoch, self.len);
+                    let perm = cache.get(self, epoch);
                     (start..end).map(|p| (epoch, perm[p])).collect()
                 } else {
                     (start..end).map(|p| (epoch, p)).collect()
@@ -132,11 +184,14 @@ impl Plan {
 pub(crate) struct PermutationCache(Vec<(u64, Arc<Vec<usize>>)>);
 
 impl PermutationCache {
-    fn get(&mut self, seed: u64, epoch: u64, len: usize) -> Arc<Vec<usize>> {
+    fn get(&mut self, plan: &Plan, epoch: u64) -> Arc<Vec<usize>> {
         if let Some((_, p)) = self.0.iter().find(|(e, _)| *e == epoch) {
             return p.clone();
         }
-        let p = Arc::new(permutation(seed, epoch, len));
+        let p = Arc::new(match &plan.identity_runs {
+            Some(runs) => runs.permutation(plan.seed, epoch),
+            None => permutation(plan.seed, epoch, plan.len),
+        });
         if self.0.len() == 2 {
             self.0.remove(0);
         }
@@ -158,6 +213,7 @@ mod tests {
                 len,
                 batch_size: bs,
                 sampling: Sampling::Stream { consumed },
+                identity_runs: None,
             };
             let mut order = DataOrder::at(seed, len, consumed);
             let mut cache = PermutationCache::default();
@@ -181,6 +237,7 @@ mod tests {
                     shuffle,
                     drop_last,
                 },
+                identity_runs: None,
             };
             assert_eq!(plan.batches(), Some(batches));
             let mut all: Vec<usize> = (0..batches)
@@ -199,5 +256,52 @@ mod tests {
             all.dedup();
             assert_eq!(all.len(), seen);
         }
+    }
+
+    #[test]
+    fn identity_runs_cover_every_sample_in_runs_of_one_person() {
+        // 7 people, interleaved in index order; person 6 has 3 more pictures.
+        let identities: Vec<usize> = (0..63).map(|i| i % 7).chain([6, 6, 6]).collect();
+        let runs = IdentityRuns::new(&identities, 4);
+        for epoch in 0..3 {
+            let order = runs.permutation(5, epoch);
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..identities.len()).collect::<Vec<_>>(), "a permutation");
+            // People 0-5 have runs of 4, 4, 1 and person 6 of 4, 4, 4: 21 runs,
+            // so at most 20 changes of person along the order (fewer when two
+            // runs of one person meet).
+            let changes = order
+                .windows(2)
+                .filter(|w| identities[w[0]] != identities[w[1]])
+                .count();
+            assert!((10..=20).contains(&changes), "{changes} changes of person");
+        }
+        assert_ne!(runs.permutation(5, 0), runs.permutation(5, 1), "a new order each epoch");
+        assert_ne!(runs.permutation(5, 0), runs.permutation(6, 0), "the seed moves it");
+    }
+
+    #[test]
+    fn identity_runs_fill_a_batch_with_batch_size_over_per_identity_people() {
+        // 6 people x 8 pictures, runs of 4, batches of 8: two runs a batch.
+        let identities: Vec<usize> = (0..48).map(|i| i % 6).collect();
+        let plan = Plan {
+            seed: 1,
+            len: 48,
+            batch_size: 8,
+            sampling: Sampling::Stream { consumed: 0 },
+            identity_runs: Some(IdentityRuns::new(&identities, 4)),
+        };
+        let mut cache = PermutationCache::default();
+        let mut pairs = 0;
+        for b in 0..12 {
+            let batch = plan.batch(b, &mut cache).unwrap();
+            let mut people: Vec<usize> = batch.iter().map(|&(_, i)| identities[i]).collect();
+            assert!(people[..4].iter().all(|&p| p == people[0]), "batch {b}: {people:?}");
+            assert!(people[4..].iter().all(|&p| p == people[4]), "batch {b}: {people:?}");
+            people.dedup();
+            pairs += (people.len() == 2) as usize;
+        }
+        assert!(pairs >= 6, "most batches hold two people: {pairs} of 12");
     }
 }

@@ -61,6 +61,7 @@ fn config(workers: usize, prefetch: usize, sampling: Sampling) -> LoaderConfig {
         prefetch,
         seed: 11,
         sampling,
+        per_identity: None,
         device: Device::Cpu,
     }
 }
@@ -549,4 +550,46 @@ fn views_carry_moved_labels_and_shared_steps_share_one_draw() {
         .unwrap()
         .to_string();
     assert!(err.contains("view group 0 shares step 1"), "{err}");
+}
+
+/// `Noise` whose sample `i` belongs to person `i % people`.
+struct People {
+    noise: Arc<Noise>,
+    people: usize,
+}
+
+impl Dataset for People {
+    fn len(&self) -> usize {
+        self.noise.len()
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        self.noise.get(index)
+    }
+    fn identity(&self, index: usize) -> Option<usize> {
+        Some(index % self.people)
+    }
+}
+
+#[test]
+fn per_identity_batches_hold_runs_of_one_person_and_need_identities() {
+    let people = Arc::new(People {
+        noise: Noise::new(40),
+        people: 4,
+    });
+    let mut grouped = config(1, 2, Sampling::Stream { consumed: 0 });
+    grouped.per_identity = Some(5);
+    let loader = Loader::new(people, Arc::new([]), grouped.clone()).unwrap();
+    for batch in loader.take(16) {
+        let classes = Vec::<i64>::try_from(&batch.unwrap().labels["class"]).unwrap();
+        let persons: Vec<i64> = classes.iter().map(|c| c % 4).collect();
+        assert!(
+            persons.iter().all(|&p| p == persons[0]),
+            "batch of 5, one run: {classes:?}"
+        );
+    }
+    let err = Loader::new(Noise::new(40), Arc::new([]), grouped).err().unwrap();
+    assert!(
+        err.to_string().contains("needs the identity of every sample") && err.to_string().contains("sample 0"),
+        "{err}"
+    );
 }

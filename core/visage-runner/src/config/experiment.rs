@@ -155,6 +155,15 @@ pub struct Pretrain {
     /// in float32.
     #[serde(default)]
     pub precision: Precision,
+    /// Fill each batch with runs of this many pictures of one identity
+    /// (P x K sampling): a batch of `batch_size` then holds
+    /// `batch_size / per_identity` people, and a contrastive method's
+    /// in-batch negatives share the anchor's identity, as frames of one
+    /// video do in PCL's VoxCeleb batches. The dataset must know each
+    /// sample's identity without reading it (`synthface` does). Absent: a
+    /// uniform shuffle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_identity: Option<std::num::NonZeroUsize>,
     /// Threads that decode and augment batches ahead of the training step
     /// (0: on the training thread; at most 256). Results are identical for
     /// any value.
