@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 pub use adam::{Adam, AdamConfig};
-pub use clip::clip_grad_norm;
+pub use clip::{clip_grad_norm, grad_norm};
 pub use ema::Ema;
 pub use groups::{build_groups, decay_groups, single_group, BackboneLayers, GroupSpec, ParamGroup};
 pub use lars::{Lars, LarsConfig};

@@ -12,7 +12,9 @@
 //! 2. `accumulate` micro-batches are read;
 //! 3. for each phase: `zero_grad`, the losses of every micro-batch (under
 //!    autocast), backward of their sum divided by `accumulate`, unscaling
-//!    (fp16), clipping, one optimiser step;
+//!    (fp16), clipping, one optimiser step; the gradients' global norm
+//!    before clipping is logged as `grad_norm` (`grad_norm/<phase>` for a
+//!    learner of several phases);
 //! 4. the EMA copies move ([`crate::teacher`]), then `end_step`;
 //! 5. one line of `metrics.jsonl` and TensorBoard; a checkpoint every
 //!    `checkpoint_every` steps and at the end.
@@ -50,7 +52,7 @@ pub use progress::Progress;
 pub use tensorboard::EventWriter;
 
 use crate::method::Losses;
-use crate::optim::{clip_grad_norm, Ema, GradScaler};
+use crate::optim::{clip_grad_norm, grad_norm, Ema, GradScaler};
 use crate::optimizer::{Optimizer, StepInfo};
 use crate::rng::Rng;
 use crate::scalars::Scalars;
@@ -416,9 +418,11 @@ impl<'a> Trainer<'a> {
                 return Ok(None);
             }
         }
-        if let Some(max_norm) = config.clip_grad_norm {
-            clip_grad_norm(self.vs, max_norm);
-        }
+        let norm = match config.clip_grad_norm {
+            Some(max_norm) => clip_grad_norm(self.vs, max_norm),
+            None => grad_norm(self.vs),
+        };
+        self.log.record(grad_norm_name(phase, learner.phases()), norm);
         self.optimizer.step(at)?;
         Ok(Some(values))
     }
@@ -436,6 +440,15 @@ impl<'a> Trainer<'a> {
         checkpoints.save(self.vs, self.optimizer.as_ref(), &state)?;
         self.state.step = completed;
         Ok(())
+    }
+}
+
+/// The name under which phase `phase` of a learner of `phases` phases logs
+/// its gradient norm.
+fn grad_norm_name(phase: usize, phases: usize) -> String {
+    match phases {
+        0 | 1 => "grad_norm".to_string(),
+        _ => format!("grad_norm/{phase}"),
     }
 }
 

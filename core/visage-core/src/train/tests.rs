@@ -128,6 +128,9 @@ fn two_phases_per_step_resume_to_identical_weights() {
     let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics(&whole), metrics(&interrupted));
     assert!(metrics(&whole).contains("\"momentum/copy\":0.5"), "{}", metrics(&whole));
+    // Each phase logs its own gradient norm.
+    assert!(metrics(&whole).contains("\"grad_norm/0\":"), "{}", metrics(&whole));
+    assert!(metrics(&whole).contains("\"grad_norm/1\":"), "{}", metrics(&whole));
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -167,4 +170,49 @@ fn a_non_finite_loss_stops_with_the_step_and_says_no_checkpoint_exists() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn the_gradient_norm_before_clipping_is_logged_and_the_step_is_clipped() {
+    // loss = 3 w0 + 4 w1: the gradient is (3, 4) at every step, norm 5.
+    let root = std::env::temp_dir().join(format!("visage-train-norm-{}", std::process::id()));
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[2], nn::Init::Const(0.0));
+    struct Linear(Tensor);
+    impl Learner for Linear {
+        fn losses(&mut self, _: &Batch, _: u64, _: usize) -> Result<Losses> {
+            let mut losses = Losses::default();
+            losses.push("plane", (&self.0 * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float));
+            Ok(losses)
+        }
+    }
+    let sgd = Sgd::new(
+        SgdConfig {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+        },
+        single_group(&vs, 0.0),
+    );
+    let config = TrainConfig {
+        steps: 2,
+        clip_grad_norm: Some(1.0),
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, &mut vs, Box::new(sgd), Box::new(Constant))
+        .with_dir(&root, false)
+        .unwrap();
+    trainer
+        .fit(&mut Linear(w.shallow_clone()), &mut batches(0), &mut |_| Ok(vec![]))
+        .unwrap();
+    drop(trainer);
+    // Two clipped steps of length lr * 1 along -(3, 4) / 5.
+    let moved = Vec::<f32>::try_from(&w).unwrap();
+    assert!(
+        (moved[0] + 0.12).abs() < 1e-6 && (moved[1] + 0.16).abs() < 1e-6,
+        "{moved:?}"
+    );
+    let metrics = std::fs::read_to_string(root.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.matches("\"grad_norm\":5.0").count(), 2, "{metrics}");
+    std::fs::remove_dir_all(&root).unwrap();
 }
