@@ -1,6 +1,6 @@
 //! MoCo v3's contrastive loss `ctr` (the paper's Algorithm 1), which MCF's
 //! mask-contrastive term reuses: InfoNCE between queries and keys with
-//! in-batch negatives.
+//! in-batch negatives; and SimSiam's collapse monitor, [`spread`].
 
 use tch::{Kind, Tensor};
 
@@ -31,6 +31,31 @@ pub fn ctr(q: &Tensor, k: &Tensor, tau: f64) -> Result<Tensor> {
 pub fn l2_normalize(x: &Tensor, dim: i64) -> Tensor {
     let norm = x.norm_scalaropt_dim(2.0, [dim], true).clamp_min(1e-12);
     x / norm
+}
+
+/// SimSiam's collapse monitor (Chen and He, 2021, section 4.1): the
+/// standard deviation over the batch of the L2-normalised rows of `z`
+/// `[N, d]`, averaged over the `d` channels and multiplied by `sqrt(d)`.
+/// About 1 when the embeddings are spread over the sphere (a Gaussian
+/// cloud gives 1), 0 when every row points the same way (collapse).
+/// Computed without gradient; 0 for fewer than two rows.
+///
+/// ```
+/// use tch::{Kind, Tensor};
+/// use visage_core::nn::contrastive::spread;
+/// let cloud = Tensor::randn([512, 32], (Kind::Float, tch::Device::Cpu));
+/// assert!((spread(&cloud) - 1.0).abs() < 0.1);
+/// assert!(spread(&Tensor::ones([512, 32], (Kind::Float, tch::Device::Cpu))) < 1e-6);
+/// ```
+pub fn spread(z: &Tensor) -> f64 {
+    let size = z.size();
+    if size.len() != 2 || size[0] < 2 {
+        return 0.0;
+    }
+    let _no_grad = tch::no_grad_guard();
+    let unit = l2_normalize(&z.to_kind(Kind::Float), 1);
+    let std = unit.std_dim(Some([0i64].as_slice()), false, false).mean(Kind::Float);
+    std.double_value(&[]) * (size[1] as f64).sqrt()
 }
 
 #[cfg(test)]
@@ -65,5 +90,20 @@ mod tests {
         let err = ctr(&x, &x.narrow(0, 0, 1), 0.2).unwrap_err().to_string();
         assert!(err.contains("[2, 2] and [1, 2]"), "{err}");
         assert!(ctr(&x, &x, 0.0).is_err());
+    }
+
+    #[test]
+    fn spread_is_one_for_a_gaussian_cloud_and_falls_with_collapse() {
+        tch::manual_seed(0);
+        let cloud = Tensor::randn([4096, 64], (Kind::Float, tch::Device::Cpu));
+        assert!((spread(&cloud) - 1.0).abs() < 0.02, "{}", spread(&cloud));
+        // Every row near one direction: a common vector plus small noise.
+        let common = Tensor::ones([1, 64], (Kind::Float, tch::Device::Cpu));
+        let narrow = &common + &cloud * 0.01;
+        assert!(spread(&narrow) < 0.02, "{}", spread(&narrow));
+        // Two antipodal points: each coordinate is +-1/sqrt(d) half the time.
+        let poles = Tensor::cat(&[&common, &(-&common)], 0);
+        assert!((spread(&poles) - 1.0).abs() < 1e-6, "{}", spread(&poles));
+        assert_eq!(spread(&common), 0.0, "one row");
     }
 }

@@ -8,11 +8,7 @@ use visage_core::tch::{Device, Kind, Tensor};
 
 use super::mixing::Mixing;
 
-/// `x / max(|x|, 1e-12)` along `dim`, PyTorch's `F.normalize`.
-pub fn l2_normalize(x: &Tensor, dim: i64) -> Tensor {
-    let norm = x.norm_scalaropt_dim(2, [dim], true).clamp_min(1e-12);
-    x / norm
-}
+pub use visage_core::nn::contrastive::l2_normalize;
 
 /// The in-batch negatives of the `n = 2B` anchors: row `i` lists, in
 /// order, every `j` but `i` and its other view `i +- B`; `[n, n - 2]`.

@@ -14,8 +14,11 @@
 //!
 //! Steps 2 and 3 are weighted by Dynamic Weight Averaging.
 
+use std::cell::Cell;
+
 use visage_core::backbone::{feature, Backbone, Features};
 use visage_core::method::{Losses, Method, MethodContext, StepContext, ViewGroup};
+use visage_core::nn::contrastive::spread;
 use visage_core::scalars::Scalars;
 use visage_core::tch::{Reduction, Tensor};
 use visage_core::{Batch, Error, Result};
@@ -51,7 +54,13 @@ pub struct Pcl {
     phases: Vec<Phase>,
     dwa: Option<Dwa>,
     log: Scalars,
+    /// Whether the face-aware collapse was reported (once per run).
+    collapse_reported: Cell<bool>,
 }
+
+/// Below this `face/spread` the face-aware projections have collapsed:
+/// every image embeds alike and the face loss sits at `ln(2B - 1)`.
+const COLLAPSED_SPREAD: f64 = 0.1;
 
 impl Pcl {
     /// Builds the projectors `exp_fc`, `pose_fc` and the `decoder` under
@@ -98,6 +107,7 @@ impl Pcl {
             phases,
             dwa,
             log: ctx.log.clone(),
+            collapse_reported: Cell::new(false),
             params,
         })
     }
@@ -172,13 +182,24 @@ impl Pcl {
     }
 
     /// Step 2 (unweighted) on the two distance crops `[N, 3, H, W]` each.
+    /// Logs the projections' `face/spread` (collapse: 0).
     pub fn face_loss(&self, backbone: &dyn Backbone, crops: [&Tensor; 2], mixing: &Mixing) -> Result<Tensor> {
         let (face, _, _) = self.codes(backbone, &Tensor::cat(&crops, 0))?;
-        Ok(face_loss(&self.exp_fc.forward(&face), mixing, self.params.temperature))
+        let projected = self.exp_fc.forward(&face);
+        let face_spread = spread(&projected);
+        self.log.record("face/spread", face_spread);
+        if face_spread < COLLAPSED_SPREAD && !self.collapse_reported.replace(true) {
+            tracing::warn!(
+                spread = face_spread,
+                "pcl: the face-aware projections have collapsed (every image embeds alike; the face loss \
+                 sits at ln(2B - 1) and its gradient vanishes); see plugins/pcl/README.md"
+            );
+        }
+        Ok(face_loss(&projected, mixing, self.params.temperature))
     }
 
     /// Step 3 (unweighted) on two views of each image and its `K` flipped
-    /// views, each `[B, 3, H, W]`.
+    /// views, each `[B, 3, H, W]`. Logs the anchors' `pose/spread`.
     pub fn pose_loss(
         &self,
         backbone: &dyn Backbone,
@@ -196,6 +217,7 @@ impl Pcl {
         let (_, pose, _) = self.codes(backbone, &Tensor::cat(&all, 0))?;
         // Projected apart, as the official code does (batch statistics).
         let anchors = pose_fc.forward(&pose.narrow(0, 0, 2 * b));
+        self.log.record("pose/spread", spread(&anchors));
         let negs = pose_fc.forward(&pose.narrow(0, 2 * b, b * negatives.len() as i64));
         let grouped = group_negatives(&negs, b, self.params.official_negative_grouping);
         Ok(pose_loss(&anchors, &grouped, mixing, self.params.temperature))
@@ -433,6 +455,12 @@ mod tests {
             let names: Vec<&str> = losses.0.iter().map(|(n, _)| n.as_str()).collect();
             assert_eq!(names, vec!["reconstruction", "orthogonal", "face", "pose"]);
             assert!(losses.total().unwrap().double_value(&[]).is_finite());
+            // The collapse monitors of both projections, logged with DWA's weights.
+            let logged = pcl.log.take();
+            for name in ["face/spread", "pose/spread"] {
+                let v = logged.get(name).copied().unwrap_or(f64::NAN);
+                assert!(v > 0.0 && v < 2.0, "{name}: {v} in {logged:?}");
+            }
         }
         // Period 2 weighs with periods 0 and 1: weights sum to 2.
         let w: f64 = (0..2).map(|k| pcl.weight(k)).sum();
@@ -452,6 +480,21 @@ mod tests {
             &batch(4, 2),
         );
         assert!(err.unwrap_err().to_string().contains("the batch has 2 extra views"));
+    }
+
+    #[test]
+    fn identical_faces_read_as_a_collapse_and_are_reported_once() {
+        let (_, backbone, pcl) = build(|_| {});
+        let one = Tensor::rand([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let crops = one.expand([4, 3, 32, 32], false).contiguous();
+        let mixing = Mixing::none(8, 6, Device::Cpu);
+        let fresh = Tensor::rand([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+        pcl.face_loss(&backbone, [&fresh, &fresh.flip([3])], &mixing).unwrap();
+        assert!(!pcl.collapse_reported.get(), "{:?}", pcl.log.take());
+        pcl.face_loss(&backbone, [&crops, &crops], &mixing).unwrap();
+        let logged = pcl.log.take();
+        assert!(logged["face/spread"] < COLLAPSED_SPREAD, "{logged:?}");
+        assert!(pcl.collapse_reported.get());
     }
 
     #[test]
