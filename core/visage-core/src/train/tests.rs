@@ -94,6 +94,18 @@ fn train(dir: &Path, resume: bool, fail_after: Option<u64>) -> (Result<TrainSumm
     (summary, vs, calls)
 }
 
+/// SGD at lr 0.1 without momentum on every variable of `vs`.
+fn plain_sgd(vs: &nn::VarStore) -> Sgd {
+    Sgd::new(
+        SgdConfig {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+        },
+        single_group(vs, 0.0),
+    )
+}
+
 struct Constant;
 impl crate::scheduler::Scheduler for Constant {
     fn factor(&self, _: u64, _: u64) -> Result<f64> {
@@ -146,14 +158,7 @@ fn a_non_finite_loss_stops_with_the_step_and_says_no_checkpoint_exists() {
     }
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _w = vs.root().var("w", &[1], nn::Init::Const(0.0));
-    let sgd = Sgd::new(
-        SgdConfig {
-            lr: 0.1,
-            momentum: 0.0,
-            nesterov: false,
-        },
-        single_group(&vs, 0.0),
-    );
+    let sgd = plain_sgd(&vs);
     let config = TrainConfig {
         steps: 3,
         label: "fine_tune".into(),
@@ -186,14 +191,7 @@ fn the_gradient_norm_before_clipping_is_logged_and_the_step_is_clipped() {
             Ok(losses)
         }
     }
-    let sgd = Sgd::new(
-        SgdConfig {
-            lr: 0.1,
-            momentum: 0.0,
-            nesterov: false,
-        },
-        single_group(&vs, 0.0),
-    );
+    let sgd = plain_sgd(&vs);
     let config = TrainConfig {
         steps: 2,
         clip_grad_norm: Some(1.0),
