@@ -489,9 +489,12 @@ mod tests {
         let crops = one.expand([4, 3, 32, 32], false).contiguous();
         let mixing = Mixing::none(8, 6, Device::Cpu);
         let fresh = Tensor::rand([4, 3, 32, 32], (Kind::Float, Device::Cpu));
-        pcl.face_loss(&backbone, [&fresh, &fresh.flip([3])], &mixing).unwrap();
+        let healthy = pcl.face_loss(&backbone, [&fresh, &fresh.flip([3])], &mixing).unwrap();
+        assert!(healthy.double_value(&[]).is_finite());
         assert!(!pcl.collapse_reported.get(), "{:?}", pcl.log.take());
-        pcl.face_loss(&backbone, [&crops, &crops], &mixing).unwrap();
+        // Every logit alike: the loss of 8 anchors with 6 negatives is ln 7.
+        let collapsed = pcl.face_loss(&backbone, [&crops, &crops], &mixing).unwrap();
+        assert!((collapsed.double_value(&[]) - 7f64.ln()).abs() < 1e-4, "{collapsed}");
         let logged = pcl.log.take();
         assert!(logged["face/spread"] < COLLAPSED_SPREAD, "{logged:?}");
         assert!(pcl.collapse_reported.get());
