@@ -171,6 +171,20 @@ fn the_valid_experiments_resolve() {
     assert!(!Path::new("case.yaml").exists());
 }
 
+/// Cases the properties below once found, kept so that they always run.
+#[test]
+fn found_cases_name_the_file_or_the_set() {
+    for text in ["? <<: ", "? [a]", "backbone: {[a]: 1}", "backbone:\n  params:\n    ? {k: v}\n    : 1\n"] {
+        let outcome = load(text.as_bytes(), &[]);
+        assert!(outcome.is_ok(), "{text:?}: {outcome:?}");
+    }
+    let base = VALID[0].as_bytes();
+    for set in ["backbone.params={[a]: 1}", "backbone={? [a]: 1}"] {
+        let outcome = load(base, &[set.to_string()]);
+        assert!(outcome.is_ok(), "--set {set}: {outcome:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 

@@ -224,6 +224,25 @@ fn collect_extends(
             suggestion: None,
         }));
     }
+    if let Some((at, kind)) = composite_key(&parsed, &mut vec![]) {
+        return Err(ConfigError::Syntax {
+            at: Place::File {
+                file: path.to_path_buf(),
+                position: locations.find(&at),
+            },
+            message: format!("a key must be a plain value such as a name, not a {kind}"),
+        });
+    }
+    // Anything else the layered reader refuses is still this file's fault.
+    if let Err(e) = Yaml::string(&text).data() {
+        return Err(ConfigError::Syntax {
+            at: Place::File {
+                file: path.to_path_buf(),
+                position: locations.find(&e.path),
+            },
+            message: e.kind.to_string(),
+        });
+    }
     stack.push(identity.clone());
     for (i, base) in extends_of(path, &parsed, &locations)?.into_iter().enumerate() {
         let key = if matches!(parsed.get("extends"), Some(serde_yaml::Value::Sequence(_))) {
@@ -250,6 +269,42 @@ fn collect_extends(
         });
     }
     Ok(())
+}
+
+/// The path to the first mapping that has a sequence or a mapping as a key
+/// (YAML allows `? [a]: 1`; an experiment's keys are names), and that key's kind.
+fn composite_key(value: &serde_yaml::Value, path: &mut Vec<String>) -> Option<(Vec<String>, &'static str)> {
+    let children: Vec<(String, &serde_yaml::Value)> = match value {
+        serde_yaml::Value::Mapping(map) => {
+            for key in map.keys() {
+                match key {
+                    serde_yaml::Value::Sequence(_) => return Some((path.clone(), "list")),
+                    serde_yaml::Value::Mapping(_) => return Some((path.clone(), "mapping")),
+                    _ => {}
+                }
+            }
+            map.iter().map(|(k, v)| (key_name(k), v)).collect()
+        }
+        serde_yaml::Value::Sequence(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+        serde_yaml::Value::Tagged(tagged) => return composite_key(&tagged.value, path),
+        _ => vec![],
+    };
+    for (name, child) in children {
+        path.push(name);
+        if let Some(found) = composite_key(child, path) {
+            return Some(found);
+        }
+        path.pop();
+    }
+    None
+}
+
+/// A scalar key as the path segment the locator records.
+fn key_name(key: &serde_yaml::Value) -> String {
+    match key {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other).map(|s| s.trim_end().to_string()).unwrap_or_default(),
+    }
 }
 
 fn extends_of(path: &Path, parsed: &serde_yaml::Value, locations: &Locations) -> Result<Vec<String>, ConfigError> {
