@@ -174,7 +174,12 @@ fn the_valid_experiments_resolve() {
 /// Cases the properties below once found, kept so that they always run.
 #[test]
 fn found_cases_name_the_file_or_the_set() {
-    for text in ["? <<: ", "? [a]", "backbone: {[a]: 1}", "backbone:\n  params:\n    ? {k: v}\n    : 1\n"] {
+    for text in [
+        "? <<: ",
+        "? [a]",
+        "backbone: {[a]: 1}",
+        "backbone:\n  params:\n    ? {k: v}\n    : 1\n",
+    ] {
         let outcome = load(text.as_bytes(), &[]);
         assert!(outcome.is_ok(), "{text:?}: {outcome:?}");
     }

@@ -303,7 +303,9 @@ fn composite_key(value: &serde_yaml::Value, path: &mut Vec<String>) -> Option<(V
 fn key_name(key: &serde_yaml::Value) -> String {
     match key {
         serde_yaml::Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).map(|s| s.trim_end().to_string()).unwrap_or_default(),
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default(),
     }
 }
 
