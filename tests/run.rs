@@ -1034,3 +1034,76 @@ fn the_supervised_twin_takes_its_own_task_parameters() {
     assert!(stderr.contains("epoch"), "{stderr}");
     assert!(!out.with_extension("bad").exists());
 }
+
+/// `--seeds`: one run per seed, each equal to the plain run with that seed,
+/// and `seeds.json` with each metric's statistics and the paired lead; the
+/// same command continues a sweep, and a seed that fails is reported
+/// without stopping the others.
+#[test]
+fn a_seed_sweep_runs_each_seed_and_reports_the_paired_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("sweep");
+    let args = |out: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        let mut args = fixture_args(&[], extra);
+        args.extend(["--out".to_string(), out.display().to_string()]);
+        args
+    };
+    let run = |args: Vec<String>| runner(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = ok(run(args(&sweep, &["--seeds", "0-2"])));
+    assert!(stdout.contains("fixture over 3 seeds (0, 1, 2)"), "{stdout}");
+
+    let summary = read_json(&sweep.join("seeds.json"));
+    assert_eq!(summary["seeds"], serde_json::json!([0, 1, 2]));
+    let accuracy = &summary["evaluations"][0]["metrics"]["accuracy"];
+    let mut leads = vec![];
+    for seed in 0..3 {
+        let results = read_json(&sweep.join(format!("seed-{seed}/results.json")));
+        let alone = dir.path().join(format!("alone-{seed}"));
+        ok(run(args(&alone, &["--set", &format!("seed={seed}")])));
+        assert_eq!(results, read_json(&alone.join("results.json")), "seed {seed}");
+        let (pre, random) = (
+            results["evaluations"][0]["metrics"]["accuracy"].as_f64().unwrap(),
+            results["evaluations"][0]["random_init"]["accuracy"].as_f64().unwrap(),
+        );
+        assert_eq!(accuracy["pretrained"]["values"][seed], pre);
+        leads.push(pre - random);
+    }
+    let mean = leads.iter().sum::<f64>() / 3.0;
+    assert!(
+        (accuracy["lead"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9,
+        "{accuracy}"
+    );
+    let values: Vec<f64> = accuracy["pretrained"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        values.iter().any(|v| *v != values[0]),
+        "the seeds should differ: {values:?}"
+    );
+
+    // Continue: seed 1 as if killed before it finished.
+    std::fs::remove_file(sweep.join("seed-1/results.json")).unwrap();
+    ok(run(args(&sweep, &["--seeds", "0-2"])));
+    assert_eq!(read_json(&sweep.join("seeds.json")), summary);
+
+    // Seed 1's folder taken by something else: the others still run.
+    let taken = dir.path().join("taken");
+    std::fs::create_dir_all(taken.join("seed-1")).unwrap();
+    std::fs::write(taken.join("seed-1/notes.txt"), "mine").unwrap();
+    let out = run(args(&taken, &["--seeds", "0-2"]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let partial = read_json(&taken.join("seeds.json"));
+    assert_eq!(partial["seeds"], serde_json::json!([0, 2]));
+    assert!(
+        partial["failed"]["1"]
+            .as_str()
+            .unwrap()
+            .contains("exists and is not empty"),
+        "{partial}"
+    );
+    assert!(out.stdout.contains("seed 1 FAILED"), "{}", out.stdout);
+    assert_eq!(std::fs::read_to_string(taken.join("seed-1/notes.txt")).unwrap(), "mine");
+}

@@ -18,6 +18,7 @@ mod run;
 mod rundir;
 mod scaffold;
 mod schema;
+mod seeds;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +60,12 @@ struct RunArgs {
     /// directory, or `auto` for the newest unfinished run of this experiment.
     #[arg(long, value_name = "RUN_DIR|auto")]
     resume: Option<String>,
+    /// Run once per seed (`0-3`, `0,2,5`), each in `<out>/seed-<s>`, and
+    /// report every metric's mean, std and range and the paired lead over
+    /// random init (`<out>/seeds.json`). The same `--out` again continues
+    /// the sweep.
+    #[arg(long, value_name = "SEEDS", conflicts_with = "resume")]
+    seeds: Option<String>,
 }
 
 #[derive(Args)]
@@ -191,20 +198,47 @@ fn resolve(experiment: &Path, sets: &[String]) -> anyhow::Result<(Resolved, Host
 }
 
 fn run_experiment(experiment: &Path, args: &RunArgs, json_log: &logging::JsonLog) -> anyhow::Result<ExitCode> {
-    let (resolved, host) = resolve(experiment, &args.overrides.sets)?;
+    if let Some(spec) = &args.seeds {
+        let seeds = seeds::parse(spec).map_err(|e| anyhow::anyhow!("--seeds {spec}: {e}"))?;
+        return run_seeds(experiment, args, &seeds, json_log);
+    }
+    let target = match &args.resume {
+        Some(target) => Target::Resume(target.clone()),
+        None => Target::New(args.out.clone()),
+    };
+    run_once(experiment, &args.overrides.sets, target, json_log)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a run writes: a new directory (`--out`, or a fresh timestamp), or
+/// an existing one to continue (`--resume`).
+enum Target {
+    New(Option<PathBuf>),
+    Resume(String),
+}
+
+/// One run of the experiment; its directory and results.
+fn run_once(
+    experiment: &Path,
+    sets: &[String],
+    target: Target,
+    json_log: &logging::JsonLog,
+) -> anyhow::Result<(PathBuf, results::Results)> {
+    let (resolved, host) = resolve(experiment, sets)?;
     let device = run::device(&resolved.experiment.device)?;
     run::check_precision(&resolved, device)?;
     // Built before the run directory, so that a batch larger than the data
     // (or a dataset that cannot be built) leaves no FAILED run behind.
     let prepared = run::prepare(&resolved, &host)?;
-    let resumed = match &args.resume {
-        Some(target) => rundir::RunDir::resume(&resolved, target)?,
-        None => None,
+    let resumed = match &target {
+        Target::Resume(target) => rundir::RunDir::resume(&resolved, target)?,
+        Target::New(_) => None,
     };
     let resume = resumed.is_some();
-    let dir = match resumed {
-        Some(dir) => dir,
-        None => rundir::RunDir::create(&resolved, args.out.as_deref())?,
+    let dir = match (resumed, target) {
+        (Some(dir), _) => dir,
+        (None, Target::New(out)) => rundir::RunDir::create(&resolved, out.as_deref())?,
+        (None, Target::Resume(_)) => rundir::RunDir::create(&resolved, None)?,
     };
     json_log
         .open(&dir.path.join("log.jsonl"))
@@ -212,8 +246,70 @@ fn run_experiment(experiment: &Path, args: &RunArgs, json_log: &logging::JsonLog
     if resume {
         tracing::info!(run_dir = %dir.path.display(), "resuming");
     }
-    run::run(&resolved, &host, prepared, &dir, device, resume)?;
-    Ok(ExitCode::SUCCESS)
+    let results = run::run(&resolved, &host, prepared, &dir, device, resume)?;
+    Ok((dir.path, results))
+}
+
+/// `--seeds`: the experiment once per seed under one folder, then the
+/// statistics over the seeds ([`seeds`]).
+fn run_seeds(experiment: &Path, args: &RunArgs, list: &[u64], json_log: &logging::JsonLog) -> anyhow::Result<ExitCode> {
+    let user_sets = &args.overrides.sets;
+    if let Some(set) = user_sets.iter().find(|s| s.trim_start().starts_with("seed=")) {
+        anyhow::bail!("--set {set}: --seeds gives each run its seed; leave `seed` out");
+    }
+    let sets_for = |seed: u64| -> Vec<String> {
+        let mut sets = user_sets.clone();
+        sets.push(seeds::seed_set(seed));
+        sets
+    };
+    // A configuration error is the same for every seed: report it once.
+    let (first, _) = resolve(experiment, &sets_for(list[0]))?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => first
+            .experiment
+            .output_dir
+            .join(&first.experiment.name)
+            .join(format!("{}-seeds", rundir::timestamp())),
+    };
+    let mut done = Vec::new();
+    let mut failed = std::collections::BTreeMap::new();
+    for &seed in list {
+        let dir = seeds::run_dir(&out, seed);
+        let sets = sets_for(seed);
+        if let Some(results) = seeds::completed(&dir) {
+            let (resolved, _) = resolve(experiment, &sets)?;
+            rundir::check_same_config(&dir, &resolved)?;
+            tracing::info!(seed, run_dir = %dir.display(), "seed already completed; its results are reused");
+            done.push((seed, dir, results));
+            continue;
+        }
+        let target = if dir.join("config.yaml").is_file() {
+            Target::Resume(dir.display().to_string())
+        } else {
+            Target::New(Some(dir.clone()))
+        };
+        tracing::info!(seed, run_dir = %dir.display(), "seed {seed} ({} of {})", done.len() + failed.len() + 1, list.len());
+        match run_once(experiment, &sets, target, json_log) {
+            Ok((dir, results)) => done.push((seed, dir, results)),
+            Err(e) => {
+                let error = errors::describe(&e);
+                tracing::error!(seed, %error, "seed failed; the sweep goes on");
+                failed.insert(seed, error);
+            }
+        }
+    }
+    let summary = seeds::summarise(&first.experiment.name, &done, failed);
+    visage_core::fs::write_atomic(
+        &out.join("seeds.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    print!("{}", seeds::render(&summary, &out));
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn list_plugins(host: &Host) -> String {

@@ -26,7 +26,7 @@ use crate::host::PluginRecord;
 const CONFIG_HEADER: &str = "# Resolved by `runner`: every layer merged, every default filled in.\n";
 
 /// Resuming needs the configuration the run started with.
-fn check_same_config(run: &Path, resolved: &Resolved) -> anyhow::Result<()> {
+pub fn check_same_config(run: &Path, resolved: &Resolved) -> anyhow::Result<()> {
     let path = run.join("config.yaml");
     let before = crate::config::load::read_config(&path)?;
     let now = format!("{CONFIG_HEADER}{}", resolved.to_yaml());
