@@ -70,6 +70,10 @@ fn moco_v3_pretrains_a_vit_on_synthface() {
     assert_eq!(momentum(&rows[0], "momentum_encoder"), 0.99);
     let halfway = 1.0 - 0.01 * 0.5 * (1.0 + (std::f64::consts::PI * 20.0 / 40.0).cos());
     assert!((momentum(&rows[20], "momentum_projector") - halfway).abs() < 1e-12);
+    // The collapse monitor, every step: a run whose loss falls this way
+    // keeps its queries spread out (a collapsed one reads near 0).
+    let spread: Vec<f64> = rows.iter().map(|r| r["values"]["spread"].as_f64().unwrap()).collect();
+    assert!(spread.iter().all(|s| (0.3..1.5).contains(s)), "{spread:?}");
 
     // The patch projection stayed as its momentum copy (both never moved);
     // the blocks were trained, and so differ from their moving average.

@@ -6,13 +6,17 @@
 //! ([`crate::loss::symmetric`]). The context's teachers own the momentum
 //! copies and move them after every optimiser step at the `momentum`
 //! schedule (logged as `momentum/momentum_encoder` and
-//! `momentum/momentum_projector`).
+//! `momentum/momentum_projector`). Each step also logs `spread`, the
+//! collapse monitor of [`visage_core::nn::contrastive::spread`] on the
+//! first view's queries (about 1 spread out, 0 collapsed).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use visage_core::backbone::{feature, Backbone, POOLED};
 use visage_core::method::{Losses, Method, MethodContext, StepContext, ViewGroup};
+use visage_core::nn::contrastive::spread;
 use visage_core::nn::vit::TOKENS;
+use visage_core::scalars::Scalars;
 use visage_core::schedule::Schedule;
 use visage_core::tch::Tensor;
 use visage_core::teacher::Teacher;
@@ -99,6 +103,7 @@ pub struct MocoV3 {
     momentum_projector: Mlp,
     feature: String,
     temperature: f64,
+    log: Scalars,
 }
 
 impl MocoV3 {
@@ -147,6 +152,7 @@ impl MocoV3 {
             momentum_encoder: ctx.teachers.momentum_backbone("momentum_encoder", p.momentum.clone())?,
             feature: p.feature,
             temperature: p.temperature,
+            log: ctx.log.clone(),
         };
         ctx.teachers
             .follow("momentum_projector", &online, &target, p.momentum)?;
@@ -173,6 +179,7 @@ impl MocoV3 {
     /// The loss of two views of the same images.
     pub fn loss(&self, backbone: &dyn Backbone, x1: &Tensor, x2: &Tensor) -> Result<Tensor> {
         let (q1, q2) = (self.query(backbone, x1)?, self.query(backbone, x2)?);
+        self.log.record("spread", spread(&q1));
         let (k1, k2) = (self.key(x1)?, self.key(x2)?);
         symmetric([&q1, &q2], [&k1, &k2], self.temperature)
     }
