@@ -132,7 +132,10 @@ pub trait Method {
     }
     /// Computes the losses of phase `ctx.phase` of one step on `batch`. The
     /// engine sums them, back-propagates and steps the optimiser. With
-    /// gradient accumulation it is called once per micro-batch.
+    /// gradient accumulation it is called once per micro-batch. No terms
+    /// (an empty [`Losses`]) rest the phase this step: no backward pass and
+    /// no optimiser step (PCL's reconstruction-only warm-up rests its
+    /// contrastive steps).
     fn training_step(&mut self, ctx: &StepContext<'_>, batch: &Batch) -> Result<Losses>;
     /// Called after the step's optimiser steps and EMA updates: the place
     /// for queues.

@@ -359,8 +359,9 @@ impl<'a> Trainer<'a> {
     }
 
     /// One phase: losses of every micro-batch, backward, unscale, clip and
-    /// an optimiser step. `None` when the phase was skipped (non-finite
-    /// loss within `skip_nonfinite`, or an fp16 overflow).
+    /// an optimiser step. `None` when the phase was skipped: no loss terms
+    /// (the method rests the phase this step), a non-finite loss within
+    /// `skip_nonfinite`, or an fp16 overflow.
     fn phase(
         &mut self,
         learner: &mut dyn Learner,
@@ -373,11 +374,16 @@ impl<'a> Trainer<'a> {
         self.optimizer.zero_grad()?;
         let micro = batches.len() as f64;
         let mut values: BTreeMap<String, f64> = BTreeMap::new();
+        let mut empty = 0;
         for batch in batches {
             let losses = match config.precision.autocast_kind() {
                 Some(kind) => crate::amp::autocast(config.device, kind, || learner.losses(batch, step, phase))??,
                 None => learner.losses(batch, step, phase)?,
             };
+            if losses.0.is_empty() {
+                empty += 1;
+                continue;
+            }
             for (name, term) in &losses.0 {
                 *values.entry(name.clone()).or_default() += term.double_value(&[]) / micro;
             }
@@ -387,6 +393,16 @@ impl<'a> Trainer<'a> {
                     Some(s) => s.scale_loss(&loss).backward(),
                     None => loss.backward(),
                 }
+            }
+        }
+        match empty {
+            0 => {}
+            n if n == batches.len() => return Ok(None),
+            _ => {
+                return Err(Error::msg(format!(
+                    "{}: phase {phase} of step {step} returned loss terms for some micro-batches and none for others",
+                    config.label
+                )))
             }
         }
         if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {

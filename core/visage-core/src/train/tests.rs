@@ -214,3 +214,84 @@ fn the_gradient_norm_before_clipping_is_logged_and_the_step_is_clipped() {
     assert_eq!(metrics.matches("\"grad_norm\":5.0").count(), 2, "{metrics}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_phase_without_loss_terms_rests_without_an_optimiser_step() {
+    // Phase 0 pulls w0 along -1 every step; phase 1 pulls w1 along -1,
+    // but returns no terms in steps 0 and 1 (a warm-up).
+    let root = std::env::temp_dir().join(format!("visage-train-rest-{}", std::process::id()));
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[2], nn::Init::Const(0.0));
+    struct WarmUp(Tensor);
+    impl Learner for WarmUp {
+        fn phases(&self) -> usize {
+            2
+        }
+        fn losses(&mut self, _: &Batch, step: u64, phase: usize) -> Result<Losses> {
+            let mut losses = Losses::default();
+            match phase {
+                0 => losses.push("first", self.0.get(0)),
+                _ if step >= 2 => losses.push("second", self.0.get(1)),
+                _ => {}
+            }
+            Ok(losses)
+        }
+    }
+    let sgd = plain_sgd(&vs);
+    let config = TrainConfig {
+        steps: 5,
+        accumulate: 2,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, &mut vs, Box::new(sgd), Box::new(Constant))
+        .with_dir(&root, false)
+        .unwrap();
+    trainer
+        .fit(&mut WarmUp(w.shallow_clone()), &mut batches(0), &mut |_| Ok(vec![]))
+        .unwrap();
+    drop(trainer);
+    // Five steps of 0.1 on w0; three on w1 (steps 2, 3, 4).
+    let moved = Vec::<f32>::try_from(&w).unwrap();
+    assert!(
+        (moved[0] + 0.5).abs() < 1e-6 && (moved[1] + 0.3).abs() < 1e-6,
+        "{moved:?}"
+    );
+    let metrics = std::fs::read_to_string(root.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.matches("\"grad_norm/0\"").count(), 5, "{metrics}");
+    assert_eq!(metrics.matches("\"grad_norm/1\"").count(), 3, "{metrics}");
+    assert_eq!(metrics.matches("\"second\"").count(), 3, "{metrics}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_phase_with_terms_for_some_micro_batches_only_is_an_error() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[1], nn::Init::Const(0.0));
+    struct Uneven(Tensor, u32);
+    impl Learner for Uneven {
+        fn losses(&mut self, _: &Batch, _: u64, _: usize) -> Result<Losses> {
+            self.1 += 1;
+            let mut losses = Losses::default();
+            if self.1 % 2 == 1 {
+                losses.push("odd", self.0.sum(Kind::Float));
+            }
+            Ok(losses)
+        }
+    }
+    let config = TrainConfig {
+        steps: 1,
+        accumulate: 2,
+        label: "pretrain".into(),
+        ..TrainConfig::default()
+    };
+    let sgd = plain_sgd(&vs);
+    let mut trainer = Trainer::new(config, &mut vs, Box::new(sgd), Box::new(Constant));
+    let err = trainer
+        .fit(&mut Uneven(w.shallow_clone(), 0), &mut batches(0), &mut |_| Ok(vec![]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "pretrain: phase 0 of step 0 returned loss terms for some micro-batches and none for others"
+    );
+}
