@@ -123,3 +123,49 @@ fn pcl_pretrains_facecycle_on_synthface() {
         "{names:?}"
     );
 }
+
+#[test]
+fn the_warm_up_trains_the_reconstructions_alone_then_every_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("pcl.yaml");
+    std::fs::write(&yaml, EXPERIMENT).unwrap();
+    let out = dir.path().join("run");
+    ok(runner_with_env(
+        &[
+            yaml.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "pretrain.steps=16",
+            "--set",
+            "pretrain.method.params.warmup_steps=10",
+        ],
+        &[("OMP_NUM_THREADS", "1")],
+    ));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 16);
+    let keys =
+        |r: &serde_json::Value, field: &str| -> Vec<String> { r[field].as_object().unwrap().keys().cloned().collect() };
+    // Steps 0-9: one optimiser step, on the reconstructions alone.
+    for r in &rows[..10] {
+        assert_eq!(keys(r, "losses"), ["reconstruction"], "{r}");
+        let norms: Vec<String> = keys(r, "values")
+            .into_iter()
+            .filter(|k| k.starts_with("grad_norm"))
+            .collect();
+        assert_eq!(norms, ["grad_norm/0"], "{r}");
+    }
+    // Then the three steps, DWA at weight 1 until it has two periods.
+    for r in &rows[10..] {
+        assert_eq!(
+            keys(r, "losses"),
+            ["face", "orthogonal", "pose", "reconstruction"],
+            "{r}"
+        );
+        for k in ["grad_norm/0", "grad_norm/1", "grad_norm/2"] {
+            assert!(r["values"][k].as_f64().is_some_and(f64::is_finite), "{k} in {r}");
+        }
+        assert_eq!(r["values"]["dwa/face"].as_f64(), Some(1.0), "{r}");
+    }
+}

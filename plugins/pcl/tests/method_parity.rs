@@ -170,7 +170,10 @@ fn one_pcl_iteration_equals_pytorch() {
 
     // Step 1: reconstructions and orthogonality.
     let noise = [r["noise0"].shallow_clone(), r["noise1"].shallow_clone()];
-    let losses = m.pcl.reconstruction_losses(&m.backbone, &r["x"], &noise).unwrap();
+    let losses = m
+        .pcl
+        .reconstruction_losses(&m.backbone, &r["x"], &noise, false)
+        .unwrap();
     let (rec, orth) = (term(&losses, "reconstruction"), term(&losses, "orthogonal"));
     close(
         "reconstruction",
@@ -221,7 +224,7 @@ fn one_pcl_iteration_equals_pytorch() {
     let losses = tch::no_grad(|| {
         quirks
             .pcl
-            .reconstruction_losses(&quirks.backbone, &r["x"], &noise)
+            .reconstruction_losses(&quirks.backbone, &r["x"], &noise, false)
             .unwrap()
     });
     close(

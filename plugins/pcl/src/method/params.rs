@@ -120,6 +120,13 @@ pub struct PclParams {
     /// One optimiser step on the sum of all losses instead of PCL's three.
     #[serde(default)]
     pub combined: bool,
+    /// Reconstruction-only warm-up, the official `warm_up` (in epochs there,
+    /// -1 in its VoxCeleb config; steps here): in the first `warmup_steps`
+    /// steps only the reconstruction step runs, on three of the four cross
+    /// reconstructions (not `e_f + p_f`) and without the orthogonal loss,
+    /// as the official warm-up branch does; the contrastive steps rest.
+    #[serde(default)]
+    pub warmup_steps: u64,
     /// Dynamic Weight Averaging of the two contrastive losses; `null` keeps
     /// both weights at 1.
     #[serde(default = "default_dwa")]
@@ -207,6 +214,12 @@ impl PclParams {
         }
         if !(positive(self.input_noise) || self.input_noise == 0.0) {
             return bad("input_noise", format!("expected >= 0, got {}", self.input_noise));
+        }
+        if self.warmup_steps > 0 && !self.decoder {
+            return bad(
+                "warmup_steps",
+                "the warm-up trains the reconstructions only, and `decoder: false` has none".into(),
+            );
         }
         if let Some(d) = &self.dwa {
             if !positive(d.temperature) || d.period < 1 {

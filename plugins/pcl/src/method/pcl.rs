@@ -144,12 +144,15 @@ impl Pcl {
 
     /// Step 1 on `images` `[N, 3, H, W]` in [0, 1] with encoder-input
     /// `noise` (for the image, then for its flip): `reconstruction` (the
-    /// four L1 terms) and `orthogonal`, as switched on.
+    /// four L1 terms) and `orthogonal`, as switched on. In the warm-up
+    /// (`warm_up`), the official warm-up branch's loss: the first three L1
+    /// terms only.
     pub fn reconstruction_losses(
         &self,
         backbone: &dyn Backbone,
         images: &Tensor,
         noise: &[Tensor; 2],
+        warm_up: bool,
     ) -> Result<Losses> {
         let n = images.size()[0];
         let flipped = images.flip([3]);
@@ -169,13 +172,14 @@ impl Pcl {
             let l1 = |code: Tensor, target: &Tensor| self.decode(decoder, &code).l1_loss(target, Reduction::Mean);
             // The official order (it matters to the batch norms' running
             // statistics): e_o + p_f, e_f + p_o, e_o + p_o, e_f + p_f.
-            let rec = l1(&e_o + &p_f, &flipped)
-                + l1(&e_f + &p_o, images)
-                + l1(&e_o + &p_o, images)
-                + l1(&e_f + &p_f, &flipped);
+            let rec = l1(&e_o + &p_f, &flipped) + l1(&e_f + &p_o, images) + l1(&e_o + &p_o, images);
+            let rec = match warm_up {
+                true => rec,
+                false => rec + l1(&e_f + &p_f, &flipped),
+            };
             losses.push("reconstruction", rec);
         }
-        if self.params.orthogonal {
+        if self.params.orthogonal && !warm_up {
             losses.push("orthogonal", orthogonal_loss(&e_o, &p_o) + orthogonal_loss(&e_f, &p_f));
         }
         Ok(losses)
@@ -250,12 +254,20 @@ impl Pcl {
         Ok(views.iter().map(|v| &v.images).collect())
     }
 
-    fn run_phase(&mut self, phase: Phase, backbone: &dyn Backbone, batch: &Batch, losses: &mut Losses) -> Result<()> {
+    /// Whether training step `step` is in the reconstruction-only warm-up.
+    pub fn warming_up(&self, step: u64) -> bool {
+        step < self.params.warmup_steps
+    }
+
+    fn run_phase(&mut self, phase: Phase, ctx: &StepContext<'_>, batch: &Batch, losses: &mut Losses) -> Result<()> {
+        let (backbone, warm_up) = (ctx.backbone, self.warming_up(ctx.step));
         let device = batch.images.device();
         match phase {
+            // The contrastive steps rest in the warm-up: no terms, no update.
+            Phase::Face | Phase::Pose if warm_up => {}
             Phase::Reconstruction => {
                 let noise = self.draw_noise(&batch.images);
-                for (name, term) in self.reconstruction_losses(backbone, &batch.images, &noise)?.0 {
+                for (name, term) in self.reconstruction_losses(backbone, &batch.images, &noise, warm_up)?.0 {
                     losses.push(name, term);
                 }
             }
@@ -325,7 +337,7 @@ impl Method for Pcl {
         };
         let mut losses = Losses::default();
         for phase in phases {
-            self.run_phase(phase, ctx.backbone, batch, &mut losses)?;
+            self.run_phase(phase, ctx, batch, &mut losses)?;
         }
         Ok(losses)
     }
@@ -501,11 +513,63 @@ mod tests {
     }
 
     #[test]
+    fn the_warm_up_reconstructs_three_ways_and_rests_the_contrastive_steps() {
+        let (_, backbone, mut pcl) = build(|p| p.warmup_steps = 2);
+        let b = batch(4, 6);
+        let step = |pcl: &mut Pcl, step: u64, phase: usize| {
+            pcl.begin_step(step, 4).unwrap();
+            let ctx = StepContext {
+                backbone: &backbone,
+                step,
+                total: 4,
+                phase,
+            };
+            let losses = pcl.training_step(&ctx, &b).unwrap();
+            losses.0.into_iter().map(|(n, _)| n).collect::<Vec<_>>()
+        };
+        assert_eq!(step(&mut pcl, 1, 0), vec!["reconstruction"]);
+        assert!(step(&mut pcl, 1, 1).is_empty() && step(&mut pcl, 1, 2).is_empty());
+        assert_eq!(step(&mut pcl, 2, 0), vec!["reconstruction", "orthogonal"]);
+        assert_eq!(step(&mut pcl, 2, 1), vec!["face"]);
+        assert_eq!(step(&mut pcl, 2, 2), vec!["pose"]);
+        // The warm-up's loss is the full one less the L1 of D(n(e_f + p_f)).
+        let x = &b.images;
+        let noise = pcl.draw_noise(x);
+        let term = |warm_up| {
+            let losses = pcl.reconstruction_losses(&backbone, x, &noise, warm_up).unwrap();
+            losses.0[0].1.double_value(&[])
+        };
+        let flipped = x.flip([3]);
+        let noisy = Tensor::cat(&[x + &noise[0], &flipped + &noise[1]], 0);
+        let (face, pose, _) = pcl.codes(&backbone, &noisy).unwrap();
+        let fourth = pcl
+            .decode(
+                pcl.decoder.as_ref().unwrap(),
+                &(face.narrow(0, 4, 4) + pose.narrow(0, 4, 4)),
+            )
+            .l1_loss(&flipped, Reduction::Mean)
+            .double_value(&[]);
+        assert!(
+            (term(false) - term(true) - fourth).abs() < 1e-5,
+            "{} {} {fourth}",
+            term(false),
+            term(true)
+        );
+
+        let no_decoder = PclParams {
+            decoder: false,
+            warmup_steps: 1,
+            ..PclParams::default()
+        };
+        assert!(no_decoder.check().unwrap_err().to_string().contains("warmup_steps"));
+    }
+
+    #[test]
     fn a_decoder_of_the_wrong_size_is_refused() {
         let (_, backbone, pcl) = build(|p| p.decoder_depth = 6);
         let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let err = pcl
-            .reconstruction_losses(&backbone, &x, &pcl.draw_noise(&x))
+            .reconstruction_losses(&backbone, &x, &pcl.draw_noise(&x), false)
             .unwrap_err();
         assert!(err.to_string().contains("decoder_depth"), "{err}");
     }
