@@ -130,7 +130,7 @@ fn the_warm_up_trains_the_reconstructions_alone_then_every_step_runs() {
     let yaml = dir.path().join("pcl.yaml");
     std::fs::write(&yaml, EXPERIMENT).unwrap();
     let out = dir.path().join("run");
-    ok(runner_with_env(
+    let stdout = ok(runner_with_env(
         &[
             yaml.to_str().unwrap(),
             "--out",
@@ -168,4 +168,10 @@ fn the_warm_up_trains_the_reconstructions_alone_then_every_step_runs() {
         }
         assert_eq!(r["values"]["dwa/face"].as_f64(), Some(1.0), "{r}");
     }
+    // The summary's first face loss is that of step 10, its first step.
+    let first_face = rows[10]["losses"]["face"].as_f64().unwrap();
+    assert!(
+        stdout.contains(&format!("face {first_face:.4} -> ")) && !stdout.contains("NaN"),
+        "{stdout}"
+    );
 }

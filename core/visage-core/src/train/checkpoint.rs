@@ -23,7 +23,7 @@ use crate::{Error, Result};
 pub struct Progress {
     /// Steps completed.
     pub step: u64,
-    /// Loss terms of the first step.
+    /// Each loss term at the first step that had it.
     pub first_losses: BTreeMap<String, f64>,
     /// Loss terms of the last completed step.
     pub last_losses: BTreeMap<String, f64>,

@@ -164,7 +164,7 @@ pub trait Learner {
 pub struct TrainSummary {
     /// Steps of the run.
     pub steps: u64,
-    /// Each loss term at the first step.
+    /// Each loss term at the first step that had it.
     pub first_losses: BTreeMap<String, f64>,
     /// Each loss term at the last step.
     pub final_losses: BTreeMap<String, f64>,
@@ -351,8 +351,10 @@ impl<'a> Trainer<'a> {
         if let Some(m) = metrics.as_mut() {
             m.step(at.step, &losses, &recorded, at.lr_scale)?;
         }
-        if self.state.first_losses.is_empty() {
-            self.state.first_losses = losses.clone();
+        // A term's first value is that of the first step that had it (PCL's
+        // contrastive terms start after its warm-up).
+        for (name, value) in &losses {
+            self.state.first_losses.entry(name.clone()).or_insert(*value);
         }
         self.state.last_losses = losses;
         Ok(())

@@ -246,7 +246,7 @@ fn a_phase_without_loss_terms_rests_without_an_optimiser_step() {
     let mut trainer = Trainer::new(config, &mut vs, Box::new(sgd), Box::new(Constant))
         .with_dir(&root, false)
         .unwrap();
-    trainer
+    let summary = trainer
         .fit(&mut WarmUp(w.shallow_clone()), &mut batches(0), &mut |_| Ok(vec![]))
         .unwrap();
     drop(trainer);
@@ -260,6 +260,18 @@ fn a_phase_without_loss_terms_rests_without_an_optimiser_step() {
     assert_eq!(metrics.matches("\"grad_norm/0\"").count(), 5, "{metrics}");
     assert_eq!(metrics.matches("\"grad_norm/1\"").count(), 3, "{metrics}");
     assert_eq!(metrics.matches("\"second\"").count(), 3, "{metrics}");
+    // Each term's first value is that of its first step (w1 = 0 at step 2).
+    assert_eq!(
+        summary.first_losses.get("second"),
+        Some(&0.0),
+        "{:?}",
+        summary.first_losses
+    );
+    assert!(
+        (summary.final_losses["second"] + 0.2).abs() < 1e-6,
+        "{:?}",
+        summary.final_losses
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
