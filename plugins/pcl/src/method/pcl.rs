@@ -173,6 +173,9 @@ impl Pcl {
             // The official order (it matters to the batch norms' running
             // statistics): e_o + p_f, e_f + p_o, e_o + p_o, e_f + p_f.
             let rec = l1(&e_o + &p_f, &flipped) + l1(&e_f + &p_o, images) + l1(&e_o + &p_o, images);
+            // The official warm-up decodes e_f + p_f too and leaves it out
+            // of the loss: it moves only the decoder's running statistics,
+            // which nothing reads (the decoder is dropped after pre-training).
             let rec = match warm_up {
                 true => rec,
                 false => rec + l1(&e_f + &p_f, &flipped),
