@@ -1051,6 +1051,14 @@ fn a_seed_sweep_runs_each_seed_and_reports_the_paired_lead() {
     let run = |args: Vec<String>| runner(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stdout = ok(run(args(&sweep, &["--seeds", "0-2"])));
     assert!(stdout.contains("fixture over 3 seeds (0, 1, 2)"), "{stdout}");
+    // Each seed's log holds its own announcement and no other seed's.
+    for seed in 0..3 {
+        let log = std::fs::read_to_string(sweep.join(format!("seed-{seed}/log.jsonl"))).unwrap();
+        for other in 0..3 {
+            let line = format!("seed {other} ({} of 3)", other + 1);
+            assert_eq!(log.contains(&line), other == seed, "seed {seed}'s log and `{line}`");
+        }
+    }
 
     let summary = read_json(&sweep.join("seeds.json"));
     assert_eq!(summary["seeds"], serde_json::json!([0, 1, 2]));

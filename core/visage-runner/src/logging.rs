@@ -42,6 +42,14 @@ impl JsonLog {
         *sink = Sink::File(file);
         Ok(())
     }
+
+    /// Closes the log file: what is logged next is held until the next
+    /// [`JsonLog::open`], and whatever was held so far is dropped. `--seeds`
+    /// calls it before each seed, so that each seed's log starts with its
+    /// own lines and not the previous seed's.
+    pub fn hold(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Pending;
+    }
 }
 
 /// A writer into the JSON log's current destination.

@@ -275,6 +275,8 @@ fn run_seeds(experiment: &Path, args: &RunArgs, list: &[u64], json_log: &logging
     let mut done = Vec::new();
     let mut failed = std::collections::BTreeMap::new();
     for &seed in list {
+        // This seed's lines go to its own log, not the previous seed's.
+        json_log.hold();
         let dir = seeds::run_dir(&out, seed);
         let sets = sets_for(seed);
         if let Some(results) = seeds::completed(&dir) {
@@ -299,6 +301,7 @@ fn run_seeds(experiment: &Path, args: &RunArgs, list: &[u64], json_log: &logging
             }
         }
     }
+    json_log.hold();
     let summary = seeds::summarise(&first.experiment.name, &done, failed);
     visage_core::fs::write_atomic(
         &out.join("seeds.json"),
