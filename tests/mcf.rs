@@ -83,6 +83,9 @@ fn mcf_pretrains_a_vit_against_a_moco_v3_teacher() {
         last < 0.9 * first,
         "the contrastive loss should fall: {first} -> {last}"
     );
+    // The collapse monitor on the queries: spread out (a collapsed one reads near 0).
+    let spread: Vec<f64> = rows.iter().map(|r| r["values"]["spread"].as_f64().unwrap()).collect();
+    assert!(spread.iter().all(|s| (0.3..1.5).contains(s)), "{spread:?}");
     let (first, last) = (mean(&rows[..8], "mim"), mean(&rows[32..], "mim"));
     assert!(last < 0.8 * first, "the MIM loss should fall: {first} -> {last}");
     // The target encoder and projector follow at the official constant 0.99.

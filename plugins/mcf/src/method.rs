@@ -8,7 +8,10 @@
 //! target encoder on an independent mask B of the same image, through the
 //! target projector ([`visage_core::nn::contrastive::ctr`]). The loss is
 //! `mim_weight * L_MIM + L_con`; the modes `mim_only`, `contrastive_only`
-//! and `pixel_mim` (MAE) are the ablations.
+//! and `pixel_mim` (MAE) are the ablations. With the contrastive loss,
+//! each step also logs `spread`, the collapse monitor of
+//! [`visage_core::nn::contrastive::spread`] on the predictor's queries
+//! (about 1 spread out, 0 collapsed).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -22,8 +25,9 @@ use visage_core::{Batch, Error, Result};
 
 use crate::decoder::{unpatchify, DecoderShape, MaeDecoder};
 use crate::mim::{default_blocks, feature_mim, pixel_mim, Normalise};
-use visage_core::nn::contrastive::ctr;
+use visage_core::nn::contrastive::{ctr, spread};
 use visage_core::nn::mlp::{LinearInit, Mlp, MlpShape};
+use visage_core::scalars::Scalars;
 
 /// Which losses are trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -181,6 +185,8 @@ struct Contrast {
     target: Teacher,
     target_projector: Mlp,
     temperature: f64,
+    /// Where the collapse monitor `spread` goes.
+    log: Scalars,
 }
 
 /// The frozen MIM teacher and the blocks it is compared at (0-based).
@@ -315,6 +321,7 @@ impl Contrast {
     /// `ctr(predictor(projector(cls_A)), target_projector(target(x, B)))`.
     fn loss(&self, cls: &Tensor, images: &Tensor, keep: &Tensor) -> Result<Tensor> {
         let q = self.predictor.forward(&self.projector.forward(cls, true), true);
+        self.log.record("spread", spread(&q));
         let target = masking(self.target.backbone(), "the target encoder")?;
         let k = tch::no_grad(|| -> Result<Tensor> {
             let features = target.forward_masked(images, keep, true)?;
@@ -394,6 +401,7 @@ fn contrast(p: &McfParams, ctx: &MethodContext<'_>, width: i64) -> Result<Contra
         target_projector: Mlp::new(&target, projector)?,
         target: ctx.teachers.momentum_backbone("target_encoder", p.momentum.clone())?,
         temperature: p.temperature,
+        log: ctx.log.clone(),
     };
     ctx.teachers
         .follow("target_projector", &online, &target, p.momentum.clone())?;
