@@ -11,12 +11,14 @@ VARIANTS = [
     ("dino_vit", "DINO on a plain ViT"),
 ]
 # (run, evaluation index, column heading): verification accuracy (%) of the
-# fine-tuning on every image, then on 1, 2 and 5 images per identity.
+# fine-tuning on every image, then on 1, 2 and 5 images per identity, then
+# of the frozen backbone (no training).
 COLUMNS = [
     ("fr", 0, "all images"),
     ("fewshot", 0, "k = 1"),
     ("fewshot", 1, "k = 2"),
     ("fewshot", 2, "k = 5"),
+    ("frozen", 0, "frozen"),
 ]
 
 
